@@ -1,0 +1,23 @@
+# speedlimit: which DataLoader settings make training fastest on this machine, with proof.
+# The pipeline's table of contents; the stages live in rules/*.smk.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/summarize.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_output(),

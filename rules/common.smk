@@ -1,0 +1,95 @@
+# Glue: config validation, the grid, and input functions. Logic lives in scripts/speedlimit/.
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+
+from speedlimit import config as config_module  # noqa: E402
+from speedlimit import grid, idx  # noqa: E402
+
+try:
+    config = config_module.validate(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+except config_module.ConfigError as err:
+    raise WorkflowError(f"{err}\n(config.yaml, --configfile and --config together)") from None
+
+CELLS, SKIPPED = grid.expand(config["grid"], config["train"]["repeats"])
+CELL_PATHS = {cell.path: cell for cell in CELLS}
+if not CELLS:
+    raise WorkflowError("the grid has no valid cell: " + "; ".join(r for _, r in SKIPPED))
+
+
+wildcard_constraints:
+    cell=r"(dataloader|tensor)(/[a-z_]+~[^/]+)+",
+
+
+def source_digest(*modules):
+    """Digest of speedlimit modules: a param, so editing them reruns the rules that use them."""
+    digest = hashlib.sha256()
+    for name in modules:
+        digest.update((Path(workflow.basedir) / "scripts" / "speedlimit" / f"{name}.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def dataset_root():
+    """<data.root>/<name>: where torchvision finds FashionMNIST/raw/ for the configured source."""
+    data = config["data"]
+    if data["source"] == "synthetic":
+        syn = data["synthetic"]
+        name = f"synthetic-{syn['train_size']}-{syn['test_size']}-seed{syn['seed']}"
+    else:
+        name = "fashionmnist"
+    return str(Path(data["root"]) / name)
+
+
+def get_dataset_files():
+    return idx.raw_paths(dataset_root())
+
+
+def get_cell(wildcards):
+    try:
+        return CELL_PATHS[wildcards.cell]
+    except KeyError:
+        raise WorkflowError(f"results/runs/{wildcards.cell}.json is not a cell of the current grid")
+
+
+def get_cell_spec(wildcards):
+    """Everything that shapes a cell's measurement, as one stable string (a rerun trigger)."""
+    spec = {
+        "cell": get_cell(wildcards).params(),
+        "epochs": config["train"]["epochs"],
+        "seed": config["train"]["seed"],
+        "dataset": dataset_root(),
+        "code": TRAIN_CODE,
+    }
+    return json.dumps(spec, sort_keys=True)
+
+
+def get_cell_threads(wildcards):
+    cell = get_cell(wildcards)
+    return cell.torch_threads + (cell.num_workers or 0)
+
+
+def get_run_files():
+    return [f"results/runs/{path}.json" for path in CELL_PATHS]
+
+
+FIGURES = ["epoch_duration", "speedup", "time_split", "quality"]
+
+
+def get_final_output():
+    return ["results/table.csv", "results/summary.csv"] + [
+        f"results/plots/{name}.png" for name in FIGURES
+    ]
+
+
+TRAIN_CODE = source_digest("train", "model", "cell", "grid", "fingerprint", "metrics", "warm")
+
+
+wildcard_constraints:
+    train_size=r"\d+",
+    test_size=r"\d+",
+    seed=r"\d+",

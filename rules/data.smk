@@ -1,0 +1,33 @@
+# Stage 1: the data set, downloaded (md5-checked) or generated offline.
+
+
+rule download_fashionmnist:
+    output:
+        idx.raw_paths(Path(config["data"]["root"]) / "fashionmnist"),
+    params:
+        mirrors=config["data"]["mirrors"],
+        md5=config["data"]["md5"],
+        retries=config["data"]["retries"],
+        timeout=config["data"]["timeout"],
+    log:
+        "logs/data/download_fashionmnist.log",
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../scripts/download.py"
+
+
+rule make_synthetic:
+    output:
+        idx.raw_paths(
+            Path(config["data"]["root"])
+            / "synthetic-{train_size}-{test_size}-seed{seed}"
+        ),
+    params:
+        code=source_digest("idx"),
+    log:
+        "logs/data/make_synthetic-{train_size}-{test_size}-seed{seed}.log",
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../scripts/make_synthetic.py"

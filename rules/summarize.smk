@@ -1,0 +1,71 @@
+# Stage 3: the results table, the summary, the figures.
+
+
+rule aggregate:
+    input:
+        runs=get_run_files(),
+    output:
+        table=report(
+            "results/table.csv",
+            caption="../report/table.rst",
+            category="3. Tables",
+            labels={"table": "results (one row per run and epoch)"},
+        ),
+        summary=report(
+            "results/summary.csv",
+            caption="../report/summary.rst",
+            category="3. Tables",
+            labels={"table": "summary (one row per cell)"},
+        ),
+        skipped="results/skipped.csv",
+    params:
+        cells=list(CELL_PATHS),
+        skipped=[[cell.path, reason] for cell, reason in SKIPPED],
+        allow_missing=config["report"]["allow_missing"],
+        seed=config["train"]["seed"],
+        code=source_digest("aggregate", "metrics", "grid"),
+    log:
+        "logs/aggregate.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/aggregate.py"
+
+
+rule plot:
+    input:
+        table="results/table.csv",
+        summary="results/summary.csv",
+    output:
+        epoch_duration=report(
+            "results/plots/epoch_duration.png",
+            caption="../report/epoch_duration.rst",
+            category="1. Speed",
+            labels={"figure": "epoch duration vs num_workers"},
+        ),
+        speedup=report(
+            "results/plots/speedup.png",
+            caption="../report/speedup.rst",
+            category="1. Speed",
+            labels={"figure": "speed-up over num_workers=0"},
+        ),
+        time_split=report(
+            "results/plots/time_split.png",
+            caption="../report/time_split.rst",
+            category="1. Speed",
+            labels={"figure": "where the time goes"},
+        ),
+        quality=report(
+            "results/plots/quality.png",
+            caption="../report/quality.rst",
+            category="2. Quality",
+            labels={"figure": "loss and accuracy per cell"},
+        ),
+    params:
+        code=source_digest("plots"),
+    log:
+        "logs/plot.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/plot.py"

@@ -1,0 +1,22 @@
+"""Generate the offline synthetic FashionMNIST stand-in (the `make_synthetic` rule)."""
+
+import logging
+import sys
+from pathlib import Path
+
+from speedlimit import idx
+
+
+def main(raw_file: str, train_size: int, test_size: int, seed: int) -> None:
+    dataset_root = Path(raw_file).parents[2]  # <root>/FashionMNIST/raw/<file>
+    idx.write_synthetic(dataset_root, train_size, test_size, seed)
+    logging.info("wrote %d + %d synthetic images (seed %d) under %s", train_size, test_size,
+                 seed, dataset_root)
+
+
+if __name__ == "__main__":
+    smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
+    sys.stderr = open(smk.log[0], "w")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    main(smk.output[0], int(smk.wildcards.train_size), int(smk.wildcards.test_size),
+         int(smk.wildcards.seed))

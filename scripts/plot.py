@@ -1,0 +1,29 @@
+"""Render the figures under results/plots/ (the `plot` rule)."""
+
+import logging
+import sys
+
+import pandas as pd
+
+from speedlimit import plots
+
+
+def main(table_csv: str, summary_csv: str, outputs: dict) -> None:
+    table = pd.read_csv(table_csv)
+    summary = pd.read_csv(summary_csv)
+    figures = {
+        "epoch_duration": lambda: plots.epoch_duration(table),
+        "speedup": lambda: plots.speedup(summary),
+        "time_split": lambda: plots.time_split(table),
+        "quality": lambda: plots.quality(table),
+    }
+    for name, path in outputs.items():
+        plots.save(figures[name](), path)
+        logging.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
+    sys.stderr = open(smk.log[0], "w")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    main(smk.input.table, smk.input.summary, dict(smk.output.items()))

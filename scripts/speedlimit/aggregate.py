@@ -1,0 +1,204 @@
+"""From per-cell metrics files to the results table and the per-cell summary.
+
+``results/table.csv``: one row per run and epoch, the seed's columns first
+(run, epoch, loss, accuracy, epoch_duration, run_duration, lr, batch_size, num_workers),
+then everything else speedlimit measures.
+
+``results/summary.csv``: one row per cell (repeats pooled): median epoch duration with a
+95% bootstrap interval, speed-up over num_workers=0 with its interval, and whether that
+speed-up is distinguishable from noise (its interval excludes 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from speedlimit import grid, metrics
+
+SEED_COLUMNS = ["run", "epoch", "loss", "accuracy", "epoch_duration", "run_duration", "lr",
+                "batch_size", "num_workers"]
+AXIS_COLUMNS = ["loader", "repeat", "torch_threads", "pin_memory", "persistent_workers",
+                "prefetch_factor", "device"]
+MEASURE_COLUMNS = ["data_wait", "compute", "data_wait_share", "first_batch",
+                   "samples_per_second", "startup", "limit_ratio", "quality_consistent"]
+META_COLUMNS = ["status", "reason", "node", "cpu_model", "cpus_allowed", "torch_version",
+                "epochs", "seed", "cell", "started_at", "finished_at"]
+INTEGER_COLUMNS = ["run", "epoch", "batch_size", "num_workers", "repeat", "torch_threads",
+                   "prefetch_factor", "cpus_allowed", "epochs", "seed"]
+BOOLEAN_COLUMNS = ["pin_memory", "persistent_workers"]
+TABLE_COLUMNS = SEED_COLUMNS + AXIS_COLUMNS + MEASURE_COLUMNS + META_COLUMNS
+
+# Cells that differ only in these settings train on identical batches in identical order.
+QUALITY_KEYS = ["batch_size", "lr", "torch_threads", "device", "epochs", "seed", "epoch"]
+LIMIT_KEYS = ["batch_size", "lr", "torch_threads", "device", "epoch"]
+# A cell's num_workers=0 baseline shares these (persistent_workers and prefetch_factor
+# cannot be set with 0 workers, so they are not part of the match).
+BASELINE_KEYS = ["loader", "batch_size", "lr", "torch_threads", "pin_memory", "device"]
+CELL_KEYS = ["loader", "batch_size", "num_workers", "lr", "torch_threads", "pin_memory",
+             "persistent_workers", "prefetch_factor", "device"]
+BOOTSTRAP = 2000
+QUALITY_RTOL = 1e-6
+
+
+class MissingCellsError(RuntimeError):
+    """Cells of the grid have no metrics file; the message lists them."""
+
+
+def rows_of(record: dict, run: int) -> list[dict]:
+    """Table rows (one per epoch; one empty row for a skipped or missing cell) of a record."""
+    params, env = record["params"], record.get("environment", {})
+    base = {
+        "run": run,
+        **{k: params.get(k) for k in ("lr", "batch_size", "num_workers")},
+        **{k: params.get(k) for k in AXIS_COLUMNS},
+        "status": record["status"],
+        "reason": record.get("reason"),
+        "node": env.get("node"),
+        "cpu_model": env.get("cpu_model"),
+        "cpus_allowed": env.get("cpus_allowed"),
+        "torch_version": env.get("torch"),
+        "epochs": params.get("epochs"),
+        "seed": params.get("seed"),
+        "cell": record["cell"],
+        "started_at": record.get("started_at"),
+        "finished_at": record.get("finished_at"),
+        "run_duration": record.get("run_duration"),
+        "startup": record.get("startup"),
+    }
+    if not record["epochs"]:
+        return [{**base, "epoch": None}]
+    rows = []
+    for ep in record["epochs"]:
+        row = {**base, **{k: ep.get(k) for k in ("epoch", "loss", "accuracy", "epoch_duration",
+                                                 "data_wait", "compute", "first_batch",
+                                                 "samples_per_second")}}
+        row["data_wait_share"] = (ep["data_wait"] / ep["epoch_duration"]
+                                  if ep["epoch_duration"] else None)
+        rows.append(row)
+    return rows
+
+
+def missing_record(cell: grid.Cell) -> dict:
+    return {"status": "missing", "reason": "no metrics file (the cell failed or did not run)",
+            "cell": cell.path, "params": cell.params(), "epochs": []}
+
+
+def build_table(files: dict[str, str], expected: list[grid.Cell],
+                allow_missing: bool = False) -> pd.DataFrame:
+    """The results table of the ``expected`` cells; ``files`` maps cell path to metrics file.
+
+    Every file is validated against the metrics schema. Cells without a file raise
+    :class:`MissingCellsError`, unless ``allow_missing``: then they get a row marked missing.
+    """
+    schema = metrics.load_schema()
+    numbers = grid.run_numbers(expected)
+    missing = [c for c in expected if c.path not in files]
+    if missing and not allow_missing:
+        listing = "\n  ".join(c.path for c in missing)
+        raise MissingCellsError(
+            f"{len(missing)} of {len(expected)} cells have no metrics file:\n  {listing}\n"
+            "Rerun the grid (their logs under logs/train_cell/ say why they failed), or set "
+            "`report: {allow_missing: true}` to build the table with them marked missing."
+        )
+    rows = []
+    for cell in expected:
+        if cell.path in files:
+            record = metrics.read(files[cell.path], schema)
+            if record["cell"] != cell.path:
+                raise metrics.MetricsError(
+                    f"{files[cell.path]}: holds cell {record['cell']!r}, expected {cell.path!r}")
+        else:
+            record = missing_record(cell)
+        rows.extend(rows_of(record, numbers[cell.path]))
+    table = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
+    table = table.astype({c: "Int64" for c in INTEGER_COLUMNS})
+    table = table.astype({c: "boolean" for c in BOOLEAN_COLUMNS})
+    table["limit_ratio"] = limit_ratios(table)
+    table["quality_consistent"] = quality_consistency(table)
+    table = table.sort_values(["run", "epoch"], kind="stable").reset_index(drop=True)
+    return table
+
+
+def _key_frame(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Key columns with missing values made comparable (NaN/None never equal otherwise)."""
+    return table[keys].astype(object).where(table[keys].notna(), "-").astype(str)
+
+
+def limit_ratios(table: pd.DataFrame) -> pd.Series:
+    """epoch_duration / median loader-free epoch_duration of the same batch size (and lr,
+    torch_threads, device, epoch); NaN where no loader-free cell was measured."""
+    keys = _key_frame(table, LIMIT_KEYS).agg("|".join, axis=1)
+    tensor = table["loader"].eq("tensor") & table["status"].eq("ok")
+    limit = table.loc[tensor, "epoch_duration"].groupby(keys[tensor]).median()
+    return table["epoch_duration"] / keys.map(limit).astype(float)
+
+
+def quality_consistency(table: pd.DataFrame) -> pd.Series:
+    """True where a row's loss equals (to QUALITY_RTOL) the loss of every other cell that
+    trained on the same batches (same batch size, lr, threads, device, seed, epoch)."""
+    ok = table["status"].eq("ok")
+    keys = _key_frame(table, QUALITY_KEYS).agg("|".join, axis=1)
+    reference = table.loc[ok, "loss"].groupby(keys[ok]).median()
+    ref = keys.map(reference).astype(float)
+    consistent = np.isclose(table["loss"], ref, rtol=QUALITY_RTOL, atol=0)
+    return pd.Series(np.where(ok, consistent, None), index=table.index, dtype=object)
+
+
+def _bootstrap_medians(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    picks = rng.integers(0, len(values), size=(BOOTSTRAP, len(values)))
+    return np.median(values[picks], axis=1)
+
+
+def _interval(samples: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def summarize(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """One row per cell: medians over repeats, 95% bootstrap intervals, speed-up vs 0 workers."""
+    rng = np.random.default_rng(seed)
+    ok = table[table["status"].eq("ok")].copy()
+    # A run's epoch duration is the mean over its epochs.
+    per_run = (ok.groupby(["run"] + CELL_KEYS + ["repeat"], dropna=False)
+                 .agg(epoch_duration=("epoch_duration", "mean"),
+                      data_wait_share=("data_wait_share", "mean"),
+                      limit_ratio=("limit_ratio", "mean"),
+                      loss=("loss", "last"), accuracy=("accuracy", "last"))
+                 .reset_index())
+    per_run["cell_key"] = _key_frame(per_run, CELL_KEYS).agg("|".join, axis=1)
+    per_run["base_key"] = _key_frame(per_run, BASELINE_KEYS).agg("|".join, axis=1)
+    samples = {k: g["epoch_duration"].to_numpy(float) for k, g in per_run.groupby("cell_key")}
+    boots = {k: _bootstrap_medians(v, rng) for k, v in samples.items()}
+    baselines = {row.base_key: row.cell_key for row in per_run.itertuples()
+                 if row.loader == "dataloader" and row.num_workers == 0}
+    rows = []
+    for key, group in per_run.groupby("cell_key", sort=False):
+        first = group.iloc[0]
+        durations = samples[key]
+        row = {c: first[c] for c in CELL_KEYS}
+        row["repeats"] = len(durations)
+        row["epoch_duration_median"] = float(np.median(durations))
+        row["epoch_duration_ci_low"], row["epoch_duration_ci_high"] = (
+            _interval(boots[key]) if len(durations) > 1 else (np.nan, np.nan))
+        base = baselines.get(first["base_key"]) if first["loader"] == "dataloader" else None
+        if base is not None:
+            row["speedup"] = float(np.median(samples[base]) / np.median(durations))
+            if len(durations) > 1 and len(samples[base]) > 1:
+                low, high = _interval(boots[base] / boots[key])
+                row["speedup_ci_low"], row["speedup_ci_high"] = low, high
+                row["speedup_significant"] = bool(low > 1.0 or high < 1.0)
+        row["data_wait_share_median"] = float(group["data_wait_share"].median())
+        row["limit_ratio_median"] = float(group["limit_ratio"].median())
+        row["loss_median"] = float(group["loss"].median())
+        row["accuracy_median"] = float(group["accuracy"].median())
+        row["first_run"] = int(group["run"].min())
+        rows.append(row)
+    columns = CELL_KEYS + ["repeats", "epoch_duration_median", "epoch_duration_ci_low",
+                           "epoch_duration_ci_high", "speedup", "speedup_ci_low",
+                           "speedup_ci_high", "speedup_significant", "data_wait_share_median",
+                           "limit_ratio_median", "loss_median", "accuracy_median", "first_run"]
+    summary = pd.DataFrame(rows).reindex(columns=columns)
+    summary = summary.astype({c: "Int64" for c in ("batch_size", "num_workers", "torch_threads",
+                                                  "prefetch_factor", "repeats", "first_run")})
+    return summary.sort_values("first_run", kind="stable").reset_index(drop=True)

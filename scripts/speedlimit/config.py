@@ -1,0 +1,144 @@
+"""Loading, coercing and validating the pipeline configuration.
+
+Snakemake's ``--config key=value`` parses nested values with YAML's BaseLoader, so
+``--config grid="{num_workers: [0, 3]}"`` arrives as ``{"num_workers": ["0", "3"]}``.
+:func:`coerce` turns such strings into the type the schema asks for (and leaves anything
+that does not convert cleanly alone, so validation rejects it with a message naming the key).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+_INT = re.compile(r"^[+-]?\d+$")
+_BOOL = {"true": True, "false": False, "yes": True, "no": False}
+_NULL = {"null", "~", "none", ""}
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names every offending key."""
+
+
+def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _types(schema: dict) -> list[str]:
+    t = schema.get("type", [])
+    return [t] if isinstance(t, str) else list(t)
+
+
+def _coerce_scalar(value: str, types: list[str]) -> Any:
+    text = value.strip()
+    low = text.lower()
+    if "null" in types and low in _NULL:
+        return None
+    if "integer" in types and _INT.match(text):
+        return int(text)
+    if "number" in types:
+        if _INT.match(text):
+            return int(text)
+        try:
+            number = float(text)
+        except ValueError:
+            pass
+        else:
+            if number == number and number not in (float("inf"), float("-inf")):
+                return number
+    if "boolean" in types and low in _BOOL:
+        return _BOOL[low]
+    return value
+
+
+def coerce(value: Any, schema: dict) -> Any:
+    """Return ``value`` with strings converted to the scalar types ``schema`` expects."""
+    types = _types(schema)
+    if isinstance(value, str) and "string" not in types:
+        return _coerce_scalar(value, types)
+    if isinstance(value, dict) and "properties" in schema:
+        props = schema["properties"]
+        return {k: coerce(v, props[k]) if k in props else v for k, v in value.items()}
+    if isinstance(value, list) and "items" in schema:
+        return [coerce(v, schema["items"]) for v in value]
+    return value
+
+
+def _where(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _schema_at(schema: dict, path) -> dict:
+    node = schema
+    for part in path:
+        if isinstance(part, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(part, {})
+    return node
+
+
+def _allowed(schema: dict) -> str:
+    """A short statement of what a key accepts, from its schema."""
+    if schema.get("type") == "object" and "properties" in schema:
+        return "keys: " + ", ".join(schema["properties"])
+    items = schema.get("items")
+    if schema.get("type") == "array" and items:
+        inner = _allowed(items)
+        unique = ", no duplicates" if schema.get("uniqueItems") else ""
+        return f"a non-empty list of {inner}{unique}"
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    kinds = " or ".join(_types(schema)) or "any value"
+    bounds = []
+    if "minimum" in schema:
+        bounds.append(f">= {schema['minimum']}")
+    if "exclusiveMinimum" in schema:
+        bounds.append(f"> {schema['exclusiveMinimum']}")
+    return kinds + (" " + " and ".join(bounds) if bounds else "")
+
+
+def validate(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict:
+    """Coerce, validate and fill defaults; return a new config or raise :class:`ConfigError`."""
+    schema = load_schema(schema_path)
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"config must be a mapping of keys to values, got {type(config).__name__}")
+    config = coerce(copy.deepcopy(config), schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = []
+        for err in errors:
+            path = list(err.absolute_path)
+            if err.validator == "additionalProperties":
+                where_schema = _schema_at(schema, path)
+                known = ", ".join(where_schema.get("properties", {}))
+                extra = sorted(set(err.instance) - set(where_schema.get("properties", {})))
+                for key in extra:
+                    close = difflib.get_close_matches(str(key), where_schema.get("properties", {}), 1)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    lines.append(f"- {_where(path + [key])}: unknown key ({hint}allowed here: {known})")
+                continue
+            lines.append(
+                f"- {_where(path)}: {err.message} (allowed: {_allowed(_schema_at(schema, path))})"
+            )
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+    # Snakemake's own validator fills the schema's defaults (nested ones included).
+    from snakemake.utils import validate as snakemake_validate
+
+    snakemake_validate(config, str(schema_path))
+    return config

@@ -1,0 +1,143 @@
+"""Download FashionMNIST: mirrors in order, retries for transient errors, md5 checks.
+
+Nothing half-written is ever left where torchvision looks: every file is fetched into a
+temporary file, checked, decompressed and only then renamed into place.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from speedlimit import idx
+
+log = logging.getLogger("speedlimit.download")
+
+GZ_FILES = tuple(f"{name}.gz" for name in idx.FILES)
+OFFLINE_HINT = (
+    "To run without the network, set `data: {source: synthetic}` (for example "
+    "`snakemake --cores all --config data='{source: synthetic}'`), or copy the four .gz files "
+    "(or their un-gzipped forms) from a machine that has them and point `data.root` at that "
+    "folder (the files go in <root>/fashionmnist/FashionMNIST/raw/)."
+)
+
+
+class DownloadError(RuntimeError):
+    """Every mirror failed for at least one file."""
+
+
+class _Permanent(Exception):
+    """A failure that retrying the same mirror cannot fix (404, md5 mismatch, bad gzip)."""
+
+
+def _fetch(url: str, timeout: float, chunk: int = 1 << 16) -> bytes:
+    """The body of ``url``; raises on HTTP errors, timeouts and short reads."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        expected = response.headers.get("Content-Length")
+        parts = []
+        while block := response.read(chunk):
+            parts.append(block)
+    data = b"".join(parts)
+    if expected is not None and len(data) != int(expected):
+        raise ConnectionError(f"short read: got {len(data)} of {expected} bytes")
+    return data
+
+
+def _attempt(url: str, name: str, md5: str, timeout: float) -> bytes:
+    """Fetch one .gz file and return its un-gzipped bytes, or raise."""
+    try:
+        data = _fetch(url, timeout)
+    except urllib.error.HTTPError as err:
+        if err.code >= 500 or err.code in (408, 429):
+            raise
+        raise _Permanent(f"HTTP {err.code} {err.reason}") from err
+    got = hashlib.md5(data).hexdigest()
+    if got != md5:
+        raise _Permanent(f"md5 mismatch: expected {md5}, got {got} ({len(data)} bytes)")
+    try:
+        raw = gzip.decompress(data)
+        idx.decode(raw)
+    except (OSError, EOFError, ValueError) as err:
+        raise _Permanent(f"not a gzipped IDX file: {err}") from err
+    return raw
+
+
+def fetch_file(name: str, md5: str, mirrors: list[str], dest: Path, retries: int = 3,
+               timeout: float = 30.0, backoff: float = 1.0) -> str:
+    """Put the un-gzipped ``name`` at ``dest``, trying each mirror; return the mirror used.
+
+    Transient errors (timeouts, refused or broken connections, HTTP 5xx) are retried up to
+    ``retries`` times per mirror with exponential backoff; permanent ones (404, md5 mismatch,
+    corrupt gzip) move on to the next mirror at once.
+    """
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + name
+        for attempt in range(1, retries + 1):
+            try:
+                raw = _attempt(url, name, md5, timeout)
+            except _Permanent as err:
+                failures.append(f"{url}: {err}")
+                log.warning("%s: %s; trying the next mirror", url, err)
+                break
+            except (OSError, urllib.error.URLError, ConnectionError, TimeoutError) as err:
+                failures.append(f"{url} (attempt {attempt}/{retries}): {err}")
+                log.warning("%s (attempt %d/%d): %s", url, attempt, retries, err)
+                if attempt < retries:
+                    time.sleep(backoff * 2 ** (attempt - 1))
+                continue
+            idx.write_atomic(dest, raw)
+            log.info("%s: ok from %s (md5 %s)", name, url, md5)
+            return mirror
+    raise DownloadError(
+        f"could not download {name} from any mirror:\n  " + "\n  ".join(failures)
+    )
+
+
+def raw_is_present(dest: Path) -> bool:
+    """True when ``dest`` holds a complete IDX file (a previous run's, or a user's copy)."""
+    try:
+        idx.decode(dest.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def download(dataset_root: str | os.PathLike, mirrors: list[str], md5s: dict[str, str],
+             retries: int = 3, timeout: float = 30.0, backoff: float = 1.0) -> dict[str, str]:
+    """Download all four files into ``<dataset_root>/FashionMNIST/raw/``; return file->mirror.
+
+    Files already there and complete are kept. Leftover partial files from an interrupted
+    run are removed. When some file cannot be had, raises :class:`DownloadError` naming
+    the files, the mirrors tried and how to run offline.
+    """
+    raw_dir = Path(dataset_root) / idx.RAW_SUBDIR
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in raw_dir.glob(".*.part"):
+        log.warning("removing a partial file left by an earlier run: %s", leftover)
+        leftover.unlink()
+    used, missing, errors = {}, [], []
+    for gz_name in GZ_FILES:
+        dest = raw_dir / gz_name.removesuffix(".gz")
+        if raw_is_present(dest):
+            log.info("%s: already present, kept", dest)
+            used[gz_name] = "present"
+            continue
+        try:
+            used[gz_name] = fetch_file(gz_name, md5s[gz_name], mirrors, dest, retries,
+                                       timeout, backoff)
+        except DownloadError as err:
+            missing.append(gz_name)
+            errors.append(str(err))
+    if missing:
+        raise DownloadError(
+            f"FashionMNIST download failed for {', '.join(missing)} "
+            f"(mirrors tried: {', '.join(mirrors)}).\n" + "\n".join(errors) + "\n" + OFFLINE_HINT
+        )
+    return used

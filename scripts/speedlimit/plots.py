@@ -1,0 +1,158 @@
+"""Seaborn figures of the results table and summary. Every function takes data frames and
+returns a matplotlib Figure; :func:`save` writes it. Medians with 95% bootstrap intervals
+wherever a cell has repeats."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+STYLE = {"context": "notebook", "style": "whitegrid", "palette": "colorblind"}
+DPI = 110
+
+
+def _setup() -> None:
+    sns.set_theme(**STYLE)
+
+
+def _ok(table: pd.DataFrame, loader: str = "dataloader") -> pd.DataFrame:
+    return table[table["status"].eq("ok") & table["loader"].eq(loader)].copy()
+
+
+def _label(series: pd.Series) -> pd.Series:
+    """Whole numbers as category labels ("0", "16"), whatever dtype the CSV gave them."""
+    return series.astype("Int64").astype(str)
+
+
+def _settings(table: pd.DataFrame, data: pd.DataFrame) -> tuple[pd.Series, list[str]]:
+    """num_workers labels, "no loader" for loader-free rows, and their order on an axis."""
+    labels = pd.Series(np.where(data["loader"].eq("tensor"), "no loader",
+                                _label(data["num_workers"])), index=data.index)
+    order = list(_label(pd.Series(sorted(_ok(table)["num_workers"].unique()))))
+    if data["loader"].eq("tensor").any():
+        order.append("no loader")
+    return labels, order
+
+
+def _dodge(data: pd.DataFrame, amount: float) -> float | bool:
+    """pointplot's dodge; seaborn divides by (batch sizes - 1), so none for a single one."""
+    return amount if data["batch_size"].nunique() > 1 else False
+
+
+def _facets(frame: pd.DataFrame) -> tuple[str | None, list]:
+    """Facet by torch_threads when the grid has several values."""
+    values = sorted(frame["torch_threads"].dropna().unique())
+    return ("torch_threads", values) if len(values) > 1 else (None, values)
+
+
+def _axes(n: int, width: float = 6.0, height: float = 4.2):
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, sharey=True)
+    return fig, list(axes[0])
+
+
+def epoch_duration(table: pd.DataFrame) -> plt.Figure:
+    """Epoch duration against num_workers, a line per batch size, loader-free limit dashed."""
+    _setup()
+    data = _ok(table)
+    tensor = _ok(table, "tensor")
+    facet, values = _facets(data)
+    fig, axes = _axes(max(1, len(values)))
+    sizes = sorted(data["batch_size"].unique())
+    palette = dict(zip(sizes, sns.color_palette(n_colors=len(sizes))))
+    for ax, value in zip(axes, values or [None]):
+        part = data if facet is None else data[data[facet] == value]
+        part = part.assign(workers=_label(part["num_workers"]))
+        order = list(_label(pd.Series(sorted(part["num_workers"].unique()))))
+        sns.pointplot(part, x="workers", y="epoch_duration", hue="batch_size", order=order,
+                      estimator="median", errorbar=("ci", 95), palette=palette, ax=ax,
+                      dodge=_dodge(part, 0.15), markersize=5, linewidth=1.5, capsize=0.08)
+        limits = tensor if facet is None else tensor[tensor[facet] == value]
+        for size, group in limits.groupby("batch_size"):
+            if size in palette:
+                ax.axhline(group["epoch_duration"].median(), ls="--", lw=1.2,
+                           color=palette[size], alpha=0.8)
+        ax.set_xlabel("num_workers (DataLoader worker processes)")
+        ax.set_ylabel("epoch duration (s, median, 95% CI)")
+        title = "Epoch duration" + (f" - torch_threads={value}" if facet else "")
+        ax.set_title(title + ("\n(dashed: loader-free limit)" if len(limits) else ""))
+        ax.set_ylim(bottom=0)
+        ax.legend(title="batch_size", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def speedup(summary: pd.DataFrame) -> plt.Figure:
+    """Heatmap of the median speed-up over num_workers=0, per batch size and num_workers."""
+    _setup()
+    data = summary[summary["loader"].eq("dataloader") & summary["speedup"].notna()].copy()
+    facet, values = _facets(data)
+    fig, axes = _axes(max(1, len(values)), width=6.5, height=0.9 * max(3, data["batch_size"].nunique()) + 1.5)
+    for ax, value in zip(axes, values or [None]):
+        part = data if facet is None else data[data[facet] == value]
+        grid = part.pivot_table(index="batch_size", columns="num_workers", values="speedup",
+                                aggfunc="median")
+        if grid.empty:
+            ax.text(0.5, 0.5, "no num_workers=0 baseline in the grid", ha="center")
+            ax.set_axis_off()
+            continue
+        spread = max(0.05, float(np.nanmax(np.abs(grid.to_numpy() - 1.0))))
+        sns.heatmap(grid, annot=True, fmt=".2f", cmap="RdBu", center=1.0, vmin=1 - spread,
+                    vmax=1 + spread, cbar_kws={"label": "speed-up (x, >1 = faster)"}, ax=ax,
+                    linewidths=0.5)
+        ax.set_xlabel("num_workers")
+        ax.set_ylabel("batch_size")
+        ax.set_title("Speed-up over num_workers=0" + (f" - torch_threads={value}" if facet else ""))
+    fig.tight_layout()
+    return fig
+
+
+def time_split(table: pd.DataFrame) -> plt.Figure:
+    """Share of each epoch spent waiting for data, per cell."""
+    _setup()
+    data = pd.concat([_ok(table), _ok(table, "tensor")])
+    data["setting"], order = _settings(table, data)
+    facet, values = _facets(data)
+    fig, axes = _axes(max(1, len(values)))
+    for ax, value in zip(axes, values or [None]):
+        part = data if facet is None else data[data[facet] == value]
+        sns.barplot(part, x="setting", y="data_wait_share", hue="batch_size", order=order,
+                    estimator="median", errorbar=("ci", 95), ax=ax, palette="colorblind")
+        ax.set_xlabel("num_workers (or no loader at all)")
+        ax.set_ylabel("share of the epoch waiting for data")
+        ax.set_ylim(0, 1)
+        ax.set_title("Where the time goes" + (f" - torch_threads={value}" if facet else ""))
+        ax.legend(title="batch_size", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def quality(table: pd.DataFrame) -> plt.Figure:
+    """Final-epoch loss and accuracy per cell."""
+    _setup()
+    data = table[table["status"].eq("ok")].copy()
+    data = data[data["epoch"] == data["epochs"]]
+    data["setting"], order = _settings(table, data)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, column, label in ((axes[0], "loss", "training loss (last epoch)"),
+                              (axes[1], "accuracy", "training accuracy (last epoch)")):
+        sns.pointplot(data, x="setting", y=column, hue="batch_size", order=order,
+                      estimator="median", errorbar=None, ax=ax, palette="colorblind",
+                      dodge=_dodge(data, 0.2), markersize=5, linestyle="none")
+        ax.set_xlabel("num_workers (or no loader at all)")
+        ax.set_ylabel(label)
+        ax.legend(title="batch_size", fontsize="small")
+    axes[1].set_ylim(0, 1)
+    fig.suptitle("Quality per cell: same seed, so equal within a batch size on the CPU")
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: plt.Figure, path: str) -> None:
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)

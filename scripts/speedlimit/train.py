@@ -1,0 +1,217 @@
+"""Train one cell for the configured epochs and time where every second goes.
+
+Two kinds of cell share one training step:
+
+* ``dataloader``: torchvision's FashionMNIST with ``ToTensor()`` through a real
+  ``torch.utils.data.DataLoader`` with the cell's settings;
+* ``tensor``: the loader-free limit. The whole training set is converted once (before the
+  clock starts) into one float tensor, shuffled per epoch by a permutation and sliced per batch.
+
+Both shuffle with the same per-epoch permutation (``RandomSampler`` over a generator reseeded
+each epoch, which is what ``shuffle=True`` builds, given its own generator so that the draws
+the DataLoader makes for worker seeds never shift it) and seed the model the same way, so on
+the CPU the loss of a cell does not depend on how its batches were loaded.
+
+Timing of an epoch (``time.perf_counter``): ``data_wait`` is every second the main process
+spends between finishing one step and holding the next batch on the device (creating the
+iterator, worker start-up, ``next()``, the copy to the device, the final ``StopIteration``);
+``compute`` is forward, loss, backward, optimizer step and the bookkeeping of loss and
+accuracy (``.item()`` synchronizes a GPU, so its kernels are inside). The two partition the
+epoch, so ``data_wait + compute == epoch_duration`` up to float rounding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch.utils.data import DataLoader, RandomSampler
+from torchvision import transforms
+
+from speedlimit import fingerprint
+from speedlimit.metrics import SCHEMA_VERSION
+from speedlimit.grid import Cell
+from speedlimit.model import Network
+
+log = logging.getLogger("speedlimit.train")
+
+
+
+class CellSkipped(Exception):
+    """The cell cannot run here (for example cuda asked for, none present)."""
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="milliseconds")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CellSkipped("device cuda asked for, but torch.cuda.is_available() is False here")
+    return torch.device(name)
+
+
+def load_dataset(dataset_root: str):
+    """torchvision's FashionMNIST training set, read from ``<root>/FashionMNIST/raw``."""
+    return torchvision.datasets.FashionMNIST(
+        dataset_root, train=True, download=False,
+        transform=transforms.Compose([transforms.ToTensor()]),
+    )
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn``: seed Python's and numpy's RNGs from the worker's torch seed."""
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)
+
+
+def make_loader(train_set, cell: Cell, seed: int, shuffle_gen: torch.Generator) -> DataLoader:
+    kwargs = {}
+    if cell.prefetch_factor is not None:
+        kwargs["prefetch_factor"] = cell.prefetch_factor
+    return DataLoader(
+        train_set,
+        batch_size=cell.batch_size,
+        sampler=RandomSampler(train_set, generator=shuffle_gen),  # == shuffle=True
+        num_workers=cell.num_workers,
+        pin_memory=bool(cell.pin_memory),
+        persistent_workers=bool(cell.persistent_workers),
+        worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(seed),
+        **kwargs,
+    )
+
+
+class _Epoch:
+    """Accumulates one epoch's loss, accuracy and the data/compute split."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.total_loss = 0.0
+        self.correct = 0
+        self.samples = 0
+        self.batches = 0
+        self.data_wait = 0.0
+        self.compute = 0.0
+        self.first_batch = None
+        self.start = time.perf_counter()
+        self.mark = self.start
+
+    def step(self, network, optimizer, images, labels, non_blocking: bool) -> None:
+        images = images.to(self.device, non_blocking=non_blocking)
+        labels = labels.to(self.device, non_blocking=non_blocking)
+        got = time.perf_counter()
+        self.data_wait += got - self.mark
+        if self.first_batch is None:
+            self.first_batch = got - self.start
+        preds = network(images)
+        loss = F.cross_entropy(preds, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        n = labels.shape[0]
+        self.total_loss += loss.item() * n
+        self.correct += preds.argmax(dim=1).eq(labels).sum().item()
+        self.samples += n
+        self.batches += 1
+        self.mark = time.perf_counter()
+        self.compute += self.mark - got
+
+    def finish(self, epoch: int, dataset_size: int) -> dict:
+        end = time.perf_counter()
+        self.data_wait += end - self.mark
+        duration = end - self.start
+        return {
+            "epoch": epoch,
+            "loss": self.total_loss / dataset_size,
+            "accuracy": self.correct / dataset_size,
+            "epoch_duration": duration,
+            "data_wait": self.data_wait,
+            "compute": self.compute,
+            "first_batch": self.first_batch,
+            "samples_per_second": self.samples / duration if duration > 0 else None,
+            "batches": self.batches,
+        }
+
+
+def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
+             before_clock=None) -> dict:
+    """Train ``cell`` and return its metrics record (see schemas/metrics.schema.json).
+
+    ``before_clock`` (optional callable) runs after the data is loaded and just before the
+    clock starts: the caller uses it to take the machine's cell lock.
+    """
+    problem = cell.problem()
+    if problem:
+        raise CellSkipped(problem)
+    torch.set_num_threads(cell.torch_threads)
+    device = resolve_device(cell.device)
+    setup_start = time.perf_counter()
+    train_set = load_dataset(dataset_root)
+    n = len(train_set)
+    if cell.loader == "tensor":
+        all_images = train_set.data.unsqueeze(1).float().div(255).to(device)
+        all_labels = train_set.targets.to(device)
+    setup = time.perf_counter() - setup_start
+
+    torch.manual_seed(seed)
+    network = Network().to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=cell.lr)
+    shuffle_gen = torch.Generator()
+    if before_clock is not None:
+        before_clock()
+
+    started_at = now()
+    run_start = time.perf_counter()
+    loader = make_loader(train_set, cell, seed, shuffle_gen) if cell.loader == "dataloader" else None
+    non_blocking = bool(cell.pin_memory) and device.type == "cuda"
+    records = []
+    for epoch in range(1, epochs + 1):
+        shuffle_gen.manual_seed(epoch_seed(seed, epoch))
+        acc = _Epoch(device)
+        if epoch == 1:
+            loader_setup = acc.start - run_start
+        if loader is not None:
+            for images, labels in loader:
+                acc.step(network, optimizer, images, labels, non_blocking)
+        else:
+            perm = torch.randperm(n, generator=shuffle_gen).to(device)
+            for i in range(0, n, cell.batch_size):
+                batch = perm[i : i + cell.batch_size]
+                acc.step(network, optimizer, all_images[batch], all_labels[batch], False)
+        records.append(acc.finish(epoch, n))
+        log.info("epoch %d: %s", epoch, records[-1])
+    run_duration = time.perf_counter() - run_start
+    finished_at = now()
+    # Time to the first batch, counted from before the loader exists: worker start-up.
+    startup = loader_setup + (records[0]["first_batch"] or 0.0)
+
+    environment = fingerprint.machine()
+    environment.update(fingerprint.torch_facts(device))
+    environment["pin_memory_active"] = bool(cell.pin_memory) and torch.accelerator.is_available()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "ok",
+        "cell": cell.path,
+        "params": {**cell.params(), "epochs": epochs, "seed": seed, "dataset_size": n},
+        "epochs": records,
+        "run_duration": run_duration,
+        "startup": startup,
+        "setup": setup,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "environment": environment,
+    }

@@ -1,0 +1,72 @@
+"""Shared fixtures: a copy of the project in a temporary folder, and the real snakemake."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "report", "envs",
+                 "profiles", "configs"]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+# A grid small enough for seconds: 2 x 2 DataLoader cells + 2 loader-free cells, 2000 images.
+TINY = {
+    "grid": {"num_workers": [0, 2], "batch_size": [100, 500], "loader": ["dataloader", "tensor"]},
+    "data": {"source": "synthetic", "synthetic": {"train_size": 2000, "test_size": 200}},
+}
+
+
+class Project:
+    """A throwaway copy of the project; ``run`` calls the real snakemake inside it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.mkdir(parents=True)
+        for name in PROJECT_FILES:
+            src = ROOT / name
+            if src.is_dir():
+                shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(src, path / name)
+
+    def write_config(self, name: str, data: dict) -> Path:
+        target = self.path / name
+        target.write_text(yaml.safe_dump(data))
+        return target
+
+    def run(self, *args: str, check: bool = True, timeout: float = 600,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run([SNAKEMAKE, *args], cwd=self.path, capture_output=True,
+                              text=True, timeout=timeout, env={**os.environ, **(env or {})})
+        if check and proc.returncode != 0:
+            raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        return proc
+
+    def runs(self) -> dict[str, dict]:
+        base = self.path / "results" / "runs"
+        return {str(p.relative_to(base).with_suffix("")): json.loads(p.read_text())
+                for p in sorted(base.rglob("*.json"))}
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    return Project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> str:
+    """A tiny synthetic data set laid out as torchvision expects."""
+    from speedlimit import idx
+
+    root = tmp_path_factory.mktemp("data") / "synthetic"
+    idx.write_synthetic(root, 1200, 200, seed=0)
+    return str(root)

@@ -1,0 +1,128 @@
+"""The table and summary, from hand-made metrics records (no training)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from speedlimit import aggregate, cell, grid, metrics
+
+
+def record(c: grid.Cell, duration: float, loss: float = 0.5, wait: float = 0.25) -> dict:
+    return {
+        "schema_version": metrics.SCHEMA_VERSION, "status": "ok", "cell": c.path,
+        "params": {**c.params(), "epochs": 1, "seed": 0, "dataset_size": 100},
+        "epochs": [{"epoch": 1, "loss": loss, "accuracy": 0.8, "epoch_duration": duration,
+                    "data_wait": duration * wait, "compute": duration * (1 - wait),
+                    "first_batch": 0.01, "samples_per_second": 100 / duration, "batches": 1}],
+        "run_duration": duration + 0.01, "startup": 0.01,
+        "started_at": "2026-11-25T10:00:00.000+00:00",
+        "finished_at": "2026-11-25T10:00:01.000+00:00",
+        "environment": {"python": "3.11", "torch": "2", "torchvision": "0", "cpu_count": 2,
+                        "device": "cpu", "torch_threads": 1, "node": "n1"},
+    }
+
+
+def cells(repeats=3):
+    g = {"num_workers": [0, 2], "batch_size": [100], "lr": [0.01], "torch_threads": [1],
+         "pin_memory": [False], "persistent_workers": [False], "prefetch_factor": [None],
+         "device": ["cpu"], "loader": ["dataloader", "tensor"]}
+    return grid.expand(g, repeats)[0]
+
+
+def write(tmp_path, recs):
+    files = {}
+    for r in recs:
+        path = tmp_path / (r["cell"].replace("/", "_") + ".json")
+        cell.write_json(path, r)
+        files[r["cell"]] = str(path)
+    return files
+
+
+def durations(c):
+    if c.loader == "tensor":
+        return 1.0
+    return {0: [10.0, 10.2, 9.9], 2: [5.0, 5.1, 4.9]}[c.num_workers][c.repeat]
+
+
+def test_table_summary_speedup_and_limit(tmp_path):
+    expected = cells()
+    files = write(tmp_path, [record(c, durations(c)) for c in expected])
+    table = aggregate.build_table(files, expected)
+    assert list(table.columns[:9]) == aggregate.SEED_COLUMNS
+    assert len(table) == 9 and table["run"].tolist() == list(range(1, 10))
+    two = table[(table["num_workers"] == 2)]
+    assert two["limit_ratio"].tolist() == pytest.approx([5.0, 5.1, 4.9])
+    assert table["quality_consistent"].all()
+    summary = aggregate.summarize(table)
+    row = summary[summary["num_workers"] == 2].iloc[0]
+    assert row["repeats"] == 3
+    assert row["epoch_duration_median"] == pytest.approx(5.0)
+    assert row["speedup"] == pytest.approx(10.0 / 5.0)
+    assert row["speedup_ci_low"] > 1.5 and row["speedup_significant"]
+    base = summary[summary["num_workers"] == 0].iloc[0]
+    assert base["speedup"] == pytest.approx(1.0) and not base["speedup_significant"]
+    assert np.isnan(summary[summary["loader"] == "tensor"].iloc[0]["speedup"])
+
+
+def test_overlapping_noise_is_not_called_a_speedup(tmp_path):
+    expected = cells()
+    times = {0: [10.0, 6.0, 8.0], 2: [9.0, 7.0, 8.5]}
+    recs = [record(c, 1.0 if c.loader == "tensor" else times[c.num_workers][c.repeat])
+            for c in expected]
+    summary = aggregate.summarize(aggregate.build_table(write(tmp_path, recs), expected))
+    row = summary[summary["num_workers"] == 2].iloc[0]
+    assert row["speedup_ci_low"] < 1 < row["speedup_ci_high"]
+    assert not row["speedup_significant"]
+
+
+def test_a_cell_whose_quality_differs_is_flagged(tmp_path):
+    expected = cells(repeats=1)
+    recs = [record(c, 1.0, loss=0.5 if c.num_workers != 2 else 0.6) for c in expected]
+    table = aggregate.build_table(write(tmp_path, recs), expected)
+    # runs: 1 = 0 workers, 2 = 2 workers, 3 = loader-free
+    assert table["quality_consistent"].tolist() == [True, False, True]
+
+
+def test_missing_cells_fail_clearly_or_are_marked_when_allowed(tmp_path):
+    expected = cells(repeats=1)
+    files = write(tmp_path, [record(c, 1.0) for c in expected[:2]])
+    with pytest.raises(aggregate.MissingCellsError) as err:
+        aggregate.build_table(files, expected)
+    assert expected[2].path in str(err.value) and "allow_missing" in str(err.value)
+    table = aggregate.build_table(files, expected, allow_missing=True)
+    assert table["status"].tolist() == ["ok", "ok", "missing"]
+
+
+@pytest.mark.parametrize("content, problem", [
+    ('{"schema_version": 2, "status": "ok"', "not valid JSON"),
+    ("hello", "not valid JSON"),
+    ('{"schema_version": 1, "status": "ok"}', "schema_version 1"),
+    ('{"schema_version": 2, "status": "ok", "cell": "x", "params": {}, "epochs": [], '
+     '"environment": {}}', "does not follow"),
+])
+def test_corrupt_metrics_files_are_named_with_their_problem(tmp_path, content, problem):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(metrics.MetricsError) as err:
+        metrics.read(path)
+    assert str(path) in str(err.value) and problem in str(err.value)
+
+
+def test_a_file_that_holds_another_cell_is_rejected(tmp_path):
+    expected = cells(repeats=1)
+    recs = [record(c, 1.0) for c in expected]
+    files = write(tmp_path, recs)
+    files[expected[0].path], files[expected[1].path] = files[expected[1].path], files[expected[0].path]
+    with pytest.raises(metrics.MetricsError, match="holds cell"):
+        aggregate.build_table(files, expected)
+
+
+def test_json_is_written_atomically(tmp_path):
+    target = tmp_path / "out.json"
+    cell.write_json(target, {"a": 1})
+    assert json.loads(target.read_text()) == {"a": 1}
+    with pytest.raises(ValueError):
+        cell.write_json(target, {"a": float("nan")})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]

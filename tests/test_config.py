@@ -1,0 +1,61 @@
+import pytest
+
+from speedlimit import config
+
+
+def test_defaults_are_the_seed_grid():
+    cfg = config.validate({})
+    assert cfg["grid"]["num_workers"] == [0, 1, 2, 4, 8, 16]
+    assert cfg["grid"]["batch_size"] == [100, 1000, 10000]
+    assert cfg["grid"]["lr"] == [0.01]
+    assert cfg["train"] == {"epochs": 1, "seed": 0, "repeats": 1, "exclusive": True,
+                            "warm_start": True, "time_limit": None}
+    assert cfg["data"]["source"] == "fashionmnist"
+    assert cfg["data"]["md5"]["train-images-idx3-ubyte.gz"] == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+    assert cfg["data"]["synthetic"] == {"train_size": 60000, "test_size": 10000, "seed": 0}
+
+
+def test_command_line_strings_are_converted():
+    # snakemake --config grid="{num_workers: [0, 3]}" parses with YAML's BaseLoader: strings
+    cfg = config.validate({"grid": {"num_workers": ["0", "3"], "lr": ["1e-3"],
+                                    "pin_memory": ["true"], "prefetch_factor": ["null", "4"]},
+                           "train": {"epochs": "2"}})
+    assert cfg["grid"]["num_workers"] == [0, 3]
+    assert cfg["grid"]["lr"] == [0.001]
+    assert cfg["grid"]["pin_memory"] == [True]
+    assert cfg["grid"]["prefetch_factor"] == [None, 4]
+    assert cfg["train"]["epochs"] == 2
+
+
+@pytest.mark.parametrize("bad, key, words", [
+    ({"grid": {"num_workers": [-1]}}, "grid.num_workers[0]", "minimum"),
+    ({"grid": {"num_workers": ["two"]}}, "grid.num_workers[0]", "integer"),
+    ({"grid": {"num_workers": [1.5]}}, "grid.num_workers[0]", "integer"),
+    ({"grid": {"num_workers": []}}, "grid.num_workers", "non-empty"),
+    ({"grid": {"num_workers": [1, 1]}}, "grid.num_workers", "duplicates"),
+    ({"grid": {"batch_size": [0]}}, "grid.batch_size[0]", "minimum"),
+    ({"grid": {"lr": [0]}}, "grid.lr[0]", "> 0"),
+    ({"grid": {"lr": ["fast"]}}, "grid.lr[0]", "number"),
+    ({"grid": {"num_worker": [1]}}, "grid.num_worker", "unknown key"),
+    ({"trian": {}}, "trian", "unknown key"),
+    ({"train": {"epochs": 0}}, "train.epochs", "minimum"),
+    ({"data": {"source": "imagenet"}}, "data.source", "fashionmnist, synthetic"),
+    ({"grid": {"device": ["tpu"]}}, "grid.device[0]", "cpu, cuda, auto"),
+])
+def test_bad_values_name_the_key_and_what_is_allowed(bad, key, words):
+    with pytest.raises(config.ConfigError) as err:
+        config.validate(bad)
+    message = str(err.value)
+    assert key in message
+    assert words in message
+
+
+def test_every_error_is_reported_at_once():
+    with pytest.raises(config.ConfigError) as err:
+        config.validate({"grid": {"num_workers": [-1], "batch_size": [0]}})
+    assert "grid.num_workers[0]" in str(err.value) and "grid.batch_size[0]" in str(err.value)
+
+
+def test_a_config_that_is_not_a_mapping_is_rejected():
+    with pytest.raises(config.ConfigError, match="mapping"):
+        config.validate(["grid"])

@@ -1,0 +1,62 @@
+import pytest
+
+from speedlimit import config, grid
+
+
+def seed_grid(**overrides):
+    cfg = config.validate({"grid": overrides})
+    return cfg["grid"]
+
+
+def test_seed_grid_has_18_cells_in_the_seed_order():
+    cells, skipped = grid.expand(seed_grid())
+    assert len(cells) == 18 and not skipped
+    order = [(c.batch_size, c.num_workers) for c in cells]
+    assert order[:6] == [(100, w) for w in (0, 1, 2, 4, 8, 16)]
+    assert order[-1] == (10000, 16)
+    assert grid.run_numbers(cells)[cells[0].path] == 1
+
+
+def test_path_is_readable_and_round_trips():
+    cells, _ = grid.expand(seed_grid(loader=["dataloader", "tensor"]), repeats=2)
+    cell = cells[0]
+    assert cell.path == ("dataloader/batch_size~100/num_workers~0/lr~0.01/torch_threads~1/"
+                         "pin_memory~false/persistent_workers~false/prefetch_factor~default/"
+                         "device~cpu/repeat~0")
+    for c in cells:
+        assert grid.parse_path(c.path) == c
+        assert grid.parse_path(c.path + ".json") == c
+    tensor = [c for c in cells if c.loader == "tensor"]
+    assert len(tensor) == 3 * 2  # once per batch size (and repeat), not per num_workers
+    assert tensor[0].path == "tensor/batch_size~100/lr~0.01/torch_threads~1/device~cpu/repeat~0"
+
+
+def test_adding_a_value_keeps_every_existing_path():
+    before = {c.path for c in grid.expand(seed_grid())[0]}
+    after = {c.path for c in grid.expand(seed_grid(num_workers=[0, 1, 2, 3, 4, 8, 16],
+                                                   pin_memory=[False, True]))[0]}
+    assert before < after
+    assert len(after - before) == 3 + 7 * 3  # num_workers=3 x 3 batch sizes; pin_memory=true x 21
+
+
+@pytest.mark.parametrize("path", [
+    "dataloader/batch_size~100",
+    "gpu/batch_size~100/lr~0.01/torch_threads~1/device~cpu/repeat~0",
+    "tensor/lr~0.01/batch_size~100/torch_threads~1/device~cpu/repeat~0",
+    "tensor/batch_size~100/lr~0.010/torch_threads~1/device~cpu/repeat~0",
+    "tensor/batch_size~x/lr~0.01/torch_threads~1/device~cpu/repeat~0",
+])
+def test_parse_rejects_what_is_not_a_canonical_cell_path(path):
+    with pytest.raises(ValueError):
+        grid.parse_path(path)
+
+
+def test_invalid_combinations_are_skipped_with_a_reason():
+    cells, skipped = grid.expand(seed_grid(num_workers=[0, 2], batch_size=[100],
+                                           prefetch_factor=[None, 4],
+                                           persistent_workers=[False, True]))
+    assert {(c.num_workers, c.prefetch_factor, c.persistent_workers) for c in cells} == {
+        (0, None, False), (2, None, False), (2, 4, False), (2, None, True), (2, 4, True)}
+    reasons = sorted(r for _, r in skipped)
+    assert len(skipped) == 3
+    assert all("num_workers > 0" in r for r in reasons)

@@ -1,0 +1,129 @@
+"""End to end: the real snakemake on a tiny synthetic grid, as a user runs it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pandas as pd
+import pytest
+
+from conftest import TINY
+
+pytestmark = pytest.mark.e2e
+
+
+def planned(project, *args) -> dict[str, int]:
+    """Jobs `snakemake -n` would run, per rule."""
+    out = project.run("-n", *args).stdout
+    if "Nothing to be done" in out:
+        return {}
+    stats = out.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+
+
+def mtimes(project) -> dict[str, int]:
+    base = project.path / "results" / "runs"
+    return {str(p.relative_to(base)): p.stat().st_mtime_ns for p in base.rglob("*.json")}
+
+
+def intervals(runs: dict) -> list[tuple[dt.datetime, dt.datetime]]:
+    return sorted((dt.datetime.fromisoformat(r["started_at"]),
+                   dt.datetime.fromisoformat(r["finished_at"])) for r in runs.values())
+
+
+def test_run_rerun_extend_shrink_and_report(project):
+    project.write_config("tiny.yaml", TINY)
+    cfg = ["--configfile", "config.yaml", "tiny.yaml"]
+    project.run("--cores", "all", *cfg)
+
+    table = pd.read_csv(project.path / "results" / "table.csv")
+    assert list(table.columns[:9]) == ["run", "epoch", "loss", "accuracy", "epoch_duration",
+                                       "run_duration", "lr", "batch_size", "num_workers"]
+    assert len(table) == 6 and table["run"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert table["loader"].value_counts().to_dict() == {"dataloader": 4, "tensor": 2}
+    assert table.loc[table["loader"] == "tensor", "num_workers"].isna().all()
+    assert table["limit_ratio"].notna().all()
+    assert table["quality_consistent"].all()
+    for name in ("epoch_duration", "speedup", "time_split", "quality"):
+        assert (project.path / "results" / "plots" / f"{name}.png").stat().st_size > 10_000
+    runs = project.runs()
+    assert len(runs) == 6
+    # Exclusive by default: no two cells were ever timed at the same time.
+    spans = intervals(runs)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+
+    # Nothing changed: nothing to do.
+    assert planned(project, *cfg) == {}
+
+    # One more num_workers value: exactly its cells (one per batch size) train.
+    before = mtimes(project)
+    grown = {**TINY, "grid": {**TINY["grid"], "num_workers": [0, 1, 2]}}
+    project.write_config("grow.yaml", grown)
+    grow = ["--configfile", "config.yaml", "grow.yaml"]
+    assert planned(project, *grow) == {"train_cell": 2, "aggregate": 1, "plot": 1, "all": 1}
+    project.run("--cores", "all", *grow)
+    after = mtimes(project)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert len(after) == 8
+    assert len(pd.read_csv(project.path / "results" / "table.csv")) == 8
+
+    # A removed value drops out of the table without training anything.
+    project.write_config("shrink.yaml", {**TINY, "grid": {**TINY["grid"], "batch_size": [100]}})
+    shrink = ["--configfile", "config.yaml", "shrink.yaml"]
+    assert planned(project, *shrink) == {"aggregate": 1, "plot": 1, "all": 1}
+    project.run("--cores", "all", *shrink)
+    table = pd.read_csv(project.path / "results" / "table.csv")
+    assert sorted(table["batch_size"].unique()) == [100] and len(table) == 3
+    assert mtimes(project) == after
+
+    # The report: plain `snakemake --report`, no extra flags.
+    project.run("--report", "report.html", *shrink)
+    html = (project.path / "report.html").read_text()
+    assert len(html) > 100_000
+    for name in ("epoch_duration.png", "speedup.png", "table.csv", "summary.csv"):
+        assert name in html
+
+
+def test_what_reruns_after_each_kind_of_change(project):
+    project.write_config("tiny.yaml", TINY)
+    cfg = ["--configfile", "config.yaml", "tiny.yaml"]
+    project.run("--cores", "all", *cfg)
+    # A setting shared by every cell: every cell again.
+    assert planned(project, *cfg, "--config", "train={epochs: 2}")["train_cell"] == 6
+    assert planned(project, *cfg, "--config", "train={seed: 1}")["train_cell"] == 6
+    # A different data set: regenerate it, then every cell again.
+    plan = planned(project, *cfg, "--config", "data={synthetic: {train_size: 1000}}")
+    assert plan["make_synthetic"] == 1 and plan["train_cell"] == 6
+    # The training code: every cell again.
+    train_py = project.path / "scripts" / "speedlimit" / "train.py"
+    original = train_py.read_text()
+    train_py.write_text(original + "\n# an edit\n")
+    assert planned(project, *cfg)["train_cell"] == 6
+    train_py.write_text(original)
+    assert planned(project, *cfg) == {}
+    # The plotting code: only the figures (and the final target).
+    plots_py = project.path / "scripts" / "speedlimit" / "plots.py"
+    plots_py.write_text(plots_py.read_text() + "\n# an edit\n")
+    assert planned(project, *cfg) == {"plot": 1, "all": 1}
+
+
+def test_a_bad_config_stops_before_any_job_and_changes_nothing(project):
+    project.write_config("tiny.yaml", TINY)
+    cfg = ["--configfile", "config.yaml", "tiny.yaml"]
+    project.run("--cores", "all", *cfg)
+    before = mtimes(project)
+    table = (project.path / "results" / "table.csv").read_bytes()
+    proc = project.run("--cores", "all", *cfg, "--config", "grid={num_workers: [0, -2]}",
+                       check=False)
+    assert proc.returncode != 0
+    assert "grid.num_workers[1]" in proc.stderr and ">= 0" in proc.stderr
+    assert mtimes(project) == before
+    assert (project.path / "results" / "table.csv").read_bytes() == table
+
+
+def test_command_line_grid_values_arrive_as_strings_and_are_converted(project):
+    project.write_config("tiny.yaml", TINY)
+    plan = planned(project, "--configfile", "config.yaml", "tiny.yaml",
+                   "--config", "grid={num_workers: [0, 3]}")
+    assert plan["train_cell"] == 4 + 2

@@ -1,0 +1,82 @@
+"""Training a cell for real, on a tiny synthetic set."""
+
+import pytest
+import torch
+
+from speedlimit import train
+from speedlimit.grid import Cell
+
+# Stated tolerance: data_wait + compute equal epoch_duration to 1 ms (they partition it).
+TOLERANCE_S = 1e-3
+
+
+def cell(**kw) -> Cell:
+    base = dict(loader="dataloader", batch_size=100, lr=0.01, torch_threads=1, device="cpu",
+                num_workers=0, pin_memory=False, persistent_workers=False, prefetch_factor=None)
+    base.update(kw)
+    if base["loader"] == "tensor":
+        base.update(num_workers=None, pin_memory=None, persistent_workers=None,
+                    prefetch_factor=None)
+    return Cell(**base)
+
+
+def test_loss_falls_and_the_record_is_complete(synthetic_root):
+    record = train.run_cell(cell(), synthetic_root, epochs=3, seed=0)
+    losses = [e["loss"] for e in record["epochs"]]
+    assert losses[2] < losses[0] * 0.8, losses
+    assert record["epochs"][2]["accuracy"] > 0.5
+    assert record["params"]["dataset_size"] == 1200
+    env = record["environment"]
+    assert env["torch_threads"] == 1 and env["device"] == "cpu"
+    assert env["torch"] == torch.__version__
+    assert record["started_at"] < record["finished_at"]
+    assert record["started_at"][-6] in "+-"  # ISO 8601 with a time zone
+
+
+@pytest.mark.parametrize("settings", [
+    {"num_workers": 0},
+    {"num_workers": 2},
+    {"num_workers": 2, "persistent_workers": True, "prefetch_factor": 4},
+])
+def test_data_wait_and_compute_partition_each_epoch(synthetic_root, settings):
+    record = train.run_cell(cell(**settings), synthetic_root, epochs=2, seed=0)
+    for epoch in record["epochs"]:
+        total = epoch["data_wait"] + epoch["compute"]
+        assert abs(total - epoch["epoch_duration"]) < TOLERANCE_S
+        assert epoch["data_wait"] > 0 and epoch["compute"] > 0
+        assert epoch["batches"] == 12
+    assert record["run_duration"] >= sum(e["epoch_duration"] for e in record["epochs"])
+    assert 0 < record["startup"] < record["run_duration"]
+
+
+def test_quality_does_not_depend_on_how_batches_are_loaded(synthetic_root):
+    """Same seed -> the same batches in the same order -> the same loss, bit for bit."""
+    variants = [
+        cell(num_workers=0),
+        cell(num_workers=2),
+        cell(num_workers=1, pin_memory=True, prefetch_factor=3),
+        cell(num_workers=2, persistent_workers=True),
+        cell(loader="tensor"),
+    ]
+    losses = {v.path: [e["loss"] for e in train.run_cell(v, synthetic_root, epochs=2)["epochs"]]
+              for v in variants}
+    assert len({tuple(v) for v in losses.values()}) == 1, losses
+
+
+def test_a_different_seed_changes_the_loss(synthetic_root):
+    a = train.run_cell(cell(), synthetic_root, seed=0)["epochs"][0]["loss"]
+    b = train.run_cell(cell(), synthetic_root, seed=1)["epochs"][0]["loss"]
+    assert a != b
+
+
+def test_threads_are_set_not_inherited(synthetic_root):
+    torch.set_num_threads(1)
+    record = train.run_cell(cell(torch_threads=2), synthetic_root)
+    assert record["environment"]["torch_threads"] == 2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_skip_not_a_crash(synthetic_root):
+    with pytest.raises(train.CellSkipped, match="cuda"):
+        train.run_cell(cell(device="cuda"), synthetic_root)
+    assert train.resolve_device("auto").type == "cpu"

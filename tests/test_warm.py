@@ -1,0 +1,114 @@
+"""The warm server: cells run in processes forked from one that imported torch once."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from speedlimit import cell as cells
+from speedlimit import warm
+from speedlimit.grid import Cell
+
+CELL = Cell(loader="dataloader", batch_size=100, lr=0.01, torch_threads=1, device="cpu",
+            num_workers=2, pin_memory=False, persistent_workers=False, prefetch_factor=None)
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_cell.py"
+
+
+@pytest.fixture
+def warm_dir(tmp_path, monkeypatch):
+    d = tmp_path / "warm"
+    d.mkdir()
+    monkeypatch.setenv("SPEEDLIMIT_WARM_DIR", str(d))
+    monkeypatch.setenv("SPEEDLIMIT_WARM_IDLE", "5")
+    monkeypatch.setenv("SPEEDLIMIT_LOCK_DIR", str(d))
+    return d
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+def test_cells_run_in_a_warm_server_and_match_a_cold_run(synthetic_root, tmp_path, warm_dir):
+    log = tmp_path / "warm.log"
+    req = cells.Request(cell=CELL.path, dataset_root=synthetic_root,
+                        output=str(tmp_path / "warm.json"), log=str(log), epochs=2)
+    assert warm.run(req) == 0
+    second = cells.Request(**{**req.__dict__, "output": str(tmp_path / "warm2.json")})
+    assert warm.run(second) == 0
+    assert cells.execute(cells.Request(**{**req.__dict__, "output": str(tmp_path / "cold.json"),
+                                          "log": None})) == 0
+    loss = {name: [e["loss"] for e in json.loads((tmp_path / name).read_text())["epochs"]]
+            for name in ("warm.json", "warm2.json", "cold.json")}
+    assert loss["warm.json"] == loss["warm2.json"] == loss["cold.json"]
+    pids = re.findall(r"running in process (\d+)", log.read_text())
+    assert len(set(pids)) == 2 and str(os.getpid()) not in pids  # a fresh child per cell
+    assert warm.socket_path().parent == warm_dir
+
+
+def test_a_failing_cell_returns_its_exit_code_and_logs_the_traceback(tmp_path, warm_dir):
+    log = tmp_path / "fail.log"
+    req = cells.Request(cell=CELL.path, dataset_root=str(tmp_path / "nowhere"),
+                        output=str(tmp_path / "x.json"), log=str(log))
+    assert warm.run(req) != 0
+    assert "Traceback" in log.read_text()
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_killing_the_client_kills_the_cell_and_its_workers(synthetic_root, tmp_path, warm_dir):
+    log = tmp_path / "kill.log"
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), CELL.path, "--data-root", synthetic_root,
+         "--output", str(tmp_path / "k.json"), "--log", str(log), "--epochs", "500"],
+        env={**os.environ, "PYTHONPATH": str(SCRIPT.parent)})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.findall(r"running in process (\d+)", log.read_text() if log.exists() else "")
+        if found and "epoch 1:" in log.read_text():
+            break
+        time.sleep(0.2)
+    child = int(found[0])
+    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(child)], capture_output=True,
+                                              text=True).stdout.split()]
+    assert alive(child) and workers
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(p) for p in [child, *workers]):
+        time.sleep(0.1)
+    assert not any(alive(p) for p in [child, *workers])
+    assert not (tmp_path / "k.json").exists()
+
+
+def test_an_edit_of_the_code_means_another_server(tmp_path, monkeypatch):
+    before = warm.code_digest()
+    copy = tmp_path / "speedlimit"
+    copy.mkdir()
+    for p in warm.PACKAGE_DIR.glob("*.py"):
+        (copy / p.name).write_bytes(p.read_bytes())
+    monkeypatch.setattr(warm, "PACKAGE_DIR", copy)
+    assert warm.code_digest() == before
+    (copy / "train.py").write_text((copy / "train.py").read_text() + "\n# edit\n")
+    assert warm.code_digest() != before
+
+
+def test_the_machine_lock_serializes_cells(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPEEDLIMIT_LOCK_DIR", str(tmp_path))
+    code = ("import sys,time; sys.path.insert(0, sys.argv[1]); from speedlimit import cell\n"
+            "with cell.machine_lock():\n"
+            "    print(time.monotonic(), flush=True); time.sleep(0.5); print(time.monotonic())\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(SCRIPT.parent)],
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ}) for _ in range(3)]
+    spans = sorted(tuple(map(float, p.communicate()[0].split())) for p in procs)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans

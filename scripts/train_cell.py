@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 
 from speedlimit import cell as cells
 
@@ -33,8 +34,9 @@ def main(argv=None) -> int:
     cells.setup_logging()
     request = cells.Request(cell=args.cell, dataset_root=args.data_root, output=args.output,
                             epochs=args.epochs, seed=args.seed, time_limit=args.time_limit,
-                            log=args.log)
+                            log=args.log, process_started=cells.process_start_time())
     with cells.machine_lock(args.exclusive):
+        request.lock_acquired = time.time()
         if args.warm:
             from speedlimit import warm
 

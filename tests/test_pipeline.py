@@ -127,3 +127,26 @@ def test_command_line_grid_values_arrive_as_strings_and_are_converted(project):
     plan = planned(project, "--configfile", "config.yaml", "tiny.yaml",
                    "--config", "grid={num_workers: [0, 3]}")
     assert plan["train_cell"] == 4 + 2
+
+
+def test_more_axes_skips_and_new_values(project):
+    axes = {**TINY, "grid": {"num_workers": [0, 1], "batch_size": [200], "loader": ["dataloader"],
+                             "prefetch_factor": [None, 4], "device": ["cpu", "cuda"]}}
+    project.write_config("axes.yaml", axes)
+    cfg = ["--configfile", "config.yaml", "axes.yaml"]
+    project.run("--cores", "all", *cfg)
+    skipped = pd.read_csv(project.path / "results" / "skipped.csv")
+    # prefetch_factor=4 cannot go with num_workers=0: listed with its reason, never run.
+    assert len(skipped) == 2 and skipped["reason"].str.contains("num_workers > 0").all()
+    table = pd.read_csv(project.path / "results" / "table.csv")
+    assert len(table) == 6
+    import torch
+
+    if not torch.cuda.is_available():  # a cuda cell on a CPU machine: a recorded skip
+        cuda = table[table["device"] == "cuda"]
+        assert (cuda["status"] == "skipped").all() and cuda["reason"].str.contains("cuda").all()
+        assert (table.loc[table["device"] == "cpu", "status"] == "ok").all()
+    # A new torch_threads value: exactly the new cells (one per valid combination).
+    more = {**axes, "grid": {**axes["grid"], "torch_threads": [1, 2]}}
+    project.write_config("more.yaml", more)
+    assert planned(project, "--configfile", "config.yaml", "more.yaml")["train_cell"] == 6

@@ -42,6 +42,8 @@ class Request:
     seed: int = 0
     time_limit: float | None = None
     log: str | None = None
+    process_started: float | None = None  # when the job's process started (epoch seconds)
+    lock_acquired: float | None = None  # when it held the machine's cell lock
     cwd: str = field(default_factory=os.getcwd)
     env: dict = field(default_factory=lambda: dict(os.environ))
 
@@ -51,6 +53,17 @@ class Request:
     @classmethod
     def from_json(cls, text: str) -> "Request":
         return cls(**json.loads(text))
+
+
+def process_start_time(pid: int | str = "self") -> float | None:
+    """When a process started, in epoch seconds (Linux /proc), or None elsewhere."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in open("/proc/stat")
+                    if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def lock_path() -> Path:
@@ -140,6 +153,9 @@ def execute(request: Request) -> int:
         return 3
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+    record.setdefault("timeline", {}).update(
+        process_started=request.process_started, lock_acquired=request.lock_acquired,
+        written=time.time())
     write_json(request.output, record)
     log.info("wrote %s", request.output)
     return 0

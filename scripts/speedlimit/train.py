@@ -175,6 +175,7 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
         before_clock()
 
     started_at = now()
+    clock_started = time.time()
     run_start = time.perf_counter()
     loader = make_loader(train_set, cell, seed, shuffle_gen) if cell.loader == "dataloader" else None
     non_blocking = bool(cell.pin_memory) and device.type == "cuda"
@@ -196,6 +197,7 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
         log.info("epoch %d: %s", epoch, records[-1])
     run_duration = time.perf_counter() - run_start
     finished_at = now()
+    clock_stopped = time.time()
     # Time to the first batch, counted from before the loader exists: worker start-up.
     startup = loader_setup + (records[0]["first_batch"] or 0.0)
 
@@ -214,4 +216,6 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
         "started_at": started_at,
         "finished_at": finished_at,
         "environment": environment,
+        "timeline": {"setup_started": time.time() - (time.perf_counter() - setup_start),
+                     "clock_started": clock_started, "clock_stopped": clock_stopped},
     }

@@ -57,6 +57,18 @@ class Project:
                 for p in sorted(base.rglob("*.json"))}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_servers(tmp_path_factory):
+    """Every warm server the tests start lives in one folder and is stopped at the end."""
+    from speedlimit import warm
+
+    folder = tmp_path_factory.mktemp("warm")
+    os.environ["SPEEDLIMIT_WARM_DIR"] = str(folder)
+    os.environ["SPEEDLIMIT_WARM_IDLE"] = "30"
+    yield folder
+    warm.stop_servers(folder)
+
+
 @pytest.fixture
 def project(tmp_path) -> Project:
     return Project(tmp_path / "project")

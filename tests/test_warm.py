@@ -2,6 +2,8 @@
 
 import json
 import os
+import shutil
+import tempfile
 import re
 import signal
 import subprocess
@@ -21,13 +23,14 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_cell.py"
 
 
 @pytest.fixture
-def warm_dir(tmp_path, monkeypatch):
-    d = tmp_path / "warm"
-    d.mkdir()
+def warm_dir(monkeypatch):
+    d = Path(tempfile.mkdtemp(prefix="sl-warm-"))  # short: a Unix socket path has 107 bytes
     monkeypatch.setenv("SPEEDLIMIT_WARM_DIR", str(d))
     monkeypatch.setenv("SPEEDLIMIT_WARM_IDLE", "5")
     monkeypatch.setenv("SPEEDLIMIT_LOCK_DIR", str(d))
-    return d
+    yield d
+    warm.stop_servers(d)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def alive(pid: int) -> bool:
@@ -112,3 +115,22 @@ def test_the_machine_lock_serializes_cells(tmp_path, monkeypatch):
                               env={**os.environ}) for _ in range(3)]
     spans = sorted(tuple(map(float, p.communicate()[0].split())) for p in procs)
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+
+
+def test_servers_are_stopped_on_request(synthetic_root, tmp_path, warm_dir):
+    req = cells.Request(cell=CELL.path, dataset_root=synthetic_root,
+                        output=str(tmp_path / "s.json"), log=str(tmp_path / "s.log"))
+    assert warm.run(req) == 0
+    pids = warm.stop_servers(warm_dir)
+    assert len(pids) == 1
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and alive(pids[0]):
+        time.sleep(0.1)
+    assert not alive(pids[0])
+    assert not warm.socket_path().exists()
+
+
+def test_a_socket_path_too_long_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("SPEEDLIMIT_WARM_DIR", "/tmp/" + "x" * 120)
+    with pytest.raises(RuntimeError, match="SPEEDLIMIT_WARM_DIR"):
+        warm.socket_path()

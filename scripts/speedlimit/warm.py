@@ -46,8 +46,26 @@ def code_digest() -> str:
 
 
 def socket_path() -> Path:
+    """The warm server's socket: in $SPEEDLIMIT_WARM_DIR (or the temp folder), named by the
+    user and the code digest."""
     base = Path(os.environ.get("SPEEDLIMIT_WARM_DIR") or tempfile.gettempdir())
-    return base / f"speedlimit-warm-{os.getuid()}-{code_digest()}.sock"
+    path = base / f"speedlimit-warm-{os.getuid()}-{code_digest()}.sock"
+    if len(os.fsencode(path)) > 100:  # AF_UNIX paths end at 107 bytes
+        raise RuntimeError(f"warm-server socket path too long for a Unix socket: {path}; "
+                           "set SPEEDLIMIT_WARM_DIR to a shorter folder")
+    return path
+
+
+def stop_servers(directory: Path | None = None) -> list[int]:
+    """Terminate the warm servers whose sockets live in ``directory``; return their pids."""
+    directory = directory or socket_path().parent
+    stopped = []
+    for pidfile in Path(directory).glob("speedlimit-warm-*.sock.pid"):
+        with contextlib.suppress(ValueError, ProcessLookupError, FileNotFoundError):
+            pid = int(pidfile.read_text())
+            os.kill(pid, signal.SIGTERM)
+            stopped.append(pid)
+    return stopped
 
 
 # ---------------------------------------------------------------- client
@@ -194,7 +212,12 @@ def _dispatch(listener: socket.socket, conn: socket.socket) -> int:
     return pid
 
 
+def _terminate(signum, frame):
+    raise SystemExit(0)
+
+
 def serve(path: Path, idle: float = IDLE_SECONDS) -> None:
+    signal.signal(signal.SIGTERM, _terminate)  # run the cleanup below
     import torch  # noqa: F401 - the point of the server: import once, fork many
     import torchvision  # noqa: F401
 
@@ -206,6 +229,8 @@ def serve(path: Path, idle: float = IDLE_SECONDS) -> None:
     listener.settimeout(1.0)
     handlers: set[int] = set()
     last_busy = time.monotonic()
+    pidfile = Path(f"{path}.pid")
+    pidfile.write_text(f"{os.getpid()}\n")
     print(f"speedlimit warm server {os.getpid()} listening on {path}", flush=True)
     try:
         while True:
@@ -236,6 +261,8 @@ def serve(path: Path, idle: float = IDLE_SECONDS) -> None:
         listener.close()
         for pid in handlers:
             os.waitpid(pid, 0)
+        with contextlib.suppress(FileNotFoundError):
+            pidfile.unlink()
         print(f"speedlimit warm server {os.getpid()} idle for {idle:.0f} s, exiting", flush=True)
 
 

@@ -22,6 +22,8 @@ def main(summary_csv, run_files, published_csv, config, revision, outputs) -> No
     comparison = published.compare(published.load(published_csv), summary)
     environments = [json.loads(Path(f).read_text()).get("environment", {}) for f in run_files]
     doc = describe.document(summary, comparison, environments, config, revision)
+    if comparison["setting"].eq("").all():  # nothing varies besides the compared axes
+        comparison = comparison.drop(columns="setting")
     Path(outputs["md"]).write_text(doc.markdown())
     Path(outputs["rst"]).write_text(doc.rst())
     Path(outputs["config"]).write_text(doc.config_yaml)

@@ -172,3 +172,10 @@ def test_html_table_is_sortable_escaped_and_self_contained():
     assert 'data-value="0.123456789">0.1235<' in page
     assert 'data-value="">' in page  # missing values sort last, shown empty
     assert 'class="sortable" id="t"' in page and 'data-filter="t"' in page
+
+
+def test_a_best_setting_faster_than_the_limit_is_flagged_not_celebrated(summary3):
+    faster = summary3.copy()
+    faster["limit_ratio_median"] = faster["limit_ratio_median"] / 2
+    text = text_of(findings.compute(faster))
+    assert "faster than the limit should allow" in text and "143%" not in text

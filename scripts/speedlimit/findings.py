@@ -119,15 +119,23 @@ def batch_size_sentences(cells: pd.DataFrame, tensor: pd.DataFrame) -> list[str]
         out.append(f"No larger num_workers than {w_best} was in the grid, so more workers "
                    "might help further.")
     if "data_wait_share_median" in cells and len(base):
-        out.append(f"Waiting for data took {_pct(base.iloc[0]['data_wait_share_median'])} of "
-                   f"each epoch with `num_workers=0` and "
-                   f"{_pct(best['data_wait_share_median'])} with {_workers(w_best)}.")
+        share = _pct(base.iloc[0]["data_wait_share_median"])
+        out.append(f"Waiting for data took {share} of each epoch with `num_workers=0`" + (
+            "." if w_best == 0 else
+            f" and {_pct(best['data_wait_share_median'])} with {_workers(w_best)}."))
     if len(tensor) and pd.notna(best.get("limit_ratio_median")):
         ratio = float(best["limit_ratio_median"])
         limit = float(tensor["epoch_duration_median"].median())
-        out.append(f"The loader-free limit (the whole set as one tensor, no DataLoader) took "
-                   f"{_s(limit)} per epoch; the best setting took {ratio:.2f} times as long, so "
-                   f"it reached {_pct(1 / ratio)} of the limit's speed.")
+        text = (f"The loader-free limit (the whole set as one tensor, no DataLoader) took "
+                f"{_s(limit)} per epoch; ")
+        if ratio >= 1:
+            text += (f"the best setting took {ratio:.2f} times as long, so it reached "
+                     f"{_pct(1 / ratio)} of the limit's speed.")
+        else:
+            text += (f"the best setting took only {ratio:.2f} times as long, faster than the "
+                     "limit should allow: a sign of noise or of contention while the limit "
+                     "was measured.")
+        out.append(text)
     else:
         out.append("The loader-free limit was not measured at this batch size (add `tensor` to "
                    "`grid.loader`, as `configs/measure.yaml` does).")
@@ -144,6 +152,10 @@ def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
     tensor = ok[ok["loader"].eq("tensor")]
     sections = []
     headline = Section("At a glance")
+    if loader.empty:
+        headline.sentences.append("No DataLoader cell finished, so there is no num_workers "
+                                  "setting to compare.")
+        return [headline]
     per_size = []
     for label, part in _groups(loader):
         bests = []

@@ -51,8 +51,8 @@ def _facets(frame: pd.DataFrame) -> tuple[str | None, list]:
     return ("torch_threads", values) if len(values) > 1 else (None, values)
 
 
-def _axes(n: int, width: float = 6.0, height: float = 4.2):
-    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, sharey=True)
+def _axes(n: int, width: float = 6.0, height: float = 4.2, sharey: bool = True):
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, sharey=sharey)
     return fig, list(axes[0])
 
 
@@ -62,7 +62,8 @@ def epoch_duration(table: pd.DataFrame) -> plt.Figure:
     data = _ok(table)
     tensor = _ok(table, "tensor")
     facet, values = _facets(data)
-    fig, axes = _axes(max(1, len(values)))
+    # Each panel scales to its own data: a shared axis clipped slower thread settings.
+    fig, axes = _axes(max(1, len(values)), sharey=False)
     sizes = sorted(data["batch_size"].unique())
     palette = dict(zip(sizes, sns.color_palette(n_colors=len(sizes))))
     for ax, value in zip(axes, values or [None]):
@@ -196,9 +197,11 @@ def published_vs_reproduced(comparison: pd.DataFrame) -> plt.Figure:
         ax.set_xlabel("num_workers")
         ax.set_ylabel("speed-up over num_workers=0 (x, >1 = faster)" if ax is axes[0] else "")
         ax.set_title(f"batch_size {int(size)}")
-    axes[0].legend(fontsize="small", loc="lower left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small",
+               frameon=False)
     fig.suptitle("Published vs reproduced speed-up" + (
         " (bars from 1; black: 95% CI of ours)" if comparison["reproduced_ci_low"].notna().any()
         else " (bars from 1; one run per cell, no intervals)"))
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     return fig

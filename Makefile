@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake
 SOURCE ?=
 CONFIG_ARGS := $(if $(SOURCE),--config data='{source: $(SOURCE)}')
+# More snakemake arguments for run and report, e.g. ARGS="--configfile config.yaml configs/measure.yaml"
+ARGS ?=
 
 .PHONY: help venv run report test lint bench lock clean
 
 help:
 	@echo "make run [SOURCE=synthetic]  set up .venv and run the whole grid (snakemake --cores all)"
-	@echo "make report                  build report.html from the finished run"
+	@echo "make report [SOURCE=..]      build report.html from the finished run (same SOURCE/ARGS as run)"
 	@echo "make test                    set up .venv and run the test suite"
 	@echo "make lint                    snakemake --lint"
 	@echo "make bench                   benchmark the pipeline's own overhead"
@@ -26,10 +28,10 @@ $(STAMP): requirements.txt requirements.lock
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(SNAKEMAKE) --cores all $(CONFIG_ARGS)
+	$(SNAKEMAKE) --cores all $(CONFIG_ARGS) $(ARGS)
 
 report: $(STAMP)
-	$(SNAKEMAKE) --report report.html $(CONFIG_ARGS)
+	$(SNAKEMAKE) --report report.html $(CONFIG_ARGS) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -77,13 +77,25 @@ def get_run_files():
     return [f"results/runs/{path}.json" for path in CELL_PATHS]
 
 
-FIGURES = ["epoch_duration", "speedup", "time_split", "quality"]
+FIGURES = ["epoch_duration", "speedup", "time_split", "quality", "published"]
+# The report's pages beyond the figures (rules/report.smk).
+REPORT_PAGES = ["findings", "published_vs_reproduced", "table", "summary"]
 
 
 def get_final_output():
-    return ["results/table.csv", "results/summary.csv"] + [
-        f"results/plots/{name}.png" for name in FIGURES
-    ]
+    return (
+        ["results/table.csv", "results/summary.csv", "results/findings.md"]
+        + [f"results/plots/{name}.png" for name in FIGURES]
+        + [f"results/report/{name}.html" for name in REPORT_PAGES]
+    )
+
+
+def get_published_table():
+    """The published table to compare with: report.published, else the shipped seed's."""
+    path = config["report"]["published"]
+    if path is None:
+        return str(Path(workflow.basedir) / "reference" / "deeplizard-2019.csv")
+    return path
 
 
 TRAIN_CODE = source_digest("train", "model", "cell", "grid", "fingerprint", "metrics", "warm")

@@ -5,10 +5,10 @@ import sys
 
 import pandas as pd
 
-from speedlimit import plots
+from speedlimit import plots, published
 
 
-def main(table_csv: str, summary_csv: str, outputs: dict) -> None:
+def main(table_csv: str, summary_csv: str, published_csv: str, outputs: dict) -> None:
     table = pd.read_csv(table_csv)
     summary = pd.read_csv(summary_csv)
     figures = {
@@ -16,6 +16,8 @@ def main(table_csv: str, summary_csv: str, outputs: dict) -> None:
         "speedup": lambda: plots.speedup(summary),
         "time_split": lambda: plots.time_split(table),
         "quality": lambda: plots.quality(table),
+        "published": lambda: plots.published_vs_reproduced(
+            published.compare(published.load(published_csv), summary)),
     }
     for name, path in outputs.items():
         plots.save(figures[name](), path)
@@ -26,4 +28,4 @@ if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     sys.stderr = open(smk.log[0], "w")
     logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-    main(smk.input.table, smk.input.summary, dict(smk.output.items()))
+    main(smk.input.table, smk.input.summary, smk.input.published, dict(smk.output.items()))

@@ -14,7 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "report", "envs",
-                 "profiles", "configs"]
+                 "profiles", "configs", "reference"]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 # A grid small enough for seconds: 2 x 2 DataLoader cells + 2 loader-free cells, 2000 images.

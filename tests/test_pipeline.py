@@ -45,8 +45,9 @@ def test_run_rerun_extend_shrink_and_report(project):
     assert table.loc[table["loader"] == "tensor", "num_workers"].isna().all()
     assert table["limit_ratio"].notna().all()
     assert table["quality_consistent"].all()
-    for name in ("epoch_duration", "speedup", "time_split", "quality"):
+    for name in ("epoch_duration", "speedup", "time_split", "quality", "published"):
         assert (project.path / "results" / "plots" / f"{name}.png").stat().st_size > 10_000
+    assert "## batch_size 500" in (project.path / "results" / "findings.md").read_text()
     runs = project.runs()
     assert len(runs) == 6
     # Exclusive by default: no two cells were ever timed at the same time.
@@ -61,7 +62,8 @@ def test_run_rerun_extend_shrink_and_report(project):
     grown = {**TINY, "grid": {**TINY["grid"], "num_workers": [0, 1, 2]}}
     project.write_config("grow.yaml", grown)
     grow = ["--configfile", "config.yaml", "grow.yaml"]
-    assert planned(project, *grow) == {"train_cell": 2, "aggregate": 1, "plot": 1, "all": 1}
+    assert planned(project, *grow) == {"train_cell": 2, "aggregate": 1, "plot": 1,
+                                       "findings": 1, "tables": 1, "all": 1}
     project.run("--cores", "all", *grow)
     after = mtimes(project)
     assert {k: v for k, v in after.items() if k in before} == before
@@ -71,7 +73,8 @@ def test_run_rerun_extend_shrink_and_report(project):
     # A removed value drops out of the table without training anything.
     project.write_config("shrink.yaml", {**TINY, "grid": {**TINY["grid"], "batch_size": [100]}})
     shrink = ["--configfile", "config.yaml", "shrink.yaml"]
-    assert planned(project, *shrink) == {"aggregate": 1, "plot": 1, "all": 1}
+    assert planned(project, *shrink) == {"aggregate": 1, "plot": 1, "findings": 1, "tables": 1,
+                                         "all": 1}
     project.run("--cores", "all", *shrink)
     table = pd.read_csv(project.path / "results" / "table.csv")
     assert sorted(table["batch_size"].unique()) == [100] and len(table) == 3
@@ -81,7 +84,8 @@ def test_run_rerun_extend_shrink_and_report(project):
     project.run("--report", "report.html", *shrink)
     html = (project.path / "report.html").read_text()
     assert len(html) > 100_000
-    for name in ("epoch_duration.png", "speedup.png", "table.csv", "summary.csv"):
+    for name in ("epoch_duration.png", "speedup.png", "published.png", "table.csv",
+                 "summary.csv", "findings.html", "table.html", "summary.html", "At a glance"):
         assert name in html
 
 
@@ -106,6 +110,11 @@ def test_what_reruns_after_each_kind_of_change(project):
     plots_py = project.path / "scripts" / "speedlimit" / "plots.py"
     plots_py.write_text(plots_py.read_text() + "\n# an edit\n")
     assert planned(project, *cfg) == {"plot": 1, "all": 1}
+    plots_py.write_text(plots_py.read_text().removesuffix("\n# an edit\n"))
+    # The findings code: only the findings (the words, not the figures or tables).
+    findings_py = project.path / "scripts" / "speedlimit" / "findings.py"
+    findings_py.write_text(findings_py.read_text() + "\n# an edit\n")
+    assert planned(project, *cfg) == {"findings": 1, "all": 1}
 
 
 def test_a_bad_config_stops_before_any_job_and_changes_nothing(project):

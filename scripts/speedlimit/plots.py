@@ -51,8 +51,8 @@ def _facets(frame: pd.DataFrame) -> tuple[str | None, list]:
     return ("torch_threads", values) if len(values) > 1 else (None, values)
 
 
-def _axes(n: int, width: float = 6.0, height: float = 4.2):
-    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, sharey=True)
+def _axes(n: int, width: float = 6.0, height: float = 4.2, sharey: bool = True):
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, sharey=sharey)
     return fig, list(axes[0])
 
 
@@ -62,7 +62,8 @@ def epoch_duration(table: pd.DataFrame) -> plt.Figure:
     data = _ok(table)
     tensor = _ok(table, "tensor")
     facet, values = _facets(data)
-    fig, axes = _axes(max(1, len(values)))
+    # Each panel scales to its own data: a shared axis clipped slower thread settings.
+    fig, axes = _axes(max(1, len(values)), sharey=False)
     sizes = sorted(data["batch_size"].unique())
     palette = dict(zip(sizes, sns.color_palette(n_colors=len(sizes))))
     for ax, value in zip(axes, values or [None]):
@@ -156,3 +157,51 @@ def quality(table: pd.DataFrame) -> plt.Figure:
 def save(fig: plt.Figure, path: str) -> None:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
+
+
+def published_vs_reproduced(comparison: pd.DataFrame) -> plt.Figure:
+    """Speed-up over num_workers=0 per num_workers, published beside ours, a panel per batch
+    size (``comparison``: :func:`speedlimit.published.compare`)."""
+    _setup()
+    sizes = sorted(comparison["batch_size"].dropna().unique())
+    fig, axes = _axes(max(1, len(sizes)), width=4.6, height=4.2)
+    if not sizes:
+        axes[0].text(0.5, 0.5, "no cell of this grid is in the published table", ha="center")
+        axes[0].set_axis_off()
+        return fig
+    settings = sorted(comparison["setting"].fillna("").unique())
+    colors = sns.color_palette(n_colors=len(settings) + 1)
+    order = sorted(comparison["num_workers"].dropna().unique())
+    pos = {w: i for i, w in enumerate(order)}
+    width = 0.8 / (len(settings) + 1)
+    for ax, size in zip(axes, sizes):
+        part = comparison[comparison["batch_size"] == size]
+        pub = part.drop_duplicates("num_workers")
+        x = np.array([pos[w] for w in pub["num_workers"]]) - 0.4 + width / 2
+        ax.bar(x, pub["published_speedup"] - 1, width=width, bottom=1, color="0.6",
+               label="published (deeplizard 2019)")
+        for i, setting in enumerate(settings):
+            ours = part[part["setting"].fillna("") == setting]
+            xo = np.array([pos[w] for w in ours["num_workers"]]) - 0.4 + width * (i + 1.5)
+            ax.bar(xo, ours["reproduced_speedup"] - 1, width=width, bottom=1, color=colors[i],
+                   label="reproduced" + (f" ({setting})" if setting else ""))
+            has_ci = ours["reproduced_ci_low"].notna()
+            if has_ci.any():
+                o = ours[has_ci]
+                ax.errorbar(xo[has_ci.to_numpy()], o["reproduced_speedup"],
+                            yerr=[o["reproduced_speedup"] - o["reproduced_ci_low"],
+                                  o["reproduced_ci_high"] - o["reproduced_speedup"]],
+                            fmt="none", ecolor="black", capsize=3, lw=1)
+        ax.axhline(1.0, color="black", lw=1)
+        ax.set_xticks(range(len(order)), [str(int(w)) for w in order])
+        ax.set_xlabel("num_workers")
+        ax.set_ylabel("speed-up over num_workers=0 (x, >1 = faster)" if ax is axes[0] else "")
+        ax.set_title(f"batch_size {int(size)}")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small",
+               frameon=False)
+    fig.suptitle("Published vs reproduced speed-up" + (
+        " (bars from 1; black: 95% CI of ours)" if comparison["reproduced_ci_low"].notna().any()
+        else " (bars from 1; one run per cell, no intervals)"))
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    return fig

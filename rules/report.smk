@@ -1,0 +1,74 @@
+# Stage 4: the report's words and browsable tables (figures: rules/summarize.smk).
+
+
+rule findings:
+    input:
+        summary="results/summary.csv",
+        runs=get_run_files(),
+        published=get_published_table(),
+    output:
+        md="results/findings.md",
+        rst="results/report/description.rst",
+        config=report(
+            "results/report/reproduce.yaml",
+            caption="../report/reproduce.rst",
+            category="1. Findings",
+            labels={"page": "reproduce.yaml: the effective configuration"},
+        ),
+        html=report(
+            "results/report/findings.html",
+            caption="../report/findings.rst",
+            category="1. Findings",
+            labels={"page": "findings, hardware, how to reproduce"},
+        ),
+        comparison=report(
+            "results/published_vs_reproduced.csv",
+            caption="../report/published_table.rst",
+            category="5. Tables",
+            subcategory="download (CSV)",
+            labels={"table": "published vs reproduced"},
+        ),
+        comparison_html=report(
+            "results/report/published_vs_reproduced.html",
+            caption="../report/published_table.rst",
+            category="2. Published vs reproduced",
+            labels={"figure": "published vs reproduced, cell by cell (table)"},
+        ),
+    params:
+        config=json.dumps(config, sort_keys=True),
+        code=source_digest("findings", "describe", "published", "htmltable"),
+    log:
+        "logs/findings.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/findings.py"
+
+
+rule tables:
+    input:
+        table="results/table.csv",
+        summary="results/summary.csv",
+    output:
+        table=report(
+            "results/report/table.html",
+            caption="../report/table.rst",
+            category="5. Tables",
+            subcategory="browse (sortable)",
+            labels={"table": "results (one row per run and epoch)"},
+        ),
+        summary=report(
+            "results/report/summary.html",
+            caption="../report/summary.rst",
+            category="5. Tables",
+            subcategory="browse (sortable)",
+            labels={"table": "summary (one row per cell)"},
+        ),
+    params:
+        code=source_digest("htmltable"),
+    log:
+        "logs/tables.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/tables.py"

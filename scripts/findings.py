@@ -1,0 +1,46 @@
+"""Write the findings (the `findings` rule): results/findings.md, the report's front-page rst,
+the findings page and the published-vs-reproduced table (CSV and sortable HTML)."""
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from speedlimit import describe, htmltable, published
+
+COMPARISON_CAPTION = (
+    "Speed-up over num_workers=0 per (batch_size, num_workers): the published one "
+    "(deeplizard 2019) beside ours. agree: both point the same way (faster, slower, or within "
+    "5% of no change); published_in_interval: the published value lies inside our 95% "
+    "interval (empty with one run per cell).")
+
+
+def main(summary_csv, run_files, published_csv, config, revision, outputs) -> None:
+    summary = pd.read_csv(summary_csv)
+    comparison = published.compare(published.load(published_csv), summary)
+    environments = [json.loads(Path(f).read_text()).get("environment", {}) for f in run_files]
+    doc = describe.document(summary, comparison, environments, config, revision)
+    if comparison["setting"].eq("").all():  # nothing varies besides the compared axes
+        comparison = comparison.drop(columns="setting")
+    Path(outputs["md"]).write_text(doc.markdown())
+    Path(outputs["rst"]).write_text(doc.rst())
+    Path(outputs["config"]).write_text(doc.config_yaml)
+    Path(outputs["html"]).write_text(doc.html(extra=(
+        "<h2>Published vs reproduced, cell by cell</h2><p class=\"caption\">"
+        + COMPARISON_CAPTION + "</p>" + htmltable.table(comparison, "comparison"))))
+    comparison.to_csv(outputs["comparison"], index=False)
+    Path(outputs["comparison_html"]).write_text(htmltable.table_page(
+        comparison, "Published vs reproduced speed-up", COMPARISON_CAPTION))
+    logging.info("findings written; %d cells compared with the published table",
+                 len(comparison))
+
+
+if __name__ == "__main__":
+    smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
+    sys.stderr = open(smk.log[0], "w")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    main(smk.input.summary, smk.input.runs, smk.input.published, json.loads(smk.params.config),
+         describe.git_revision(smk.scriptdir),
+         dict(smk.output.items()))

@@ -1,0 +1,351 @@
+"""Findings in plain sentences, computed from the summary (never written by hand).
+
+:func:`compute` returns sections of sentences; :func:`markdown`, :func:`rst` and :func:`html`
+render them. Sentences mark code with single backticks (`like this`); each renderer converts.
+Also :func:`hardware`, the machine the cells ran on, from their ``environment`` blocks.
+"""
+
+from __future__ import annotations
+
+import html as html_module
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from speedlimit import published as published_module
+
+# Axes besides batch_size and num_workers; where any varies, findings are given per value.
+GROUP_AXES = ["lr", "torch_threads", "pin_memory", "persistent_workers", "prefetch_factor",
+              "device"]
+
+
+@dataclass
+class Section:
+    title: str
+    sentences: list[str] = field(default_factory=list)
+
+
+def _x(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _s(value: float) -> str:
+    return f"{value:.3g} s"
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def _workers(n) -> str:
+    return f"`num_workers={int(n)}`"
+
+
+def _join(items: list[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(label, rows) per combination of the axes that vary besides batch_size/num_workers."""
+    varying = [a for a in GROUP_AXES if a in frame and frame[a].astype(str).nunique() > 1]
+    if not varying:
+        return [("", frame)]
+    out = []
+    for values, part in frame.groupby(varying, dropna=False, sort=True):
+        values = values if isinstance(values, tuple) else (values,)
+        out.append((", ".join(f"`{a}={v}`" for a, v in zip(varying, values)), part))
+    return out
+
+
+def _interval_text(row) -> str:
+    """The speed-up's interval in words; honest about single runs."""
+    if pd.isna(row.get("speedup_ci_low")) or pd.isna(row.get("speedup_ci_high")):
+        return " (one run per cell, so no interval: this may be noise)"
+    low, high = row["speedup_ci_low"], row["speedup_ci_high"]
+    verdict = ("it excludes 1, so the difference is more than noise"
+               if low > 1 or high < 1 else "it includes 1, so it cannot be told apart from no "
+               "change")
+    return f" (95% interval {low:.2f}-{high:.2f}x; {verdict})"
+
+
+def batch_size_sentences(cells: pd.DataFrame, tensor: pd.DataFrame) -> list[str]:
+    """Sentences about one batch size: ``cells`` are its DataLoader cells (summary rows),
+    ``tensor`` its loader-free cells (possibly none)."""
+    cells = cells[cells["epoch_duration_median"].notna()].sort_values("num_workers")
+    size = int(cells["batch_size"].iloc[0])
+    base = cells[cells["num_workers"] == 0]
+    best = cells.loc[cells["epoch_duration_median"].idxmin()]
+    w_best = int(best["num_workers"])
+    out = []
+    if base.empty:
+        out.append(f"At batch_size {size}, {_workers(w_best)} was fastest "
+                   f"({_s(best['epoch_duration_median'])} per epoch); the grid has no "
+                   "`num_workers=0` cell to compare with.")
+    elif w_best == 0:
+        others = cells[cells["num_workers"] > 0]
+        runner = others.loc[others["epoch_duration_median"].idxmin()] if len(others) else None
+        text = (f"At batch_size {size}, loading in the main process (`num_workers=0`) was "
+                f"fastest ({_s(best['epoch_duration_median'])} per epoch)")
+        if runner is not None:
+            text += (f"; no worker setting beat it, the closest was {_workers(runner['num_workers'])}"
+                     f" at {_x(runner['speedup'])}" + _interval_text(runner))
+        out.append(text + ".")
+    else:
+        b = base.iloc[0]
+        out.append(f"At batch_size {size}, {_workers(w_best)} was fastest: "
+                   f"{_s(best['epoch_duration_median'])} per epoch against "
+                   f"{_s(b['epoch_duration_median'])} with `num_workers=0`, a speed-up of "
+                   f"{_x(best['speedup'])}" + _interval_text(best) + ".")
+    # Did more workers than one help; did more than the best help?
+    one = cells[cells["num_workers"] == 1]
+    if w_best > 1 and len(one):
+        cut = 1 - best["epoch_duration_median"] / one.iloc[0]["epoch_duration_median"]
+        out.append(f"More than one worker helped here: {_workers(w_best)} took {_pct(cut)} "
+                   f"less time per epoch than `num_workers=1`.")
+    more = cells[cells["num_workers"] > w_best]
+    if len(more):
+        slower = more["epoch_duration_median"] / best["epoch_duration_median"] - 1
+        names = _join([str(int(w)) for w in more["num_workers"]])
+        out.append(f"More workers than {w_best} did not help: {names} workers took "
+                   f"{_pct(slower.min())} to {_pct(slower.max())} longer per epoch."
+                   if len(more) > 1 else
+                   f"More workers than {w_best} did not help: {names} workers took "
+                   f"{_pct(slower.iloc[0])} longer per epoch.")
+    else:
+        out.append(f"No larger num_workers than {w_best} was in the grid, so more workers "
+                   "might help further.")
+    if "data_wait_share_median" in cells and len(base):
+        share = _pct(base.iloc[0]["data_wait_share_median"])
+        out.append(f"Waiting for data took {share} of each epoch with `num_workers=0`" + (
+            "." if w_best == 0 else
+            f" and {_pct(best['data_wait_share_median'])} with {_workers(w_best)}."))
+    if len(tensor) and pd.notna(best.get("limit_ratio_median")):
+        ratio = float(best["limit_ratio_median"])
+        limit = float(tensor["epoch_duration_median"].median())
+        text = (f"The loader-free limit (the whole set as one tensor, no DataLoader) took "
+                f"{_s(limit)} per epoch; ")
+        if ratio >= 1:
+            text += (f"the best setting took {ratio:.2f} times as long, so it reached "
+                     f"{_pct(1 / ratio)} of the limit's speed.")
+        else:
+            text += (f"the best setting took only {ratio:.2f} times as long, faster than the "
+                     "limit should allow: a sign of noise or of contention while the limit "
+                     "was measured.")
+        out.append(text)
+    else:
+        out.append("The loader-free limit was not measured at this batch size (add `tensor` to "
+                   "`grid.loader`, as `configs/measure.yaml` does).")
+    return out
+
+
+def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
+            context: dict | None = None) -> list[Section]:
+    """Sections of sentences: headline, one section per batch size (per setting), published
+    vs reproduced, and how far to trust the numbers."""
+    context = context or {}
+    ok = summary[summary["epoch_duration_median"].notna()]
+    loader = ok[ok["loader"].eq("dataloader")]
+    tensor = ok[ok["loader"].eq("tensor")]
+    sections = []
+    headline = Section("At a glance")
+    if loader.empty:
+        headline.sentences.append("No DataLoader cell finished, so there is no num_workers "
+                                  "setting to compare.")
+        return [headline]
+    per_size = []
+    for label, part in _groups(loader):
+        bests = []
+        for size, cells in part.groupby("batch_size", sort=True):
+            t = tensor[tensor["batch_size"] == size]
+            for a in ("lr", "torch_threads", "device"):  # the limit's keys (aggregate.py)
+                if a in t and cells[a].astype(str).nunique() == 1:
+                    t = t[t[a].astype(str) == str(cells[a].iloc[0])]
+            title = f"batch_size {int(size)}" + (f", {label}" if label else "")
+            per_size.append(Section(title, batch_size_sentences(cells, t)))
+            best = cells.loc[cells["epoch_duration_median"].idxmin()]
+            speed = f" ({_x(best['speedup'])})" if pd.notna(best.get("speedup")) else ""
+            bests.append(f"{int(size)}: {int(best['num_workers'])}{speed}")
+        headline.sentences.append(
+            "Fastest num_workers per batch size" + (f" with {label}" if label else "") + ": "
+            + "; ".join(bests) + " (speed-up over `num_workers=0` in brackets).")
+    repeats = int(ok["repeats"].max()) if len(ok) else 0
+    if repeats <= 1:
+        headline.sentences.append(
+            "Every cell ran once (`train.repeats: 1`): there are no intervals, so none of these "
+            "differences is shown to be more than noise. Run with `configs/measure.yaml` "
+            "(3 repeats) for 95% intervals.")
+    else:
+        sig = loader["speedup_significant"].astype("boolean").fillna(False)
+        tested = loader[loader["num_workers"] > 0]
+        headline.sentences.append(
+            f"Each cell ran {repeats} times; intervals are 95% bootstrap intervals of the "
+            f"median. {int(sig[tested.index].sum())} of {len(tested)} worker settings differ "
+            "from `num_workers=0` by more than noise (their interval excludes 1).")
+    if context.get("data_source") == "synthetic":
+        headline.sentences.append(
+            f"These runs used the synthetic stand-in data ({context.get('train_size', '?')} "
+            "training images in FashionMNIST's format), not FashionMNIST itself: durations are "
+            "not comparable with published ones, speed-ups are.")
+    if comparison is not None:
+        headline.sentences.extend(published_glance(comparison))
+    sections.append(headline)
+    sections.extend(per_size)
+    if comparison is not None:
+        sections.append(Section("Published vs reproduced", published_sentences(comparison)))
+    return sections
+
+
+def published_sentences(comparison: pd.DataFrame) -> list[str]:
+    """Where the published speed-ups and ours agree, and where they do not."""
+    if comparison.empty:
+        return ["No cell of this grid matches a published one (the published grid is "
+                "num_workers 0, 1, 2, 4, 8, 16 x batch_size 100, 1000, 10000 at lr 0.01), so "
+                "there is nothing to compare."]
+    out = []
+    tol = _pct(published_module.TOLERANCE)
+    for label, part in _groups_by_setting(comparison):
+        where = f" ({label})" if label else ""
+        agree, disagree = part[part["agree"]], part[~part["agree"]]
+        out.append(f"Published ({published_module.SOURCE}) and reproduced speed-ups{where} point "
+                   f"the same way (faster, slower, or within {tol} of no change) in "
+                   f"{len(agree)} of {len(part)} cells.")
+        if len(agree):
+            out.append("They agree at " + _join([_cell_text(r) for _, r in agree.iterrows()])
+                       + ".")
+        if len(disagree):
+            out.append("They disagree at " + _join([_cell_text(r) for _, r in
+                                                    disagree.iterrows()]) + ".")
+        one = part[part["num_workers"] == 1]
+        if len(one):
+            holds = one[one["reproduced_direction"].eq("faster")]
+            out.append("The published headline, one worker about 20% faster than none at every "
+                       "batch size: ours with `num_workers=1` was "
+                       + _join([f"{_x(r['reproduced_speedup'])} at batch_size "
+                                f"{int(r['batch_size'])}" for _, r in one.iterrows()])
+                       + (", so it holds at every batch size." if len(holds) == len(one) else
+                          ", so it does not hold here." if holds.empty else
+                          f", so it holds at batch_size "
+                          f"{_join([str(int(b)) for b in holds['batch_size']])} only."))
+        inside = part["published_in_interval"].dropna()
+        if len(inside):
+            out.append(f"The published speed-up lies inside our 95% interval in "
+                       f"{int(inside.sum())} of {len(inside)} cells.")
+    return out
+
+
+def published_glance(comparison: pd.DataFrame) -> list[str]:
+    """One sentence per setting: agreement count and whether the published headline holds."""
+    out = []
+    for label, part in _groups_by_setting(comparison):
+        text = (f"Against the published table{f' ({label})' if label else ''}: speed-ups point "
+                f"the same way in {int(part['agree'].sum())} of {len(part)} shared cells")
+        one = part[part["num_workers"] == 1]
+        if len(one):
+            holds = one[one["reproduced_direction"].eq("faster")]
+            text += ("; its headline (one worker faster than none) holds at "
+                     + ("every batch size" if len(holds) == len(one) else
+                        "no batch size" if holds.empty else "batch_size "
+                        + _join([str(int(b)) for b in holds["batch_size"]]) + " only"))
+        out.append(text + ".")
+    return out
+
+
+def _groups_by_setting(comparison: pd.DataFrame):
+    return [(str(k), g) for k, g in comparison.groupby("setting", sort=True)]
+
+
+def _cell_text(row) -> str:
+    return (f"batch_size {int(row['batch_size'])} with {int(row['num_workers'])} "
+            f"worker{'s' if row['num_workers'] != 1 else ''} (published "
+            f"{_x(row['published_speedup'])}, ours {_x(row['reproduced_speedup'])})")
+
+
+def hardware(environments: list[dict]) -> list[str]:
+    """Sentences on the machine(s) and software the cells ran on, from their environment."""
+    envs = [e for e in environments if e]
+    if not envs:
+        return ["No cell recorded its environment."]
+
+    def values(key):
+        return sorted({str(e.get(key)) for e in envs if e.get(key) is not None})
+
+    out = []
+    for node in values("node"):
+        group = [e for e in envs if str(e.get("node")) == node]
+        e = group[0]
+        parts = [str(e.get("cpu_model") or "unknown CPU")]
+        cpus = f"{e.get('cpu_count')} logical CPUs"
+        extra = []
+        if e.get("physical_cores"):
+            extra.append(f"{e['physical_cores']} physical cores")
+        if e.get("cpus_allowed"):
+            extra.append(f"{e['cpus_allowed']} allowed to the cells")
+        parts.append(cpus + (f" ({', '.join(extra)})" if extra else ""))
+        if e.get("memory_bytes"):
+            parts.append(f"{e['memory_bytes'] / 2**30:.1f} GiB RAM")
+        if e.get("gpu_name"):
+            parts.append(f"GPU {e['gpu_name']}")
+        out.append(f"{len(group)} cell run(s) on node `{node}`: " + ", ".join(parts) + ".")
+    sw = []
+    for key, name in (("os", "OS"), ("python", "Python"), ("torch", "torch"),
+                      ("torchvision", "torchvision"), ("device", "device"),
+                      ("torch_threads", "torch threads"),
+                      ("torch_interop_threads", "inter-op threads")):
+        v = values(key)
+        if v:
+            sw.append(f"{name} {' / '.join(v)}")
+    if sw:
+        out.append("Software and settings in force: " + "; ".join(sw) + ".")
+    threads = sorted({", ".join(f"{k}={v}" for k, v in sorted((e.get("thread_env") or {}).items()))
+                      for e in envs} - {""})
+    if threads:
+        out.append("Thread variables in the cells' environment: " + " / ".join(
+            f"`{t}`" for t in threads) + ".")
+    return out
+
+
+# --- renderers -----------------------------------------------------------------------------
+
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def markdown(sections: list[Section], title: str = "Findings", preamble: list[str] = ()) -> str:
+    lines = [f"# {title}", ""]
+    for p in preamble:
+        lines += [p, ""]
+    for section in sections:
+        lines += [f"## {section.title.replace('`', '')}", ""]
+        lines += [f"- {s}" for s in section.sentences] + [""]
+    return "\n".join(lines)
+
+
+def _rst_inline(text: str) -> str:
+    text = text.replace("*", r"\*").replace("|", r"\|")
+    return _CODE.sub(lambda m: f"``{m.group(1)}``", text)
+
+
+def rst(sections: list[Section]) -> str:
+    """Findings as rst without section titles (so they can be included anywhere): a bold
+    line per section, then a bullet per sentence."""
+    lines = []
+    for section in sections:
+        lines += [f"**{_rst_inline(section.title).strip()}**", ""]
+        lines += [f"- {_rst_inline(s)}" for s in section.sentences] + [""]
+    return "\n".join(lines) + "\n"
+
+
+def _html_inline(text: str) -> str:
+    return _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", html_module.escape(text, quote=False))
+
+
+def html(sections: list[Section]) -> str:
+    parts = []
+    for section in sections:
+        parts.append(f"<h2>{_html_inline(section.title)}</h2><ul class=\"findings\">")
+        parts += [f"<li>{_html_inline(s)}</li>" for s in section.sentences]
+        parts.append("</ul>")
+    return "".join(parts)

@@ -1,0 +1,107 @@
+"""The published table (reference data) and how our speed-ups compare with it.
+
+The seed's 18 runs ship as ``reference/deeplizard-2019.csv``. Its speed-up per
+(batch_size, num_workers) is the published num_workers=0 epoch duration of that batch size
+divided by the cell's; ours is the summary's ``speedup`` (same definition, medians over
+repeats). :func:`compare` puts them side by side for the cells both have.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SOURCE = ('deeplizard, "PyTorch DataLoader num_workers - Deep Learning Speed Limit Increase" '
+          "(2019)")
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "reference" / "deeplizard-2019.csv"
+COLUMNS = ["run", "epoch", "loss", "accuracy", "epoch_duration", "run_duration", "lr",
+           "batch_size", "num_workers"]
+# A speed-up within this of 1 counts as "no change" when comparing directions.
+TOLERANCE = 0.05
+# Axes that may vary in our grid; where they do, each value gets its own comparison rows.
+SETTING_AXES = ["torch_threads", "pin_memory", "persistent_workers", "prefetch_factor", "device"]
+
+
+class PublishedError(ValueError):
+    """The reference file is missing columns or has no num_workers=0 baseline."""
+
+
+def load(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
+    table = pd.read_csv(path)
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise PublishedError(f"{path}: missing columns {missing}")
+    return table
+
+
+def speedups(published: pd.DataFrame) -> pd.DataFrame:
+    """One row per published (lr, batch_size, num_workers): epoch duration and speed-up over
+    num_workers=0 of the same batch size and lr (mean over epochs, as the seed had one)."""
+    cells = (published.groupby(["lr", "batch_size", "num_workers"], as_index=False)
+             ["epoch_duration"].mean())
+    base = cells[cells["num_workers"] == 0].set_index(["lr", "batch_size"])["epoch_duration"]
+    if base.empty:
+        raise PublishedError("the published table has no num_workers=0 run")
+    keys = pd.MultiIndex.from_frame(cells[["lr", "batch_size"]])
+    cells["speedup"] = base.reindex(keys).to_numpy() / cells["epoch_duration"].to_numpy()
+    return cells
+
+
+def direction(speedup: float, tolerance: float = TOLERANCE) -> str:
+    if pd.isna(speedup):
+        return "unknown"
+    if speedup > 1 + tolerance:
+        return "faster"
+    if speedup < 1 - tolerance:
+        return "slower"
+    return "no change"
+
+
+def _setting_labels(ours: pd.DataFrame) -> pd.Series:
+    """"torch_threads=1" etc. for the axes that vary among our cells; "" when none varies."""
+    varying = [a for a in SETTING_AXES if a in ours and ours[a].astype(str).nunique() > 1]
+    if not varying:
+        return pd.Series("", index=ours.index)
+    return ours[varying].astype(str).apply(
+        lambda row: ", ".join(f"{a}={v}" for a, v in row.items()), axis=1)
+
+
+def compare(published: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Published vs reproduced speed-up for every (lr, batch_size, num_workers > 0) cell both
+    have; one row per of our settings (e.g. per torch_threads) when those vary.
+
+    ``agree``: both speed-ups point the same way (faster / slower / within TOLERANCE of no
+    change). ``published_in_interval``: the published speed-up lies inside our 95% interval
+    (NA without repeats).
+    """
+    pub = speedups(published)
+    pub = pub[pub["num_workers"] > 0]
+    ours = summary[summary["loader"].eq("dataloader") & summary["speedup"].notna()].copy()
+    ours = ours[ours["num_workers"] > 0]
+    ours["setting"] = _setting_labels(ours)
+    ours["lr_key"] = ours["lr"].astype(float).round(12)
+    pub = pub.assign(lr_key=pub["lr"].astype(float).round(12))
+    merged = ours.merge(pub.rename(columns={"epoch_duration": "published_epoch_duration",
+                                            "speedup": "published_speedup"})
+                        .drop(columns="lr"),
+                        on=["lr_key", "batch_size", "num_workers"], how="inner")
+    columns = ["setting", "lr", "batch_size", "num_workers", "published_epoch_duration",
+               "published_speedup", "epoch_duration_median", "speedup", "speedup_ci_low",
+               "speedup_ci_high", "repeats"]
+    out = merged.reindex(columns=columns).rename(
+        columns={"epoch_duration_median": "reproduced_epoch_duration",
+                 "speedup": "reproduced_speedup", "speedup_ci_low": "reproduced_ci_low",
+                 "speedup_ci_high": "reproduced_ci_high"})
+    out["published_direction"] = out["published_speedup"].map(direction)
+    out["reproduced_direction"] = out["reproduced_speedup"].map(direction)
+    out["agree"] = out["published_direction"].eq(out["reproduced_direction"])
+    has_ci = out["reproduced_ci_low"].notna() & out["reproduced_ci_high"].notna()
+    inside = ((out["published_speedup"] >= out["reproduced_ci_low"])
+              & (out["published_speedup"] <= out["reproduced_ci_high"]))
+    out["published_in_interval"] = pd.Series(np.where(has_ci, inside, None),
+                                             index=out.index, dtype="boolean")
+    out = out.astype({"batch_size": "Int64", "num_workers": "Int64", "repeats": "Int64"})
+    return out.sort_values(["setting", "lr", "batch_size", "num_workers"],
+                           kind="stable").reset_index(drop=True)

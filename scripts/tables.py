@@ -1,0 +1,32 @@
+"""Sortable HTML versions of the results table and the summary (the `tables` rule)."""
+
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from speedlimit import htmltable
+
+CAPTIONS = {
+    "table": ("Results table", "One row per run and epoch (durations in seconds); the seed's "
+              "columns first, then every setting and measurement of the cell."),
+    "summary": ("Summary", "One row per cell, repeats pooled: median epoch duration (s) with its "
+                "95% bootstrap interval, speed-up over num_workers=0 (>1 is faster) with its "
+                "interval, data-wait share and loader-free limit ratio."),
+}
+
+
+def main(inputs: dict, outputs: dict) -> None:
+    for name, path in outputs.items():
+        title, caption = CAPTIONS[name]
+        frame = pd.read_csv(inputs[name])
+        Path(path).write_text(htmltable.table_page(frame, title, caption, table_id=name))
+        logging.info("wrote %s (%d rows)", path, len(frame))
+
+
+if __name__ == "__main__":
+    smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
+    sys.stderr = open(smk.log[0], "w")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    main(dict(smk.input.items()), dict(smk.output.items()))

@@ -1,0 +1,181 @@
+"""Findings, the published comparison, the front page and the HTML tables, from hand-made
+records run through the real aggregation (no training)."""
+
+from __future__ import annotations
+
+import html.parser
+
+import pandas as pd
+import pytest
+from docutils.core import publish_parts
+
+from speedlimit import aggregate, describe, findings, grid, htmltable, published
+
+from test_aggregate import record, write
+
+# Epoch durations (s) per batch size and num_workers; "tensor" is the loader-free limit.
+DURATIONS = {100: {0: 10.0, 1: 8.0, 2: 7.0, 4: 9.0, "tensor": 5.0},
+             1000: {0: 5.0, 1: 6.0, 2: 6.5, 4: 7.0, "tensor": 3.0}}
+CONFIG = {"grid": {"num_workers": [0, 1, 2, 4], "batch_size": [100, 1000], "lr": [0.01],
+                   "torch_threads": [1], "loader": ["dataloader", "tensor"]},
+          "train": {"epochs": 1, "seed": 0, "repeats": 3},
+          "data": {"source": "synthetic", "synthetic": {"train_size": 2000}}}
+
+
+def summary_of(tmp_path, repeats: int) -> pd.DataFrame:
+    g = {"num_workers": [0, 1, 2, 4], "batch_size": [100, 1000], "lr": [0.01],
+         "torch_threads": [1], "pin_memory": [False], "persistent_workers": [False],
+         "prefetch_factor": [None], "device": ["cpu"], "loader": ["dataloader", "tensor"]}
+    expected = grid.expand(g, repeats)[0]
+    recs = []
+    for c in expected:
+        key = "tensor" if c.loader == "tensor" else c.num_workers
+        jitter = 1 + 0.01 * (c.repeat - 1)  # small, so differences are beyond noise
+        recs.append(record(c, DURATIONS[c.batch_size][key] * jitter))
+    table = aggregate.build_table(write(tmp_path, recs), expected)
+    # As the findings rule sees it: read back from CSV.
+    path = tmp_path / "summary.csv"
+    aggregate.summarize(table).to_csv(path, index=False)
+    return pd.read_csv(path)
+
+
+@pytest.fixture
+def summary3(tmp_path):
+    return summary_of(tmp_path, 3)
+
+
+@pytest.fixture
+def summary1(tmp_path):
+    return summary_of(tmp_path, 1)
+
+
+def text_of(sections) -> str:
+    return "\n".join(f"{s.title}: " + " ".join(s.sentences) for s in sections)
+
+
+def test_fastest_setting_interval_more_workers_and_limit(summary3):
+    sections = findings.compute(summary3)
+    text = text_of(sections)
+    assert "Fastest num_workers per batch size: 100: 2 (1.43x); 1000: 0 (1.00x)" in text
+    at100 = next(s for s in sections if s.title == "batch_size 100").sentences
+    assert at100[0].startswith("At batch_size 100, `num_workers=2` was fastest: 7 s per epoch "
+                               "against 10 s with `num_workers=0`, a speed-up of 1.43x (95% "
+                               "interval")
+    assert "it excludes 1, so the difference is more than noise" in at100[0]
+    assert any("`num_workers=2` took 12% less time per epoch than `num_workers=1`" in s
+               for s in at100)
+    assert any(s.startswith("More workers than 2 did not help: 4 workers took 29% longer")
+               for s in at100)
+    # 7 s against a 5 s loader-free epoch: 1.40 times as long, 71% of the limit's speed.
+    assert any("took 1.40 times as long, so it reached 71% of the limit's speed" in s
+               for s in at100)
+    at1000 = next(s for s in sections if s.title == "batch_size 1000").sentences
+    assert at1000[0].startswith("At batch_size 1000, loading in the main process "
+                                "(`num_workers=0`) was fastest")
+    assert "Each cell ran 3 times" in text and "noise" in text
+
+
+def test_one_run_per_cell_claims_no_significance(summary1):
+    text = text_of(findings.compute(summary1))
+    assert "one run per cell, so no interval: this may be noise" in text
+    assert "Every cell ran once" in text
+    assert "more than noise" not in text.replace("shown to be more than noise", "")
+
+
+def test_limit_not_measured_is_said(summary3):
+    no_tensor = summary3[summary3["loader"].eq("dataloader")].assign(limit_ratio_median=float("nan"))
+    assert "loader-free limit was not measured" in text_of(findings.compute(no_tensor))
+
+
+def test_published_speedups_and_comparison(summary3):
+    pub = published.load()
+    assert len(pub) == 18
+    speed = published.speedups(pub).set_index(["batch_size", "num_workers"])["speedup"]
+    assert speed[(100, 0)] == 1.0
+    assert speed[(100, 1)] == pytest.approx(23.281029 / 18.125359)
+    comparison = published.compare(pub, summary3)
+    # Both have batch_size 100 and 1000 with 1, 2 and 4 workers (no 0: trivially 1).
+    assert len(comparison) == 6
+    row = comparison.set_index(["batch_size", "num_workers"]).loc[(100, 2)]
+    assert row["reproduced_speedup"] == pytest.approx(10 / 7, rel=0.02)
+    assert row["agree"] and row["published_direction"] == "faster"
+    slow = comparison.set_index(["batch_size", "num_workers"]).loc[(1000, 1)]
+    assert not slow["agree"] and slow["reproduced_direction"] == "slower"
+    assert comparison["published_in_interval"].notna().all()
+    sentences = findings.published_sentences(comparison)
+    assert "in 3 of 6 cells" in sentences[0]
+    assert sentences[1].startswith("They agree at batch_size 100 with 1 worker")
+    assert sentences[2].startswith("They disagree at batch_size 1000 with 1 worker")
+    assert any("it holds at batch_size 100 only" in s for s in sentences)
+
+
+def test_no_shared_cells_is_said(summary3):
+    other = summary3.assign(lr=0.5)
+    comparison = published.compare(published.load(), other)
+    assert comparison.empty
+    assert "nothing to compare" in findings.published_sentences(comparison)[0]
+
+
+def test_direction():
+    assert published.direction(1.2) == "faster"
+    assert published.direction(0.8) == "slower"
+    assert published.direction(1.03) == "no change"
+    assert published.direction(float("nan")) == "unknown"
+
+
+ENV = {"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "cpu_count": 2,
+       "physical_cores": 2, "cpus_allowed": 2, "memory_bytes": 24 * 2**30, "node": "vm",
+       "cpu_model": "AMD EPYC", "device": "cpu", "torch_threads": 1,
+       "thread_env": {"OMP_NUM_THREADS": "1"}, "os": "Linux"}
+
+
+def test_front_page_rst_renders_cleanly_and_says_everything(summary3):
+    comparison = published.compare(published.load(), summary3)
+    doc = describe.document(summary3, comparison, [ENV] * 3, CONFIG, revision="abc123")
+    rst = doc.rst()
+    parts = publish_parts(rst, writer="html",
+                          settings_overrides={"report_level": 2, "halt_level": 2})
+    body = parts["html_body"]
+    for needle in ("At a glance", "What was run", "Hardware", "AMD EPYC", "2 logical CPUs",
+                   "24.0 GiB RAM", "How to reproduce", "abc123", "num_workers 0, 1, 2, 4",
+                   "Against the published table"):
+        assert needle in body, needle
+    assert "``snakemake --cores all --configfile reproduce.yaml``" in rst
+    md = doc.markdown()
+    assert md.startswith("# speedlimit: findings") and "## batch_size 100" in md
+    assert "```yaml\ngrid:" in md
+    page = doc.html()
+    assert "batch_size 1000" in page and "<code>num_workers=0</code>" in page
+
+
+class _Collector(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.rows, self.external = [], 0, []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.rows += tag == "tr"
+        for name, value in attrs:
+            if name in ("src", "href") and value and not value.startswith(("#", "data:")):
+                self.external.append(value)
+
+
+def test_html_table_is_sortable_escaped_and_self_contained():
+    frame = pd.DataFrame({"name": ["<b>x</b>", "y"], "n": pd.array([2, None], dtype="Int64"),
+                          "v": [0.123456789, float("nan")], "ok": [True, False]})
+    page = htmltable.table_page(frame, "T", "caption", table_id="t")
+    parser = _Collector()
+    parser.feed(page)
+    assert parser.rows == 3 and parser.external == [] and "script" in parser.tags
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    assert 'data-value="0.123456789">0.1235<' in page
+    assert 'data-value="">' in page  # missing values sort last, shown empty
+    assert 'class="sortable" id="t"' in page and 'data-filter="t"' in page
+
+
+def test_a_best_setting_faster_than_the_limit_is_flagged_not_celebrated(summary3):
+    faster = summary3.copy()
+    faster["limit_ratio_median"] = faster["limit_ratio_median"] / 2
+    text = text_of(findings.compute(faster))
+    assert "faster than the limit should allow" in text and "143%" not in text

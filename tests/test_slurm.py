@@ -29,6 +29,8 @@ NEEDED = ["munged", "mungekey", "slurmctld", "slurmd", "sbatch", "srun", "squeue
 GRID = {
     "grid": {"num_workers": [0, 1], "batch_size": [200], "loader": ["dataloader", "tensor"]},
     "data": {"source": "synthetic", "synthetic": {"train_size": 2000, "test_size": 200}},
+    # The partition from config (cluster.sh's only one), small memory requests.
+    "cluster": {"partition": "debug", "mem_mb": 1500, "mem_mb_per_worker": 500},
 }
 # Short status polls: the plugin's defaults (40 s before the first, then 10 s) dominate.
 FAST_POLLS = ["--slurm-init-seconds-before-status-checks", "1",
@@ -94,11 +96,19 @@ def test_every_cell_runs_as_a_slurm_job_with_the_local_results(slurm_cluster, tm
     for r in runs.values():
         workers = r["params"]["num_workers"] or 0
         assert r["environment"]["slurm_cpus_per_task"] == str(workers + 1)
-    # SLURM itself knows them as finished jobs of this run (squeue keeps them for MinJobAge).
-    squeue = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %T"], capture_output=True,
-                            text=True, env={**os.environ, **env}, check=True).stdout
-    states = dict(line.split() for line in squeue.splitlines())
-    assert all(states.get(j) == "COMPLETED" for j in job_ids.values()), (states, job_ids)
+    # SLURM itself knows them as finished jobs of this run (squeue keeps them for MinJobAge),
+    # in the configured partition, with the CPUs and memory their rule asked for.
+    squeue = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %T %P %C %m"],
+                            capture_output=True, text=True, env={**os.environ, **env},
+                            check=True).stdout
+    print(squeue)
+    jobs = {line.split()[0]: line.split()[1:] for line in squeue.splitlines()}
+    for r in runs.values():
+        workers = r["params"]["num_workers"] or 0
+        job = r["environment"]["slurm_job_id"]
+        assert jobs[job] == ["COMPLETED", "debug", str(workers + 1), f"{1500 + 500 * workers}M"], (
+            job, jobs)
+    assert set(jobs) >= set(submitted), (jobs, submitted)
     # One SLURM log per job, kept.
     slurm_logs = list((cluster.path / "logs" / "slurm").rglob("*.log"))
     assert {p.stem for p in slurm_logs} >= set(job_ids.values()), slurm_logs

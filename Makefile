@@ -44,7 +44,9 @@ bench: $(STAMP)
 
 lock: $(STAMP)
 	( echo "# Every package of the pipeline's environment, pinned: pip constraints for the Makefile."; \
-	  echo "# Regenerate with: make lock"; $(BIN)/pip freeze --exclude-editable ) > requirements.lock
+	  echo "# Regenerate with: make lock"; \
+	  echo "# python==$$($(BIN)/python -c 'import platform; print(platform.python_version())')"; \
+	  $(BIN)/pip freeze --exclude-editable ) > requirements.lock
 
 clean:
 	rm -rf results logs .snakemake report.html

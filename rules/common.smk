@@ -1,6 +1,7 @@
 # Glue: config validation, the grid, and input functions. Logic lives in scripts/speedlimit/.
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -71,6 +72,37 @@ def get_cell_spec(wildcards):
 def get_cell_threads(wildcards):
     cell = get_cell(wildcards)
     return cell.torch_threads + (cell.num_workers or 0)
+
+
+def get_cell_cpus(wildcards):
+    """CPUs of a cell's SLURM allocation: its main process's threads plus one per worker."""
+    return get_cell_threads(wildcards)
+
+
+def get_cell_mem_mb(wildcards):
+    cluster = config["cluster"]
+    return cluster["mem_mb"] + cluster["mem_mb_per_worker"] * (get_cell(wildcards).num_workers or 0)
+
+
+def get_cell_runtime(wildcards):
+    """Minutes: the configured wall time, plus train.time_limit when one is set."""
+    limit = config["train"]["time_limit"]
+    return config["cluster"]["runtime"] + (math.ceil(limit / 60) if limit else 0)
+
+
+def get_cell_gpus(wildcards):
+    return 1 if get_cell(wildcards).device == "cuda" else 0
+
+
+def get_cell_slurm_extra(wildcards):
+    return "--exclusive" if config["cluster"]["exclusive_nodes"] else ""
+
+
+def get_cluster_resources():
+    """slurm_partition / slurm_account of every job, where config's cluster section sets them."""
+    cluster = config["cluster"]
+    chosen = {"slurm_partition": cluster["partition"], "slurm_account": cluster["account"]}
+    return {key: value for key, value in chosen.items() if value}
 
 
 def get_run_files():

@@ -1,5 +1,9 @@
 # Stage 1: the data set, downloaded (md5-checked) or generated offline.
 
+# On a cluster the download runs on the submit host: compute nodes often have no internet.
+localrules:
+    download_fashionmnist,
+
 
 rule download_fashionmnist:
     output:
@@ -9,6 +13,10 @@ rule download_fashionmnist:
         md5=config["data"]["md5"],
         retries=config["data"]["retries"],
         timeout=config["data"]["timeout"],
+    resources:
+        mem_mb=1000,
+        runtime=30,
+        **get_cluster_resources(),
     log:
         "logs/data/download_fashionmnist.log",
     conda:
@@ -25,6 +33,10 @@ rule make_synthetic:
         ),
     params:
         code=source_digest("idx"),
+    resources:
+        mem_mb=2000,
+        runtime=15,
+        **get_cluster_resources(),
     log:
         "logs/data/make_synthetic-{train_size}-{test_size}-seed{seed}.log",
     conda:

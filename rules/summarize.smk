@@ -26,6 +26,10 @@ rule aggregate:
         allow_missing=config["report"]["allow_missing"],
         seed=config["train"]["seed"],
         code=source_digest("aggregate", "metrics", "grid"),
+    resources:
+        mem_mb=2000,
+        runtime=15,
+        **get_cluster_resources(),
     log:
         "logs/aggregate.log",
     conda:
@@ -75,6 +79,10 @@ rule plot:
         ),
     params:
         code=source_digest("plots", "published"),
+    resources:
+        mem_mb=2000,
+        runtime=15,
+        **get_cluster_resources(),
     log:
         "logs/plot.log",
     conda:

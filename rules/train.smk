@@ -14,6 +14,14 @@ rule train_cell:
         warm=config["train"]["warm_start"],
         exclusive=config["train"]["exclusive"],
     threads: get_cell_threads
+    resources:
+        # On a cluster (profiles/slurm) each cell is one job with an allocation of its own.
+        cpus_per_task=get_cell_cpus,
+        mem_mb=get_cell_mem_mb,
+        runtime=get_cell_runtime,
+        gpu=get_cell_gpus,
+        slurm_extra=get_cell_slurm_extra,
+        **get_cluster_resources(),
     log:
         "logs/train_cell/{cell}.log",
     conda:

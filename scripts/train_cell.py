@@ -19,6 +19,16 @@ from speedlimit import cell as cells
 log = logging.getLogger("speedlimit.train_cell")
 
 
+def use_warm_start(requested: bool, environ=os.environ) -> bool:
+    """A warm start, unless this is a SLURM job: the server would outlive the job's allocation
+    and serve later cells outside the scheduler's control (and its CPU accounting)."""
+    if requested and environ.get("SLURM_JOB_ID"):
+        log.info("inside SLURM job %s: cold start (no warm server on a cluster)",
+                 environ["SLURM_JOB_ID"])
+        return False
+    return requested
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Train one grid cell and write its metrics JSON.")
     parser.add_argument("cell", help="cell path, e.g. dataloader/batch_size~100/...")
@@ -37,7 +47,7 @@ def main(argv=None) -> int:
                             log=args.log, process_started=cells.process_start_time())
     with cells.machine_lock(args.exclusive):
         request.lock_acquired = time.time()
-        if args.warm:
+        if use_warm_start(args.warm):
             from speedlimit import warm
 
             code = warm.run(request)

@@ -126,3 +126,35 @@ def test_json_is_written_atomically(tmp_path):
         cell.write_json(target, {"a": float("nan")})
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_cells_from_different_nodes_are_never_compared_as_equals(tmp_path):
+    """On a cluster repeats land on different machines: one summary row per cell and node,
+    speed-up and loader-free limit only against the same node's cells."""
+    expected = cells(repeats=3)
+    recs = []
+    for c in expected:
+        # Repeat 0 and 1 on a fast node, repeat 2 on one twice as slow (no 0-worker run there).
+        node, factor = ("fast", 1.0) if c.repeat < 2 else ("slow", 2.0)
+        r = record(c, durations(c) * factor)
+        r["environment"]["node"] = node
+        if node == "slow" and c.loader == "dataloader" and c.num_workers == 0:
+            r["environment"]["node"] = "fast"
+            r["epochs"][0]["epoch_duration"] = durations(c)
+        recs.append(r)
+    table = aggregate.build_table(write(tmp_path, recs), expected)
+    slow_two = table[(table["node"] == "slow") & (table["num_workers"] == 2)]
+    # Limit: the slow node's own loader-free run (2.0 s), not the fast node's (1.0 s).
+    assert slow_two["limit_ratio"].tolist() == pytest.approx([4.9 * 2 / 2.0])
+    summary = aggregate.summarize(table)
+    assert "node" in summary.columns
+    rows = {(r.loader, r.num_workers if r.loader == "dataloader" else None, r.node): r
+            for r in summary.itertuples()}
+    assert set(rows) == {("dataloader", 0, "fast"), ("dataloader", 2, "fast"),
+                         ("dataloader", 2, "slow"), ("tensor", None, "fast"),
+                         ("tensor", None, "slow")}
+    fast_two = rows[("dataloader", 2, "fast")]
+    assert fast_two.repeats == 2 and fast_two.epoch_duration_median == pytest.approx(5.05)
+    assert fast_two.speedup == pytest.approx(10.0 / 5.05)
+    # No 0-worker run on the slow node: no speed-up rather than one against the fast node.
+    assert np.isnan(rows[("dataloader", 2, "slow")].speedup)

@@ -4,9 +4,9 @@
 (run, epoch, loss, accuracy, epoch_duration, run_duration, lr, batch_size, num_workers),
 then everything else speedlimit measures.
 
-``results/summary.csv``: one row per cell (repeats pooled): median epoch duration with a
-95% bootstrap interval, speed-up over num_workers=0 with its interval, and whether that
-speed-up is distinguishable from noise (its interval excludes 1).
+``results/summary.csv``: one row per cell (repeats pooled) and node: median epoch duration
+with a 95% bootstrap interval, speed-up over num_workers=0 on the same node with its interval,
+and whether that speed-up is distinguishable from noise (its interval excludes 1).
 """
 
 from __future__ import annotations
@@ -31,12 +31,16 @@ TABLE_COLUMNS = SEED_COLUMNS + AXIS_COLUMNS + MEASURE_COLUMNS + META_COLUMNS
 
 # Cells that differ only in these settings train on identical batches in identical order.
 QUALITY_KEYS = ["batch_size", "lr", "torch_threads", "device", "epochs", "seed", "epoch"]
-LIMIT_KEYS = ["batch_size", "lr", "torch_threads", "device", "epoch"]
+# Timings are compared only within a node (machine): cells that ran on different hardware,
+# e.g. in separate SLURM allocations, are never each other's limit, baseline or repeat.
+LIMIT_KEYS = ["batch_size", "lr", "torch_threads", "device", "epoch", "node"]
 # A cell's num_workers=0 baseline shares these (persistent_workers and prefetch_factor
 # cannot be set with 0 workers, so they are not part of the match).
-BASELINE_KEYS = ["loader", "batch_size", "lr", "torch_threads", "pin_memory", "device"]
+BASELINE_KEYS = ["loader", "batch_size", "lr", "torch_threads", "pin_memory", "device", "node"]
 CELL_KEYS = ["loader", "batch_size", "num_workers", "lr", "torch_threads", "pin_memory",
              "persistent_workers", "prefetch_factor", "device"]
+# One summary row per cell and node.
+SUMMARY_KEYS = CELL_KEYS + ["node"]
 BOOTSTRAP = 2000
 QUALITY_RTOL = 1e-6
 
@@ -156,17 +160,18 @@ def _interval(samples: np.ndarray) -> tuple[float, float]:
 
 
 def summarize(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """One row per cell: medians over repeats, 95% bootstrap intervals, speed-up vs 0 workers."""
+    """One row per cell and node: medians over repeats, 95% bootstrap intervals, speed-up vs
+    0 workers on the same node."""
     rng = np.random.default_rng(seed)
     ok = table[table["status"].eq("ok")].copy()
     # A run's epoch duration is the mean over its epochs.
-    per_run = (ok.groupby(["run"] + CELL_KEYS + ["repeat"], dropna=False)
+    per_run = (ok.groupby(["run"] + SUMMARY_KEYS + ["repeat"], dropna=False)
                  .agg(epoch_duration=("epoch_duration", "mean"),
                       data_wait_share=("data_wait_share", "mean"),
                       limit_ratio=("limit_ratio", "mean"),
                       loss=("loss", "last"), accuracy=("accuracy", "last"))
                  .reset_index())
-    per_run["cell_key"] = _key_frame(per_run, CELL_KEYS).agg("|".join, axis=1)
+    per_run["cell_key"] = _key_frame(per_run, SUMMARY_KEYS).agg("|".join, axis=1)
     per_run["base_key"] = _key_frame(per_run, BASELINE_KEYS).agg("|".join, axis=1)
     samples = {k: g["epoch_duration"].to_numpy(float) for k, g in per_run.groupby("cell_key")}
     boots = {k: _bootstrap_medians(v, rng) for k, v in samples.items()}
@@ -176,7 +181,7 @@ def summarize(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     for key, group in per_run.groupby("cell_key", sort=False):
         first = group.iloc[0]
         durations = samples[key]
-        row = {c: first[c] for c in CELL_KEYS}
+        row = {c: first[c] for c in SUMMARY_KEYS}
         row["repeats"] = len(durations)
         row["epoch_duration_median"] = float(np.median(durations))
         row["epoch_duration_ci_low"], row["epoch_duration_ci_high"] = (
@@ -194,7 +199,7 @@ def summarize(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         row["accuracy_median"] = float(group["accuracy"].median())
         row["first_run"] = int(group["run"].min())
         rows.append(row)
-    columns = CELL_KEYS + ["repeats", "epoch_duration_median", "epoch_duration_ci_low",
+    columns = SUMMARY_KEYS + ["repeats", "epoch_duration_median", "epoch_duration_ci_low",
                            "epoch_duration_ci_high", "speedup", "speedup_ci_low",
                            "speedup_ci_high", "speedup_significant", "data_wait_share_median",
                            "limit_ratio_median", "loss_median", "accuracy_median", "first_run"]

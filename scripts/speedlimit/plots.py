@@ -51,6 +51,14 @@ def _facets(frame: pd.DataFrame) -> tuple[str | None, list]:
     return ("torch_threads", values) if len(values) > 1 else (None, values)
 
 
+def _panels(frame: pd.DataFrame, values: list) -> list[tuple]:
+    """(facet value, node) per panel: a panel per node when cells ran on several machines
+    (e.g. separate SLURM allocations), so timings of different hardware never share a line."""
+    nodes = sorted(frame["node"].dropna().unique()) if "node" in frame else []
+    return [(value, node if len(nodes) > 1 else None)
+            for value in (values or [None]) for node in (nodes if len(nodes) > 1 else [None])]
+
+
 def _axes(n: int, width: float = 6.0, height: float = 4.2, sharey: bool = True):
     fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, sharey=sharey)
     return fig, list(axes[0])
@@ -62,25 +70,29 @@ def epoch_duration(table: pd.DataFrame) -> plt.Figure:
     data = _ok(table)
     tensor = _ok(table, "tensor")
     facet, values = _facets(data)
+    panels = _panels(data, values)
     # Each panel scales to its own data: a shared axis clipped slower thread settings.
-    fig, axes = _axes(max(1, len(values)), sharey=False)
+    fig, axes = _axes(len(panels), sharey=False)
     sizes = sorted(data["batch_size"].unique())
     palette = dict(zip(sizes, sns.color_palette(n_colors=len(sizes))))
-    for ax, value in zip(axes, values or [None]):
+    for ax, (value, node) in zip(axes, panels):
         part = data if facet is None else data[data[facet] == value]
+        limits = tensor if facet is None else tensor[tensor[facet] == value]
+        if node is not None:
+            part, limits = part[part["node"] == node], limits[limits["node"] == node]
         part = part.assign(workers=_label(part["num_workers"]))
         order = list(_label(pd.Series(sorted(part["num_workers"].unique()))))
         sns.pointplot(part, x="workers", y="epoch_duration", hue="batch_size", order=order,
                       estimator="median", errorbar=("ci", 95), palette=palette, ax=ax,
                       dodge=_dodge(part, 0.15), markersize=5, linewidth=1.5, capsize=0.08)
-        limits = tensor if facet is None else tensor[tensor[facet] == value]
         for size, group in limits.groupby("batch_size"):
             if size in palette:
                 ax.axhline(group["epoch_duration"].median(), ls="--", lw=1.2,
                            color=palette[size], alpha=0.8)
         ax.set_xlabel("num_workers (DataLoader worker processes)")
         ax.set_ylabel("epoch duration (s, median, 95% CI)")
-        title = "Epoch duration" + (f" - torch_threads={value}" if facet else "")
+        title = ("Epoch duration" + (f" - torch_threads={value}" if facet else "")
+                 + (f" - node {node}" if node is not None else ""))
         ax.set_title(title + ("\n(dashed: loader-free limit)" if len(limits) else ""))
         ax.set_ylim(bottom=0)
         ax.legend(title="batch_size", fontsize="small")

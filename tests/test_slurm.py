@@ -37,7 +37,8 @@ FAST_POLLS = ["--slurm-init-seconds-before-status-checks", "1",
               "--seconds-between-status-checks", "2",
               "--slurm-status-command", "squeue", "--slurm-no-account"]
 # What may differ between two runs of the same cell: when, how fast, and where.
-TIMINGS = {"started_at", "finished_at", "run_duration", "startup", "setup", "environment"}
+TIMINGS = {"started_at", "finished_at", "run_duration", "startup", "setup", "environment",
+           "timeline"}
 EPOCH_TIMINGS = {"epoch_duration", "data_wait", "compute", "first_batch", "samples_per_second"}
 TABLE_TIMINGS = ["epoch_duration", "run_duration", "data_wait", "compute", "data_wait_share",
                  "first_batch", "samples_per_second", "startup", "limit_ratio", "node",

@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from speedlimit import config as config_module  # noqa: E402
+from speedlimit import cell as cell_module  # noqa: E402
 from speedlimit import grid, idx  # noqa: E402
 
 try:
@@ -66,6 +67,11 @@ def get_cell_spec(wildcards):
         "code": TRAIN_CODE,
     }
     return json.dumps(spec, sort_keys=True)
+
+
+def get_failed_before(wildcards):
+    """Failed runs of the cell so far: a `status: failed` record bumps it, so the cell reruns."""
+    return cell_module.failures_so_far(f"results/runs/{wildcards.cell}.json")
 
 
 def get_cell_threads(wildcards):

@@ -65,12 +65,14 @@ def get_cell_spec(wildcards):
         "seed": config["train"]["seed"],
         "dataset": dataset_root(),
         "code": TRAIN_CODE,
+        # Snakemake compares params as a set of values: a bare count could hide among them.
+        "failed_before": get_failed_before(wildcards),
     }
     return json.dumps(spec, sort_keys=True)
 
 
 def get_failed_before(wildcards):
-    """Failed runs of the cell so far: a `status: failed` record bumps it, so the cell reruns."""
+    """Failed runs of the cell so far: each failure bumps it, so the failed cell reruns."""
     return cell_module.failures_so_far(f"results/runs/{wildcards.cell}.json")
 
 

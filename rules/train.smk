@@ -8,7 +8,6 @@ rule train_cell:
         "results/runs/{cell}.json",
     params:
         spec=get_cell_spec,
-        failed_before=get_failed_before,
         epochs=config["train"]["epochs"],
         seed=config["train"]["seed"],
         time_limit=config["train"]["time_limit"],

@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     parser.add_argument("--time-limit", type=float, default=None)
     parser.add_argument("--log", default=None, help="log file the cell appends to (warm start)")
     parser.add_argument("--failed-before", type=int, default=0,
-                        help="failed runs of this cell so far (recorded; a rerun trigger)")
+                        help="failed runs of this cell so far (recorded in the metrics)")
     parser.add_argument("--record-failure", action=argparse.BooleanOptionalAction,
                         default=True, help="write a status: failed record when the cell fails")
     parser.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True)
@@ -60,6 +60,8 @@ def main(argv=None) -> int:
             cells.write_json(staged, cells.failed_record(cells.parse_path(args.cell), request,
                                                          reason + "; see its log", code))
         if staged.exists():
+            if code:
+                cells.count_failure(args.output)  # so the next run retrains this cell
             os.replace(staged, args.output)
         if code:
             log.error("cell %s failed with exit code %d (traceback above)", args.cell, code)
@@ -72,7 +74,7 @@ def snakemake_main(smk) -> None:
     dataset_root = os.path.dirname(os.path.dirname(os.path.dirname(smk.input[0])))
     argv = [smk.wildcards.cell, "--data-root", dataset_root, "--output", smk.output[0],
             "--epochs", str(p.epochs), "--seed", str(p.seed), "--log", smk.log[0],
-            "--failed-before", str(p.failed_before),
+            "--failed-before", str(cells.failures_so_far(smk.output[0])),
             "--warm" if p.warm else "--no-warm",
             "--exclusive" if p.exclusive else "--no-exclusive"]
     if p.time_limit:

@@ -167,8 +167,8 @@ def test_download_faults_through_the_rule(project, tmp_path):
         (raw / ".train-images-idx3-ubyte.4242.part").write_bytes(b"half a file")
         (raw / "train-labels-idx1-ubyte").write_bytes(
             (made / "train-labels-idx1-ubyte").read_bytes()[:100])
-        project.run("--cores", "1", "--configfile", "config.yaml", "dl.yaml",
-                    "download_fashionmnist")
+        project.run("download_fashionmnist", "--cores", "1", "--configfile", "config.yaml",
+                    "dl.yaml")
         for name in idx.FILES:
             assert (raw / name).read_bytes() == (made / name).read_bytes()
         assert sorted(p.name for p in raw.iterdir()) == sorted(idx.FILES)
@@ -181,8 +181,8 @@ def test_download_faults_through_the_rule(project, tmp_path):
         # Every mirror fails: the message names the files, the mirrors and the offline ways.
         bad = {**data, "mirrors": [mirror.url("corrupt"), mirror.url("missing")]}
         project.write_config("bad.yaml", {"data": {**bad, "root": "other"}})
-        proc = project.run("--cores", "1", "--configfile", "config.yaml", "bad.yaml",
-                           "download_fashionmnist", check=False)
+        proc = project.run("download_fashionmnist", "--cores", "1", "--configfile",
+                           "config.yaml", "bad.yaml", check=False)
     assert proc.returncode != 0
     out = said(proc)
     for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -201,8 +201,8 @@ def test_download_faults_through_the_rule(project, tmp_path):
     offline = {**data, "root": str(tmp_path / "copy"),
                "mirrors": [f"http://127.0.0.1:{unused_port()}/"]}
     project.write_config("local.yaml", {"data": offline})
-    project.run("--cores", "1", "--configfile", "config.yaml", "local.yaml",
-                "download_fashionmnist")
+    project.run("download_fashionmnist", "--cores", "1", "--configfile", "config.yaml",
+                "local.yaml")
     for name in idx.FILES:
         assert (copy / name).read_bytes() == (made / name).read_bytes()
 

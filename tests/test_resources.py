@@ -139,11 +139,10 @@ def test_an_orphaned_job_that_owns_the_output_is_stopped(tmp_path):
 
 
 def test_failures_so_far_is_a_stable_rerun_trigger(tmp_path):
-    path = tmp_path / "c.json"
-    assert cell.failures_so_far(path) == 0
-    path.write_text(json.dumps({"status": "failed", "failed_before": 0}))
-    assert cell.failures_so_far(path) == 1  # differs from what it ran with: rerun
-    path.write_text(json.dumps({"status": "ok", "failed_before": 1}))
-    assert cell.failures_so_far(path) == 1  # the same as it ran with: no rerun
-    path.write_text("{trunc")
-    assert cell.failures_so_far(path) == 0
+    output = tmp_path / "c.json"
+    assert cell.failures_so_far(output) == 0
+    assert cell.count_failure(output) == 1
+    assert cell.failures_so_far(output) == 1  # differs from what the failed run had: rerun
+    output.write_text("{}")  # a success does not touch the count: no further rerun
+    assert cell.failures_so_far(output) == 1
+    assert cell.count_failure(output) == 2

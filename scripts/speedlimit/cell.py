@@ -149,17 +149,32 @@ def read_status(path: str | os.PathLike) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def failures_so_far(path: str | os.PathLike) -> int:
-    """How many failed runs precede the next run of the cell whose metrics file is ``path``.
+def failures_path(output: str | os.PathLike) -> Path:
+    output = Path(output)
+    return output.with_name(f".{output.name}.failures")
 
-    A ``status: failed`` record counts one more than the count it was written with, so the
-    number (a param of the train_cell rule) changes and Snakemake reruns the cell; a
-    successful record keeps the count it ran with, so it never reruns for this reason.
+
+def failures_so_far(output: str | os.PathLike) -> int:
+    """How many runs of the cell whose metrics file is ``output`` have failed so far.
+
+    A rerun trigger (part of the train_cell rule's params): each failure bumps the count, so
+    the params differ from those the failed job ran with and Snakemake reruns the cell; a
+    success leaves it alone, so the cell then stays done. The count lives in a file of its
+    own because Snakemake removes a job's output before running it again.
     """
-    record = read_status(path) or {}
-    count = record.get("failed_before", 0)
-    count = count if isinstance(count, int) else 0
-    return count + 1 if record.get("status") == "failed" else count
+    try:
+        text = failures_path(output).read_text().strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def count_failure(output: str | os.PathLike) -> int:
+    count = failures_so_far(output) + 1
+    tmp = failures_path(output).with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(f"{count}\n")
+    os.replace(tmp, failures_path(output))
+    return count
 
 
 _ALARM_RETRY = 1.0  # seconds between alarms once the limit has passed
@@ -223,8 +238,10 @@ def execute(request: Request) -> int:
         return _failed(cell, request, str(err), 4)
     except Exception as err:  # noqa: BLE001 - recorded; the traceback goes to the log
         log.exception("cell %s failed", cell.path)
-        first = (str(err).strip().splitlines() or [""])[0]
-        return _failed(cell, request, f"{type(err).__name__}: {first}"[:500], 1)
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [""]
+        # A worker's error arrives wrapped: keep its headline and the original's last line.
+        summary = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+        return _failed(cell, request, f"{type(err).__name__}: {summary}"[:500], 1)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     write_json(request.output, record)

@@ -5,6 +5,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+include: "rules/configfile.smk"  # a malformed config.yaml: name the line, not just the file
+
+
 configfile: "config.yaml"
 
 

@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from speedlimit import config as config_module  # noqa: E402
+from speedlimit import cell as cell_module  # noqa: E402
 from speedlimit import grid, idx  # noqa: E402
 
 try:
@@ -65,8 +66,15 @@ def get_cell_spec(wildcards):
         "seed": config["train"]["seed"],
         "dataset": dataset_root(),
         "code": TRAIN_CODE,
+        # Snakemake compares params as a set of values: a bare count could hide among them.
+        "failed_before": get_failed_before(wildcards),
     }
     return json.dumps(spec, sort_keys=True)
+
+
+def get_failed_before(wildcards):
+    """Failed runs of the cell so far: each failure bumps it, so the failed cell reruns."""
+    return cell_module.failures_so_far(f"results/runs/{wildcards.cell}.json")
 
 
 def get_cell_threads(wildcards):

@@ -9,7 +9,7 @@ from speedlimit import aggregate, grid, metrics
 
 
 def main(run_files, cells, table_csv, summary_csv, skipped_csv, skipped,
-         allow_missing=False, seed=0) -> None:
+         allow_missing=False, seed=0, terminal=None) -> None:
     """``run_files``: metrics files found; ``cells``: every cell path of the current grid."""
     files = {str(p).removeprefix("results/runs/").removesuffix(".json"): str(p)
              for p in run_files}
@@ -19,15 +19,24 @@ def main(run_files, cells, table_csv, summary_csv, skipped_csv, skipped,
     aggregate.summarize(table, seed).to_csv(summary_csv, index=False)
     pd.DataFrame(skipped, columns=["cell", "reason"]).to_csv(skipped_csv, index=False)
     logging.info("table: %d rows; %d combinations skipped", len(table), len(skipped))
+    missing = table[table["status"].eq("missing")]
+    if len(missing):
+        lines = "\n  ".join(f"{r.cell}: {r.reason}" for r in missing.itertuples())
+        message = (f"speedlimit: WARNING: {len(missing)} cell(s) missing, marked "
+                   f"status=missing in {table_csv} (report.allow_missing is true):\n  {lines}")
+        logging.warning("%s", message)
+        print(message, file=terminal or sys.stdout, flush=True)
 
 
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
+    terminal = sys.stderr
     sys.stderr = open(smk.log[0], "w")
     logging.basicConfig(stream=sys.stderr, level=logging.INFO)
     try:
         main(smk.input.runs, smk.params.cells, smk.output.table, smk.output.summary, smk.output.skipped,
-             smk.params.skipped, smk.params.allow_missing, smk.params.seed)
+             smk.params.skipped, smk.params.allow_missing, smk.params.seed, terminal)
     except (metrics.MetricsError, aggregate.MissingCellsError) as err:
         logging.error("%s", err)
-        sys.exit(f"speedlimit: {err}")
+        print(f"speedlimit: {err}", file=terminal, flush=True)
+        sys.exit(1)

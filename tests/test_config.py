@@ -59,3 +59,18 @@ def test_every_error_is_reported_at_once():
 def test_a_config_that_is_not_a_mapping_is_rejected():
     with pytest.raises(config.ConfigError, match="mapping"):
         config.validate(["grid"])
+
+
+def test_a_command_line_value_that_is_not_yaml_says_so():
+    with pytest.raises(config.ConfigError) as err:
+        config.validate({"grid": "{num_workers: [0,"})
+    assert "not valid YAML" in str(err.value) and "keys: num_workers" in str(err.value)
+
+
+def test_a_malformed_yaml_file_is_named_with_its_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("grid:\n  lr: [0.01\ntrain: {}\n")
+    with pytest.raises(config.ConfigError, match=r"c\.yaml is not valid YAML at line \d+, column \d+"):
+        config.check_yaml_file(path)
+    path.write_text("grid: {}\n")
+    config.check_yaml_file(path)

@@ -75,3 +75,16 @@ def test_complete_files_are_kept_and_partial_leftovers_removed(served, tmp_path)
     assert used["t10k-labels-idx1-ubyte.gz"] == mirror.url("good")
     assert sum(mirror.hits.values()) == hits + 1
     assert not (raw / ".train-images-idx3-ubyte.123.part").exists()
+
+
+def test_a_local_gz_copy_is_used_and_a_bad_one_ignored(served, tmp_path):
+    mirror, md5s = served
+    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, data in gz_files(tmp_path / "gz").items():
+        (raw / name).write_bytes(data)
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not the file")
+    used = download.download(tmp_path / "root", [mirror.url("good")], md5s, timeout=5, backoff=0)
+    assert used["train-images-idx3-ubyte.gz"] == "local"
+    assert used["t10k-labels-idx1-ubyte.gz"] == mirror.url("good")
+    assert sum(mirror.hits.values()) == 1

@@ -78,11 +78,14 @@ def test_killing_the_client_kills_the_cell_and_its_workers(synthetic_root, tmp_p
     while time.monotonic() < deadline:
         found = re.findall(r"running in process (\d+)", log.read_text() if log.exists() else "")
         if found and "epoch 1:" in log.read_text():
-            break
+            # (between two epochs a cell has no workers: wait for the next epoch's)
+            workers = [int(p) for p in subprocess.run(["pgrep", "-P", found[0]],
+                                                      capture_output=True,
+                                                      text=True).stdout.split()]
+            if workers:
+                break
         time.sleep(0.2)
     child = int(found[0])
-    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(child)], capture_output=True,
-                                              text=True).stdout.split()]
     assert alive(child) and workers
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -22,7 +22,7 @@ AXIS_COLUMNS = ["loader", "repeat", "torch_threads", "pin_memory", "persistent_w
                 "prefetch_factor", "device"]
 MEASURE_COLUMNS = ["data_wait", "compute", "data_wait_share", "first_batch",
                    "samples_per_second", "startup", "limit_ratio", "quality_consistent"]
-META_COLUMNS = ["status", "reason", "node", "cpu_model", "cpus_allowed", "torch_version",
+META_COLUMNS = ["status", "reason", "warnings", "node", "cpu_model", "cpus_allowed", "torch_version",
                 "epochs", "seed", "cell", "started_at", "finished_at"]
 INTEGER_COLUMNS = ["run", "epoch", "batch_size", "num_workers", "repeat", "torch_threads",
                    "prefetch_factor", "cpus_allowed", "epochs", "seed"]
@@ -58,6 +58,7 @@ def rows_of(record: dict, run: int) -> list[dict]:
         **{k: params.get(k) for k in AXIS_COLUMNS},
         "status": record["status"],
         "reason": record.get("reason"),
+        "warnings": "; ".join(record.get("warnings") or []) or None,
         "node": env.get("node"),
         "cpu_model": env.get("cpu_model"),
         "cpus_allowed": env.get("cpus_allowed"),
@@ -83,9 +84,16 @@ def rows_of(record: dict, run: int) -> list[dict]:
     return rows
 
 
-def missing_record(cell: grid.Cell) -> dict:
-    return {"status": "missing", "reason": "no metrics file (the cell failed or did not run)",
+def missing_record(cell: grid.Cell, reason: str | None = None) -> dict:
+    return {"status": "missing",
+            "reason": reason or "no metrics file (the cell failed or did not run)",
             "cell": cell.path, "params": cell.params(), "epochs": []}
+
+
+def _failure(record: dict) -> str:
+    """Why a ``status: failed`` record's cell is missing, with where its log is."""
+    where = f" (log: {record['log']})" if record.get("log") else ""
+    return f"failed: {record.get('reason', 'no reason recorded')}{where}"
 
 
 def build_table(files: dict[str, str], expected: list[grid.Cell],
@@ -97,23 +105,31 @@ def build_table(files: dict[str, str], expected: list[grid.Cell],
     """
     schema = metrics.load_schema()
     numbers = grid.run_numbers(expected)
-    missing = [c for c in expected if c.path not in files]
+    records, missing = {}, {}
+    for cell in expected:
+        if cell.path not in files:
+            missing[cell.path] = "no metrics file (the cell failed or did not run)"
+            continue
+        record = metrics.read(files[cell.path], schema)
+        if record["cell"] != cell.path:
+            raise metrics.MetricsError(
+                f"{files[cell.path]}: holds cell {record['cell']!r}, expected {cell.path!r}")
+        if record["status"] == "failed":  # a complete record of a cell that did not finish
+            missing[cell.path] = _failure(record)
+        else:
+            records[cell.path] = record
     if missing and not allow_missing:
-        listing = "\n  ".join(c.path for c in missing)
+        listing = "\n  ".join(f"{path}: {why}" for path, why in missing.items())
         raise MissingCellsError(
-            f"{len(missing)} of {len(expected)} cells have no metrics file:\n  {listing}\n"
-            "Rerun the grid (their logs under logs/train_cell/ say why they failed), or set "
-            "`report: {allow_missing: true}` to build the table with them marked missing."
+            f"{len(missing)} of {len(expected)} cells have no metrics:\n  {listing}\n"
+            "Run snakemake again to retrain them (failed cells rerun by themselves; their logs "
+            "under logs/train_cell/ hold the tracebacks), or set "
+            "`report: {allow_missing: true}` (e.g. --config report='{allow_missing: true}') "
+            "to build the table with them marked missing."
         )
     rows = []
     for cell in expected:
-        if cell.path in files:
-            record = metrics.read(files[cell.path], schema)
-            if record["cell"] != cell.path:
-                raise metrics.MetricsError(
-                    f"{files[cell.path]}: holds cell {record['cell']!r}, expected {cell.path!r}")
-        else:
-            record = missing_record(cell)
+        record = records.get(cell.path) or missing_record(cell, missing[cell.path])
         rows.extend(rows_of(record, numbers[cell.path]))
     table = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
     table = table.astype({c: "Int64" for c in INTEGER_COLUMNS})

@@ -1,5 +1,12 @@
 """Run one cell as a job: the machine's cell lock, the time limit, and an atomic JSON write.
 
+A job also *owns* its output (:func:`own_output`): a lock next to the metrics file, held for
+the job's whole life. Snakemake's own lock lets only one run work in a folder, so a holder
+found there is a job orphaned by a killed run; the new job stops it before starting, and
+only the owner ever renames a finished record into place, so an orphan can never overwrite
+the rerun's file. A cell that fails writes a complete record with ``status: failed`` (never
+a partial one) when the caller asks for it (``Request.on_failure``).
+
 This module imports no torch at import time: the client side of a warm start only needs
 :func:`machine_lock` and :func:`write_json`.
 """
@@ -44,6 +51,8 @@ class Request:
     log: str | None = None
     process_started: float | None = None  # when the job's process started (epoch seconds)
     lock_acquired: float | None = None  # when it held the machine's cell lock
+    on_failure: str | None = None  # where to write a status: failed record, if anywhere
+    failed_before: int = 0  # failed records this cell had before this run (a rerun trigger)
     cwd: str = field(default_factory=os.getcwd)
     env: dict = field(default_factory=lambda: dict(os.environ))
 
@@ -126,8 +135,89 @@ def skipped_record(cell: Cell, request: Request, reason: str) -> dict:
     }
 
 
+def failed_record(cell: Cell, request: Request, reason: str, exit_code: int) -> dict:
+    """A complete record of a cell that did not finish: the table marks it missing."""
+    from speedlimit import fingerprint  # torch-free
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "failed",
+        "reason": reason,
+        "exit_code": exit_code,
+        "log": request.log,
+        "failed_before": request.failed_before,
+        "cell": cell.path,
+        "params": {**cell.params(), "epochs": request.epochs, "seed": request.seed},
+        "epochs": [],
+        "environment": fingerprint.machine(),
+    }
+
+
+def read_status(path: str | os.PathLike) -> dict | None:
+    """``status`` and ``failed_before`` of a metrics file, or None when it is absent/unreadable."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def failures_path(output: str | os.PathLike) -> Path:
+    output = Path(output)
+    return output.with_name(f".{output.name}.failures")
+
+
+def failures_so_far(output: str | os.PathLike) -> int:
+    """How many runs of the cell whose metrics file is ``output`` have failed so far.
+
+    A rerun trigger (part of the train_cell rule's params): each failure bumps the count, so
+    the params differ from those the failed job ran with and Snakemake reruns the cell; a
+    success leaves it alone, so the cell then stays done. The count lives in a file of its
+    own because Snakemake removes a job's output before running it again.
+    """
+    try:
+        text = failures_path(output).read_text().strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def count_failure(output: str | os.PathLike) -> int:
+    count = failures_so_far(output) + 1
+    tmp = failures_path(output).with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(f"{count}\n")
+    os.replace(tmp, failures_path(output))
+    return count
+
+
+_ALARM_RETRY = 1.0  # seconds between alarms once the limit has passed
+_ALARM_GIVE_UP = 30  # alarms before the cell is ended without unwinding
+
+
 def _on_alarm(signum, frame):
+    """Raise CellTimeout; again every second, since Python drops an exception raised where it
+    cannot propagate (an at-fork hook while DataLoader starts workers, a __del__)."""
+    global _alarms
+    _alarms += 1
+    if _alarms > _ALARM_GIVE_UP:  # it never got through: end the process, leave a record
+        request = _timed_request
+        log.error("cell %s: the time limit could not stop it cleanly; ending the process",
+                  request.cell if request else "?")
+        if request is not None:
+            with contextlib.suppress(Exception):
+                _failed(parse_path(request.cell), request, _timeout_reason(request), 3)
+        logging.shutdown()
+        os._exit(3)
     raise CellTimeout
+
+
+_alarms = 0
+_timed_request: Request | None = None
+
+
+def _timeout_reason(request: Request) -> str:
+    return (f"stopped: ran past train.time_limit = {request.time_limit:g} s "
+            "(raise train.time_limit, or null for no limit)")
 
 
 def execute(request: Request) -> int:
@@ -139,18 +229,32 @@ def execute(request: Request) -> int:
     log.info("cell %s: running in process %d", cell.path, os.getpid())
     from speedlimit import train  # imports torch: instant in a warm child
 
+    from speedlimit.resources import ResourceError
+
+    global _alarms, _timed_request
     if request.time_limit:
+        _alarms, _timed_request = 0, request
         signal.signal(signal.SIGALRM, _on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, request.time_limit)
+        signal.setitimer(signal.ITIMER_REAL, request.time_limit, _ALARM_RETRY)
     try:
         record = train.run_cell(cell, request.dataset_root, request.epochs, request.seed)
     except train.CellSkipped as skip:
         log.warning("cell %s skipped: %s", cell.path, skip)
         record = skipped_record(cell, request, str(skip))
     except CellTimeout:
-        log.error("cell %s stopped: it ran past train.time_limit = %s s", cell.path,
-                  request.time_limit)
-        return 3
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        reason = _timeout_reason(request)
+        log.error("cell %s %s", cell.path, reason)
+        return _failed(cell, request, reason, 3)
+    except ResourceError as err:
+        log.error("cell %s cannot run here: %s", cell.path, err)
+        return _failed(cell, request, str(err), 4)
+    except Exception as err:  # noqa: BLE001 - recorded; the traceback goes to the log
+        log.exception("cell %s failed", cell.path)
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [""]
+        # A worker's error arrives wrapped: keep its headline and the original's last line.
+        summary = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+        return _failed(cell, request, f"{type(err).__name__}: {summary}"[:500], 1)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     record.setdefault("timeline", {}).update(
@@ -159,6 +263,73 @@ def execute(request: Request) -> int:
     write_json(request.output, record)
     log.info("wrote %s", request.output)
     return 0
+
+
+def _failed(cell: Cell, request: Request, reason: str, code: int) -> int:
+    if request.on_failure:
+        write_json(request.on_failure, failed_record(cell, request, reason, code))
+    return code
+
+
+def staging_path(output: str | os.PathLike) -> Path:
+    """Where this process's run of a cell writes its record before the owner renames it."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.{os.getpid()}.staged")
+
+
+def _holder_is_a_cell_job(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"train_cell" in cmdline
+
+
+@contextlib.contextmanager
+def own_output(output: str | os.PathLike, grace: float = 10.0):
+    """Own ``output`` for the job's life, stopping an orphaned job of a killed run that does.
+
+    Yields the staging path this job writes to; leftovers of earlier jobs are removed.
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    owner = output.with_name(f".{output.name}.owner")
+    fd = os.open(owner, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            pid = int(text) if text.isdigit() else None
+            if pid and pid != os.getpid() and _holder_is_a_cell_job(pid):
+                log.warning("an earlier job (pid %d) still runs this cell: it was orphaned when "
+                            "its snakemake was killed; stopping it so that it cannot overwrite "
+                            "this run's %s", pid, output)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + grace
+                while time.monotonic() < deadline:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                else:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            else:
+                log.warning("waiting for the process that holds %s", owner)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # (again: a no-op when already held)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        for leftover in output.parent.glob(f".{output.name}.*.staged"):
+            leftover.unlink(missing_ok=True)
+        yield staging_path(output)
+    finally:
+        staging_path(output).unlink(missing_ok=True)
+        os.close(fd)
 
 
 def setup_logging() -> None:

@@ -110,6 +110,35 @@ def _allowed(schema: dict) -> str:
     return kinds + (" " + " and ".join(bounds) if bounds else "")
 
 
+def _yaml_problem(value: Any) -> str:
+    """For a ``--config key=value`` whose value was meant as YAML but does not parse: why."""
+    if not isinstance(value, str) or value.lstrip()[:1] not in ("{", "["):
+        return ""
+    try:
+        yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        return f" (a --config value that is not valid YAML: {problem})"
+    return ""
+
+
+def check_yaml_file(path: Path | str) -> None:
+    """Raise :class:`ConfigError` naming the file, line and column when ``path`` is not YAML.
+
+    (Snakemake's own message for a malformed config file names neither.)
+    """
+    try:
+        with open(path) as fh:
+            yaml.safe_load(fh)
+    except FileNotFoundError:
+        return  # Snakemake says so itself
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
+
+
 def validate(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict:
     """Coerce, validate and fill defaults; return a new config or raise :class:`ConfigError`."""
     schema = load_schema(schema_path)
@@ -134,7 +163,8 @@ def validate(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict:
                     lines.append(f"- {_where(path + [key])}: unknown key ({hint}allowed here: {known})")
                 continue
             lines.append(
-                f"- {_where(path)}: {err.message} (allowed: {_allowed(_schema_at(schema, path))})"
+                f"- {_where(path)}: {err.message}{_yaml_problem(err.instance)} "
+                f"(allowed: {_allowed(_schema_at(schema, path))})"
             )
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
     # Snakemake's own validator fills the schema's defaults (nested ones included).

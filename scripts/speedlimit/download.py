@@ -109,11 +109,32 @@ def raw_is_present(dest: Path) -> bool:
     return True
 
 
+def from_local_gz(gz: Path, md5: str, dest: Path) -> bool:
+    """Use a user's copy of the .gz file next to ``dest`` when its md5 matches."""
+    if not gz.exists():
+        return False
+    data = gz.read_bytes()
+    got = hashlib.md5(data).hexdigest()
+    if got != md5:
+        log.warning("%s: md5 %s is not the expected %s; not used", gz, got, md5)
+        return False
+    try:
+        raw = gzip.decompress(data)
+        idx.decode(raw)
+    except (OSError, EOFError, ValueError) as err:
+        log.warning("%s: not a gzipped IDX file (%s); not used", gz, err)
+        return False
+    idx.write_atomic(dest, raw)
+    log.info("%s: decompressed from the local copy %s", dest, gz)
+    return True
+
+
 def download(dataset_root: str | os.PathLike, mirrors: list[str], md5s: dict[str, str],
              retries: int = 3, timeout: float = 30.0, backoff: float = 1.0) -> dict[str, str]:
     """Download all four files into ``<dataset_root>/FashionMNIST/raw/``; return file->mirror.
 
-    Files already there and complete are kept. Leftover partial files from an interrupted
+    Files already there and complete are kept, and so is a local copy of a ``.gz`` file in
+    that folder whose md5 matches (a user who copied the files by hand). Leftover partial files from an interrupted
     run are removed. When some file cannot be had, raises :class:`DownloadError` naming
     the files, the mirrors tried and how to run offline.
     """
@@ -129,6 +150,12 @@ def download(dataset_root: str | os.PathLike, mirrors: list[str], md5s: dict[str
             log.info("%s: already present, kept", dest)
             used[gz_name] = "present"
             continue
+        if from_local_gz(raw_dir / gz_name, md5s[gz_name], dest):
+            used[gz_name] = "local"
+            continue
+        if dest.exists():
+            log.warning("%s: incomplete or corrupt (left by an earlier run?); removed", dest)
+            dest.unlink()
         try:
             used[gz_name] = fetch_file(gz_name, md5s[gz_name], mirrors, dest, retries,
                                        timeout, backoff)

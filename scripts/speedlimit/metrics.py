@@ -11,6 +11,9 @@ SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "metrics.schema.json"
 
 
+REDO = "delete the file and run snakemake again to measure the cell again"
+
+
 class MetricsError(ValueError):
     """A metrics file is unreadable or does not follow the schema; the message names it."""
 
@@ -29,16 +32,17 @@ def read(path: str | Path, schema: dict | None = None) -> dict:
     try:
         record = json.loads(text)
     except json.JSONDecodeError as err:
-        raise MetricsError(f"{path}: not valid JSON (truncated or corrupt?): {err}") from err
+        raise MetricsError(f"{path}: not valid JSON (truncated or corrupt?): {err}; "
+                           f"{REDO}") from err
     version = record.get("schema_version") if isinstance(record, dict) else None
     if version != SCHEMA_VERSION:
         raise MetricsError(
             f"{path}: schema_version {version!r} is not the supported {SCHEMA_VERSION}; "
-            "delete the file (or run `snakemake --forcerun train_cell`) to measure the cell again"
+            + REDO
         )
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(record))
     if error is not None:
         where = "/".join(map(str, error.absolute_path)) or "(top level)"
         raise MetricsError(f"{path}: does not follow schemas/metrics.schema.json at {where}: "
-                           f"{error.message}")
+                           f"{error.message}; {REDO}")
     return record

@@ -34,13 +34,12 @@ import torchvision
 from torch.utils.data import DataLoader, RandomSampler
 from torchvision import transforms
 
-from speedlimit import fingerprint
+from speedlimit import fingerprint, resources
 from speedlimit.metrics import SCHEMA_VERSION
 from speedlimit.grid import Cell
 from speedlimit.model import Network
 
 log = logging.getLogger("speedlimit.train")
-
 
 
 class CellSkipped(Exception):
@@ -78,8 +77,18 @@ def seed_worker(worker_id: int) -> None:
     random.seed(worker_seed)
 
 
+def failing_worker(worker_id: int) -> None:
+    """``worker_init_fn`` under the test hook ``SPEEDLIMIT_FAULT=worker``: the worker raises."""
+    seed_worker(worker_id)
+    raise RuntimeError(f"{resources.FAULT_ENV}=worker: injected failure in DataLoader worker "
+                       f"{worker_id} (a test hook)")
+
+
 def make_loader(train_set, cell: Cell, seed: int, shuffle_gen: torch.Generator) -> DataLoader:
     kwargs = {}
+    init = seed_worker
+    if cell.num_workers and resources.injected_fault(cell.path) == "worker":
+        init = failing_worker
     if cell.prefetch_factor is not None:
         kwargs["prefetch_factor"] = cell.prefetch_factor
     return DataLoader(
@@ -89,7 +98,7 @@ def make_loader(train_set, cell: Cell, seed: int, shuffle_gen: torch.Generator) 
         num_workers=cell.num_workers,
         pin_memory=bool(cell.pin_memory),
         persistent_workers=bool(cell.persistent_workers),
-        worker_init_fn=seed_worker,
+        worker_init_fn=init,
         generator=torch.Generator().manual_seed(seed),
         **kwargs,
     )
@@ -162,6 +171,10 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
     setup_start = time.perf_counter()
     train_set = load_dataset(dataset_root)
     n = len(train_set)
+    image, _ = train_set[0]
+    warnings = resources.check(cell, image.element_size() * image.nelement() + 8)
+    for warning in warnings:
+        log.warning("%s", warning)
     if cell.loader == "tensor":
         all_images = train_set.data.unsqueeze(1).float().div(255).to(device)
         all_labels = train_set.targets.to(device)
@@ -216,6 +229,7 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
         "started_at": started_at,
         "finished_at": finished_at,
         "environment": environment,
+        "warnings": warnings,
         "timeline": {"setup_started": time.time() - (time.perf_counter() - setup_start),
                      "clock_started": clock_started, "clock_stopped": clock_stopped},
     }

@@ -81,12 +81,12 @@ def _connect(path: Path) -> socket.socket | None:
     return sock
 
 
-def _spawn(path: Path) -> None:
+def _spawn(path: Path) -> subprocess.Popen:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_DIR.parent),
                                                       env.get("PYTHONPATH")]))
     with open(f"{path}.log", "ab") as out:
-        subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "speedlimit.warm", "serve", str(path)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, env=env, cwd="/",
@@ -106,13 +106,19 @@ def connect(path: Path | None = None, timeout: float = START_TIMEOUT) -> socket.
             return sock
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # a stale socket of a server that died
-        _spawn(path)
+        server = _spawn(path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             time.sleep(0.05)
             sock = _connect(path)
             if sock:
                 return sock
+            if server.poll() is not None:  # it died: say why instead of waiting it out
+                tail = "".join(Path(f"{path}.log").read_text(errors="replace")
+                               .splitlines(keepends=True)[-5:])
+                raise RuntimeError(f"warm server exited with code {server.returncode} "
+                                   f"(log {path}.log):\n{tail}"
+                                   "set `train: {warm_start: false}` to run cells without it")
     raise RuntimeError(f"warm server did not start within {timeout:.0f} s; see {path}.log")
 
 

@@ -1,0 +1,148 @@
+"""Resource limits and the time limit: a clear message, never a hang (issue 6, point 7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from speedlimit import aggregate, cell, resources, train
+from speedlimit.grid import Cell
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_cell.py"
+SAMPLE = 28 * 28 * 4 + 8
+
+
+def dl(**kw) -> Cell:
+    base = dict(loader="dataloader", batch_size=100, lr=0.01, torch_threads=1, device="cpu",
+                num_workers=2, pin_memory=False, persistent_workers=False, prefetch_factor=None)
+    return Cell(**{**base, **kw})
+
+
+def test_shared_memory_need_is_workers_times_prefetch_times_batch():
+    assert resources.shm_needed("dataloader", 4, 1000, None, SAMPLE) == 4 * 2 * 1000 * SAMPLE
+    assert resources.shm_needed("dataloader", 4, 1000, 8, SAMPLE) == 4 * 8 * 1000 * SAMPLE
+    assert resources.shm_needed("dataloader", 0, 1000, None, SAMPLE) == 0
+    assert resources.shm_needed("tensor", None, 1000, None, SAMPLE) == 0
+
+
+def test_too_little_shared_memory_is_refused_with_what_to_do():
+    with pytest.raises(resources.ResourceError) as err:
+        resources.check(dl(num_workers=4, batch_size=1000), SAMPLE, free=1 << 20, cpus=8)
+    message = str(err.value)
+    for words in ("/dev/shm", "num_workers 4", "prefetch_factor 2", "batch_size 1000",
+                  "24.0 MB", "1.0 MB is free", "--shm-size"):
+        assert words in message, message
+    assert resources.check(dl(num_workers=0, batch_size=1000), SAMPLE, free=1, cpus=8) == []
+
+
+def test_more_workers_than_cpus_is_a_warning_in_the_record_and_the_table(synthetic_root,
+                                                                        monkeypatch):
+    assert resources.check(dl(num_workers=2), SAMPLE, free=1 << 40, cpus=2) == []
+    warning, = resources.check(dl(num_workers=3), SAMPLE, free=1 << 40, cpus=2)
+    assert "num_workers 3 exceeds the 2 CPU(s)" in warning
+    monkeypatch.setattr(resources, "cpus_available", lambda: 1)
+    c = dl(num_workers=2, batch_size=300)
+    record = train.run_cell(c, synthetic_root)
+    assert "num_workers 2 exceeds the 1 CPU(s)" in record["warnings"][0]
+    path = Path(synthetic_root).parent / "w.json"
+    cell.write_json(path, record)
+    table = aggregate.build_table({c.path: str(path)}, [c])
+    assert "exceeds" in table.loc[0, "warnings"]
+
+
+def can_mount_tmpfs() -> bool:
+    if not shutil.which("unshare") or os.geteuid() != 0:
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c",
+                            "mount -t tmpfs -o size=1m tmpfs /dev/shm"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs root and unshare to shrink /dev/shm")
+def test_a_tiny_dev_shm_for_real_fails_the_cell_clearly(synthetic_root, tmp_path):
+    """A 1 MB /dev/shm (a private mount namespace) and a cell that needs ~6 MB of it."""
+    out = tmp_path / "shm.json"
+    command = (f"mount -t tmpfs -o size=1m tmpfs /dev/shm && exec {sys.executable} {SCRIPT} "
+               f"{dl(num_workers=2, batch_size=500).path} --data-root {synthetic_root} "
+               f"--output {out} --no-warm --no-exclusive")
+    start = time.monotonic()
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", command], capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(SCRIPT.parent)})
+    assert time.monotonic() - start < 60  # an answer, not a hang
+    assert proc.returncode == 4, proc.stderr
+    assert "not enough shared memory" in proc.stderr and "/dev/shm" in proc.stderr
+    record = json.loads(out.read_text())
+    assert record["status"] == "failed" and "--shm-size" in record["reason"]
+
+
+def live_group(pgid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout
+    pids = []
+    for p in out.split():
+        stat = Path(f"/proc/{p}/stat")
+        if stat.exists() and stat.read_text().split()[2] != "Z":
+            pids.append(int(p))
+    return pids
+
+
+@pytest.mark.parametrize("mode", ["--warm", "--no-warm"])
+def test_the_time_limit_stops_a_cell_with_workers(synthetic_root, tmp_path, mode):
+    d = Path(tempfile.mkdtemp(prefix="sl-", dir="/tmp"))  # a socket path must stay short
+    out, log = tmp_path / "t.json", tmp_path / "t.log"
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), dl(num_workers=2).path, "--data-root", synthetic_root,
+         "--output", str(out), "--log", str(log), "--epochs", "1000", "--time-limit", "2",
+         mode],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(SCRIPT.parent), "SPEEDLIMIT_LOCK_DIR": str(d),
+             "SPEEDLIMIT_WARM_DIR": str(d), "SPEEDLIMIT_WARM_IDLE": "5"})
+    assert proc.returncode == 3
+    assert time.monotonic() - start < 60
+    text = (log.read_text() if mode == "--warm" else "") + proc.stderr
+    assert "stopped: ran past train.time_limit = 2 s" in text
+    record = json.loads(out.read_text())
+    assert record["status"] == "failed" and "train.time_limit = 2 s" in record["reason"]
+    if mode == "--warm":  # the cell's process group (its DataLoader workers) is gone
+        child = int(re.findall(r"running in process (\d+)", log.read_text())[0])
+        deadline = time.monotonic() + 10
+        while live_group(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not live_group(child)
+
+
+def test_an_orphaned_job_that_owns_the_output_is_stopped(tmp_path):
+    output = tmp_path / "runs" / "c.json"
+    holder = ("import sys, time; sys.path.insert(0, sys.argv[1]); from speedlimit import cell\n"
+              "with cell.own_output(sys.argv[2]) as staged:\n"
+              "    print('owned', flush=True); time.sleep(120)\n")
+    orphan = subprocess.Popen([sys.executable, "-c", holder, str(SCRIPT.parent), str(output),
+                               "train_cell"], stdout=subprocess.PIPE, text=True)
+    assert orphan.stdout.readline().strip() == "owned"
+    (tmp_path / "runs" / ".c.json.999.staged").write_text("{}")  # an orphan's leftover
+    start = time.monotonic()
+    with cell.own_output(output) as staged:
+        assert orphan.wait(timeout=10) is not None
+        assert staged.name == f".c.json.{os.getpid()}.staged"
+        assert not (tmp_path / "runs" / ".c.json.999.staged").exists()
+    assert time.monotonic() - start < 10
+
+
+def test_failures_so_far_is_a_stable_rerun_trigger(tmp_path):
+    output = tmp_path / "c.json"
+    assert cell.failures_so_far(output) == 0
+    assert cell.count_failure(output) == 1
+    assert cell.failures_so_far(output) == 1  # differs from what the failed run had: rerun
+    output.write_text("{}")  # a success does not touch the count: no further rerun
+    assert cell.failures_so_far(output) == 1
+    assert cell.count_failure(output) == 2

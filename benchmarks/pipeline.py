@@ -30,20 +30,10 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "report", "envs",
-                 "profiles", "configs"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from speedlimit import project  # noqa: E402
+
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-
-
-def copy_project(dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
 
 
 def snakemake(workdir: Path, *args: str, env: dict) -> float:
@@ -109,7 +99,7 @@ def main(argv=None) -> None:
         workdir = base / name
         if workdir.exists():
             shutil.rmtree(workdir)
-        copy_project(workdir)
+        project.copy_to(workdir)
         # A private warm-server folder, so the server's start (the torch import) is counted.
         env = {**os.environ, "SPEEDLIMIT_WARM_DIR": str(base / f"{name}-server"),
                "SPEEDLIMIT_WARM_IDLE": "30"}

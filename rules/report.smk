@@ -4,6 +4,7 @@
 rule findings:
     input:
         summary="results/summary.csv",
+        table="results/table.csv",
         runs=get_run_files(),
         published=get_published_table(),
     output:
@@ -36,7 +37,7 @@ rule findings:
         ),
     params:
         config=json.dumps(config, sort_keys=True),
-        code=source_digest("findings", "describe", "published", "htmltable"),
+        code=source_digest("findings", "describe", "published", "htmltable", "aggregate"),
     log:
         "logs/findings.log",
     conda:

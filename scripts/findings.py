@@ -17,11 +17,12 @@ COMPARISON_CAPTION = (
     "interval (empty with one run per cell).")
 
 
-def main(summary_csv, run_files, published_csv, config, revision, outputs) -> None:
+def main(summary_csv, table_csv, run_files, published_csv, config, revision, outputs) -> None:
     summary = pd.read_csv(summary_csv)
+    table = pd.read_csv(table_csv)
     comparison = published.compare(published.load(published_csv), summary)
     environments = [json.loads(Path(f).read_text()).get("environment", {}) for f in run_files]
-    doc = describe.document(summary, comparison, environments, config, revision)
+    doc = describe.document(summary, comparison, environments, config, revision, table)
     if comparison["setting"].eq("").all():  # nothing varies besides the compared axes
         comparison = comparison.drop(columns="setting")
     Path(outputs["md"]).write_text(doc.markdown())
@@ -41,6 +42,6 @@ if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     sys.stderr = open(smk.log[0], "w")
     logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-    main(smk.input.summary, smk.input.runs, smk.input.published, json.loads(smk.params.config),
+    main(smk.input.summary, smk.input.table, smk.input.runs, smk.input.published, json.loads(smk.params.config),
          describe.git_revision(smk.scriptdir),
          dict(smk.output.items()))

@@ -19,8 +19,15 @@ def main(table_csv: str, summary_csv: str, published_csv: str, outputs: dict) ->
         "published": lambda: plots.published_vs_reproduced(
             published.compare(published.load(published_csv), summary)),
     }
+    measured = table["status"].eq("ok") & table["loader"].eq("dataloader")
     for name, path in outputs.items():
-        plots.save(figures[name](), path)
+        if measured.any():
+            figure = figures[name]()
+        else:  # e.g. every cell failed or was skipped, and report.allow_missing is on
+            figure = plots.placeholder(name.replace("_", " "),
+                                       "No DataLoader cell finished: nothing to plot.\n"
+                                       "See results/table.csv (status, reason) and the cells' logs.")
+        plots.save(figure, path)
         logging.info("wrote %s", path)
 
 

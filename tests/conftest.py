@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "report", "envs",
-                 "profiles", "configs", "reference"]
+from speedlimit import project as project_files
+
+ROOT = project_files.ROOT
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 # A grid small enough for seconds: 2 x 2 DataLoader cells + 2 loader-free cells, 2000 images.
@@ -29,13 +28,7 @@ class Project:
 
     def __init__(self, path: Path):
         self.path = path
-        path.mkdir(parents=True)
-        for name in PROJECT_FILES:
-            src = ROOT / name
-            if src.is_dir():
-                shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(src, path / name)
+        project_files.copy_to(path)
 
     def write_config(self, name: str, data: dict) -> Path:
         target = self.path / name

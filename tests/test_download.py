@@ -69,6 +69,7 @@ def test_complete_files_are_kept_and_partial_leftovers_removed(served, tmp_path)
     download.download(tmp_path / "root", [mirror.url("good")], md5s, timeout=5, backoff=0)
     (raw / ".train-images-idx3-ubyte.123.part").write_bytes(b"half")
     (raw / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00")  # broken
+    (raw / "t10k-labels-idx1-ubyte.gz").unlink()  # and no checked .gz to unpack it from
     hits = sum(mirror.hits.values())
     used = download.download(tmp_path / "root", [mirror.url("good")], md5s, timeout=5, backoff=0)
     assert used["train-images-idx3-ubyte.gz"] == "present"
@@ -88,3 +89,20 @@ def test_a_local_gz_copy_is_used_and_a_bad_one_ignored(served, tmp_path):
     assert used["train-images-idx3-ubyte.gz"] == "local"
     assert used["t10k-labels-idx1-ubyte.gz"] == mirror.url("good")
     assert sum(mirror.hits.values()) == 1
+
+
+def test_files_fetched_before_a_failure_are_not_fetched_again(served, tmp_path):
+    """Snakemake deletes a failed job's outputs; the checked .gz beside them survives."""
+    mirror, md5s = served
+    bad = dict(md5s, **{"t10k-labels-idx1-ubyte.gz": "0" * 32})
+    root = tmp_path / "root"
+    with pytest.raises(download.DownloadError):
+        download.download(root, [mirror.url("good")], bad, retries=1, timeout=5, backoff=0)
+    raw = root / "FashionMNIST" / "raw"
+    for name in idx.FILES:  # what Snakemake does to the outputs of the failed job
+        (raw / name).unlink(missing_ok=True)
+    hits = sum(mirror.hits.values())
+    used = download.download(root, [mirror.url("good")], md5s, retries=1, timeout=5, backoff=0)
+    assert used["train-images-idx3-ubyte.gz"] == "local"
+    assert used["t10k-labels-idx1-ubyte.gz"] == mirror.url("good")
+    assert sum(mirror.hits.values()) == hits + 1

@@ -14,14 +14,12 @@ import signal
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from conftest import SNAKEMAKE
 from httpmirror import Mirror, gz_files

@@ -179,3 +179,24 @@ def test_a_best_setting_faster_than_the_limit_is_flagged_not_celebrated(summary3
     faster["limit_ratio_median"] = faster["limit_ratio_median"] / 2
     text = text_of(findings.compute(faster))
     assert "faster than the limit should allow" in text and "143%" not in text
+
+
+def quality_table(tmp_path, odd_loss=None) -> pd.DataFrame:
+    g = {"num_workers": [0, 2], "batch_size": [100], "lr": [0.01], "torch_threads": [1],
+         "pin_memory": [False], "persistent_workers": [False], "prefetch_factor": [None],
+         "device": ["cpu"], "loader": ["dataloader", "tensor"]}
+    expected = grid.expand(g, 1)[0]
+    recs = [record(c, 1.0, loss=odd_loss if odd_loss and c.num_workers == 2 else 0.5)
+            for c in expected]
+    path = tmp_path / "table.csv"
+    aggregate.build_table(write(tmp_path, recs), expected).to_csv(path, index=False)
+    return pd.read_csv(path)  # as the findings rule reads it
+
+
+def test_equal_quality_is_said_and_a_differing_cell_named(tmp_path, summary1):
+    same = text_of(findings.compute(summary1, table=quality_table(tmp_path / "a")))
+    assert "Quality: Quality is not what the settings trade" in same
+    assert "(3 runs checked)" in same
+    odd = text_of(findings.compute(summary1, table=quality_table(tmp_path / "b", 0.7)))
+    assert "1 of 3 runs reached a different training loss" in odd
+    assert "run 2 (`dataloader/batch_size~100/num_workers~2/" in odd and "0.700000" in odd

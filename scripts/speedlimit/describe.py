@@ -94,10 +94,11 @@ class Document:
 
 
 def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environments: list[dict],
-             config: dict, revision: str | None = None) -> Document:
+             config: dict, revision: str | None = None,
+             table: pd.DataFrame | None = None) -> Document:
     context = {"data_source": config["data"]["source"],
                "train_size": config["data"].get("synthetic", {}).get("train_size")}
-    found = findings_module.compute(summary, comparison, context)
+    found = findings_module.compute(summary, comparison, context, table)
     run = Section("What was run", what_was_run(summary, config))
     machine = Section("Hardware", findings_module.hardware(environments))
     how = Section("How to reproduce", reproduce(revision))

@@ -49,8 +49,8 @@ def _fetch(url: str, timeout: float, chunk: int = 1 << 16) -> bytes:
     return data
 
 
-def _attempt(url: str, name: str, md5: str, timeout: float) -> bytes:
-    """Fetch one .gz file and return its un-gzipped bytes, or raise."""
+def _attempt(url: str, name: str, md5: str, timeout: float) -> tuple[bytes, bytes]:
+    """Fetch one .gz file and return it and its un-gzipped bytes, or raise."""
     try:
         data = _fetch(url, timeout)
     except urllib.error.HTTPError as err:
@@ -65,7 +65,7 @@ def _attempt(url: str, name: str, md5: str, timeout: float) -> bytes:
         idx.decode(raw)
     except (OSError, EOFError, ValueError) as err:
         raise _Permanent(f"not a gzipped IDX file: {err}") from err
-    return raw
+    return data, raw
 
 
 def fetch_file(name: str, md5: str, mirrors: list[str], dest: Path, retries: int = 3,
@@ -81,7 +81,7 @@ def fetch_file(name: str, md5: str, mirrors: list[str], dest: Path, retries: int
         url = mirror.rstrip("/") + "/" + name
         for attempt in range(1, retries + 1):
             try:
-                raw = _attempt(url, name, md5, timeout)
+                gz, raw = _attempt(url, name, md5, timeout)
             except _Permanent as err:
                 failures.append(f"{url}: {err}")
                 log.warning("%s: %s; trying the next mirror", url, err)
@@ -92,6 +92,10 @@ def fetch_file(name: str, md5: str, mirrors: list[str], dest: Path, retries: int
                 if attempt < retries:
                     time.sleep(backoff * 2 ** (attempt - 1))
                 continue
+            # The checked .gz stays beside the raw file (as torchvision keeps it): when another
+            # file fails, Snakemake removes this job's outputs, and the next run unpacks
+            # this copy instead of downloading it again.
+            idx.write_atomic(dest.with_name(name), gz)
             idx.write_atomic(dest, raw)
             log.info("%s: ok from %s (md5 %s)", name, url, md5)
             return mirror

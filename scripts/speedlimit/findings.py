@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from speedlimit import published as published_module
+from speedlimit.aggregate import QUALITY_RTOL
 
 # Axes besides batch_size and num_workers; where any varies, findings are given per value.
 GROUP_AXES = ["lr", "torch_threads", "pin_memory", "persistent_workers", "prefetch_factor",
@@ -143,9 +144,10 @@ def batch_size_sentences(cells: pd.DataFrame, tensor: pd.DataFrame) -> list[str]
 
 
 def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
-            context: dict | None = None) -> list[Section]:
-    """Sections of sentences: headline, one section per batch size (per setting), published
-    vs reproduced, and how far to trust the numbers."""
+            context: dict | None = None, table: pd.DataFrame | None = None) -> list[Section]:
+    """Sections of sentences: headline, one section per batch size (per setting), quality
+    (from the results ``table``, when given), published vs reproduced, and how far to trust
+    the numbers."""
     context = context or {}
     ok = summary[summary["epoch_duration_median"].notna()]
     loader = ok[ok["loader"].eq("dataloader")]
@@ -194,9 +196,35 @@ def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
         headline.sentences.extend(published_glance(comparison))
     sections.append(headline)
     sections.extend(per_size)
+    if table is not None and quality_sentences(table):
+        sections.append(Section("Quality", quality_sentences(table)))
     if comparison is not None:
         sections.append(Section("Published vs reproduced", published_sentences(comparison)))
     return sections
+
+
+def quality_sentences(table: pd.DataFrame) -> list[str]:
+    """Whether every cell that trained on the same batches reached the same loss (the table's
+    ``quality_consistent``), naming the runs that did not."""
+    ok = table[table["status"].eq("ok")]
+    if ok.empty or "quality_consistent" not in ok:
+        return []
+    flags = ok["quality_consistent"].astype("boolean")
+    off = ok[flags.eq(False)]
+    if off.empty:
+        return ["Quality is not what the settings trade: every cell is seeded the same way "
+                "(model init, shuffling, workers), so all cells with the same batch size, lr, "
+                "torch_threads and device trained on the same batches in the same order and "
+                f"reached the same training loss (to {QUALITY_RTOL:g} relative), whatever "
+                "num_workers, pin_memory, prefetch_factor or loader they used "
+                f"({len(ok)} runs checked)."]
+    runs = _join([f"run {int(r.run)} (`{r.cell}`, loss {r.loss:.6f})"
+                  for r in off.head(10).itertuples()])
+    more = f" and {len(off) - 10} more" if len(off) > 10 else ""
+    return [f"{len(off)} of {len(ok)} runs reached a different training loss than cells that "
+            f"trained on the same batches: {runs}{more}. On the CPU they should match exactly; "
+            "look for non-deterministic kernels (GPU) or a changed data set. Their speed is "
+            "not comparable at equal quality (`quality_consistent` in the table)."]
 
 
 def published_sentences(comparison: pd.DataFrame) -> list[str]:

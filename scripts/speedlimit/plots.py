@@ -166,6 +166,16 @@ def quality(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def placeholder(title: str, message: str) -> plt.Figure:
+    """A figure that says why there is nothing to draw (e.g. every cell failed)."""
+    _setup()
+    fig, ax = plt.subplots(figsize=(7, 2.5))
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    ax.set_title(title)
+    ax.set_axis_off()
+    return fig
+
+
 def save(fig: plt.Figure, path: str) -> None:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)

@@ -50,6 +50,16 @@ class Project:
                 for p in sorted(base.rglob("*.json"))}
 
 
+def alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def warm_servers(tmp_path_factory):
     """Every warm server the tests start lives in one folder and is stopped at the end."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import SNAKEMAKE
+from conftest import SNAKEMAKE, alive
 from httpmirror import Mirror, gz_files
 from speedlimit import idx
 
@@ -55,15 +55,6 @@ def mtimes(project) -> dict[str, int]:
 
 def said(proc) -> str:
     return proc.stdout + proc.stderr
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
 def cell_jobs(project) -> list[int]:

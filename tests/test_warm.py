@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import alive
 from speedlimit import cell as cells
 from speedlimit import warm
 from speedlimit.grid import Cell
@@ -31,15 +32,6 @@ def warm_dir(monkeypatch):
     yield d
     warm.stop_servers(d)
     shutil.rmtree(d, ignore_errors=True)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
 def test_cells_run_in_a_warm_server_and_match_a_cold_run(synthetic_root, tmp_path, warm_dir):

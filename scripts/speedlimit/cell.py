@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from speedlimit import idx
 from speedlimit.grid import Cell, parse_path
 from speedlimit.metrics import SCHEMA_VERSION
 
@@ -80,6 +81,17 @@ def lock_path() -> Path:
     return Path(os.environ.get(LOCK_ENV) or tempfile.gettempdir()) / "speedlimit-cells.lock"
 
 
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive flock on ``fd`` if free; False when another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def machine_lock(enabled: bool = True):
     """Hold the machine's cell lock: no two exclusive cells ever run at the same time here."""
@@ -91,11 +103,7 @@ def machine_lock(enabled: bool = True):
     with contextlib.suppress(OSError):
         os.fchmod(fd, 0o666)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
+        if not _try_lock(fd):
             start = time.monotonic()
             log.info("another training cell holds %s; waiting for it to finish", path)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -107,18 +115,8 @@ def machine_lock(enabled: bool = True):
 
 def write_json(path: str | os.PathLike, record: dict) -> None:
     """Write ``record`` through a temporary file and a rename: never a partial JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            json.dump(record, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = json.dumps(record, indent=2, allow_nan=False) + "\n"  # raises before any write
+    idx.write_atomic(path, text.encode())
 
 
 def skipped_record(cell: Cell, request: Request, reason: str) -> dict:
@@ -184,9 +182,7 @@ def failures_so_far(output: str | os.PathLike) -> int:
 
 def count_failure(output: str | os.PathLike) -> int:
     count = failures_so_far(output) + 1
-    tmp = failures_path(output).with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(f"{count}\n")
-    os.replace(tmp, failures_path(output))
+    idx.write_atomic(failures_path(output), f"{count}\n".encode())
     return count
 
 
@@ -296,11 +292,7 @@ def own_output(output: str | os.PathLike, grace: float = 10.0):
     owner = output.with_name(f".{output.name}.owner")
     fd = os.open(owner, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
+        if not _try_lock(fd):
             text = os.pread(fd, 32, 0).decode(errors="replace").strip()
             pid = int(text) if text.isdigit() else None
             if pid and pid != os.getpid() and _holder_is_a_cell_job(pid):
@@ -311,11 +303,9 @@ def own_output(output: str | os.PathLike, grace: float = 10.0):
                     os.kill(pid, signal.SIGTERM)
                 deadline = time.monotonic() + grace
                 while time.monotonic() < deadline:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    if _try_lock(fd):
                         break
-                    except OSError:
-                        time.sleep(0.1)
+                    time.sleep(0.1)
                 else:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)

@@ -9,10 +9,7 @@ rule download_fashionmnist:
     output:
         idx.raw_paths(Path(config["data"]["root"]) / "fashionmnist"),
     params:
-        mirrors=config["data"]["mirrors"],
-        md5=config["data"]["md5"],
-        retries=config["data"]["retries"],
-        timeout=config["data"]["timeout"],
+        md5=config["data"]["md5"],  # mirrors, retries and timeout: read from config
     resources:
         mem_mb=1000,
         runtime=30,

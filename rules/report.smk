@@ -38,6 +38,10 @@ rule findings:
     params:
         config=json.dumps(config, sort_keys=True),
         code=source_digest("findings", "describe", "published", "htmltable", "aggregate"),
+    resources:
+        mem_mb=2000,
+        runtime=15,
+        **get_cluster_resources(),
     log:
         "logs/findings.log",
     conda:
@@ -67,6 +71,10 @@ rule tables:
         ),
     params:
         code=source_digest("htmltable"),
+    resources:
+        mem_mb=2000,
+        runtime=15,
+        **get_cluster_resources(),
     log:
         "logs/tables.log",
     conda:

@@ -10,9 +10,6 @@ rule train_cell:
         spec=get_cell_spec,
         epochs=config["train"]["epochs"],
         seed=config["train"]["seed"],
-        time_limit=config["train"]["time_limit"],
-        warm=config["train"]["warm_start"],
-        exclusive=config["train"]["exclusive"],
     threads: get_cell_threads
     resources:
         # On a cluster (profiles/slurm) each cell is one job with an allocation of its own.

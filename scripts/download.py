@@ -21,5 +21,5 @@ if __name__ == "__main__":
     sys.stderr = open(smk.log[0], "w")
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname)s: %(message)s")
-    main(smk.output[0], smk.params.mirrors, smk.params.md5, smk.params.retries,
-         smk.params.timeout)
+    data = smk.config["data"]  # how to fetch, not what: no rerun trigger
+    main(smk.output[0], data["mirrors"], smk.params.md5, data["retries"], data["timeout"])

@@ -84,14 +84,17 @@ def main(argv=None) -> int:
 def snakemake_main(smk) -> None:
     """Entry of the `train_cell` rule: map the job onto the command line above."""
     p = smk.params
+    # How a cell is run (not what it measures) comes from the config, not from params, so
+    # that switching e.g. to profiles/slurm (no warm start, no lock) retrains nothing.
+    train = smk.config["train"]
     dataset_root = os.path.dirname(os.path.dirname(os.path.dirname(smk.input[0])))
     argv = [smk.wildcards.cell, "--data-root", dataset_root, "--output", smk.output[0],
             "--epochs", str(p.epochs), "--seed", str(p.seed), "--log", smk.log[0],
             "--failed-before", str(cells.failures_so_far(smk.output[0])),
-            "--warm" if p.warm else "--no-warm",
-            "--exclusive" if p.exclusive else "--no-exclusive"]
-    if p.time_limit:
-        argv += ["--time-limit", str(p.time_limit)]
+            "--warm" if train["warm_start"] else "--no-warm",
+            "--exclusive" if train["exclusive"] else "--no-exclusive"]
+    if train["time_limit"]:
+        argv += ["--time-limit", str(train["time_limit"])]
     # Everything this process and its DataLoader workers print goes to the rule's log.
     log_fd = os.open(smk.log[0], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     terminal = os.fdopen(os.dup(2), "w")

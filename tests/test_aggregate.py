@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from speedlimit import aggregate, cell, grid, metrics
@@ -158,3 +159,28 @@ def test_cells_from_different_nodes_are_never_compared_as_equals(tmp_path):
     assert fast_two.speedup == pytest.approx(10.0 / 5.05)
     # No 0-worker run on the slow node: no speed-up rather than one against the fast node.
     assert np.isnan(rows[("dataloader", 2, "slow")].speedup)
+
+
+def test_adding_a_cell_moves_no_other_cells_interval(tmp_path):
+    expected = cells()
+    files = write(tmp_path, [record(c, durations(c)) for c in expected])
+    before = aggregate.summarize(aggregate.build_table(files, expected))
+    extra = grid.expand({"num_workers": [0, 2, 4], "batch_size": [100], "lr": [0.01],
+                         "torch_threads": [1], "pin_memory": [False],
+                         "persistent_workers": [False], "prefetch_factor": [None],
+                         "device": ["cpu"], "loader": ["dataloader", "tensor"]}, 3)[0]
+    more = [c for c in extra if c.num_workers == 4]
+    files.update(write(tmp_path, [record(c, 7.0 + c.repeat) for c in more]))
+    after = aggregate.summarize(aggregate.build_table(files, expected + more))
+    cols = ["epoch_duration_ci_low", "epoch_duration_ci_high", "speedup_ci_low", "speedup_ci_high"]
+    kept = after[after["num_workers"].ne(4) | after["num_workers"].isna()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept[cols], before[cols])
+
+
+def test_a_null_loss_passes_the_schema(tmp_path):
+    c = cells(repeats=1)[0]
+    rec = record(c, 1.0)
+    rec["epochs"][0]["loss"] = None
+    path = tmp_path / "r.json"
+    cell.write_json(path, rec)
+    assert metrics.read(path)["epochs"][0]["loss"] is None

@@ -60,3 +60,11 @@ def test_invalid_combinations_are_skipped_with_a_reason():
     reasons = sorted(r for _, r in skipped)
     assert len(skipped) == 3
     assert all("num_workers > 0" in r for r in reasons)
+
+
+def test_an_integer_lr_still_makes_a_canonical_path():
+    cells, _ = grid.expand(seed_grid(lr=[1, 0.5]))  # YAML's `lr: [1]` is an int
+    lrs = sorted({c.lr for c in cells})
+    assert lrs == [0.5, 1.0] and all(isinstance(v, float) for v in lrs)
+    for c in cells:
+        assert grid.parse_path(c.path) == c

@@ -80,3 +80,8 @@ def test_cuda_without_a_gpu_is_a_skip_not_a_crash(synthetic_root):
     with pytest.raises(train.CellSkipped, match="cuda"):
         train.run_cell(cell(device="cuda"), synthetic_root)
     assert train.resolve_device("auto").type == "cpu"
+
+
+def test_a_diverged_loss_is_recorded_as_null():
+    assert train._finite(0.5) == 0.5
+    assert train._finite(float("nan")) is None and train._finite(float("inf")) is None

@@ -11,6 +11,8 @@ and whether that speed-up is distinguishable from noise (its interval excludes 1
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pandas as pd
 
@@ -178,7 +180,6 @@ def _interval(samples: np.ndarray) -> tuple[float, float]:
 def summarize(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """One row per cell and node: medians over repeats, 95% bootstrap intervals, speed-up vs
     0 workers on the same node."""
-    rng = np.random.default_rng(seed)
     ok = table[table["status"].eq("ok")].copy()
     # A run's epoch duration is the mean over its epochs.
     per_run = (ok.groupby(["run"] + SUMMARY_KEYS + ["repeat"], dropna=False)
@@ -190,7 +191,8 @@ def summarize(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     per_run["cell_key"] = _key_frame(per_run, SUMMARY_KEYS).agg("|".join, axis=1)
     per_run["base_key"] = _key_frame(per_run, BASELINE_KEYS).agg("|".join, axis=1)
     samples = {k: g["epoch_duration"].to_numpy(float) for k, g in per_run.groupby("cell_key")}
-    boots = {k: _bootstrap_medians(v, rng) for k, v in samples.items()}
+    boots = {k: _bootstrap_medians(v, np.random.default_rng([seed, zlib.crc32(k.encode())]))
+             for k, v in samples.items()}
     baselines = {row.base_key: row.cell_key for row in per_run.itertuples()
                  if row.loader == "dataloader" and row.num_workers == 0}
     rows = []

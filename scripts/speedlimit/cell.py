@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from speedlimit import idx
+from speedlimit.atomic import write_atomic
 from speedlimit.grid import Cell, parse_path
 from speedlimit.metrics import SCHEMA_VERSION
 
@@ -99,7 +99,10 @@ def machine_lock(enabled: bool = True):
         yield
         return
     path = lock_path()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:  # O_CREAT on another user's file in sticky /tmp fails under fs.protected_regular
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     with contextlib.suppress(OSError):
         os.fchmod(fd, 0o666)
     try:
@@ -116,7 +119,7 @@ def machine_lock(enabled: bool = True):
 def write_json(path: str | os.PathLike, record: dict) -> None:
     """Write ``record`` through a temporary file and a rename: never a partial JSON."""
     text = json.dumps(record, indent=2, allow_nan=False) + "\n"  # raises before any write
-    idx.write_atomic(path, text.encode())
+    write_atomic(path, text.encode())
 
 
 def skipped_record(cell: Cell, request: Request, reason: str) -> dict:
@@ -182,7 +185,7 @@ def failures_so_far(output: str | os.PathLike) -> int:
 
 def count_failure(output: str | os.PathLike) -> int:
     count = failures_so_far(output) + 1
-    idx.write_atomic(failures_path(output), f"{count}\n".encode())
+    write_atomic(failures_path(output), f"{count}\n".encode())
     return count
 
 

@@ -41,8 +41,10 @@ def what_was_run(summary: pd.DataFrame, config: dict) -> list[str]:
     else:
         source = "FashionMNIST (60,000 training images)"
     out = [f"The seed experiment's small CNN (2 conv + 3 linear layers, Adam, cross-entropy) "
-           f"was trained for {train['epochs']} epoch(s) per cell on {source}, one cell at a "
-           "time, and every epoch was timed."]
+           f"was trained for {train['epochs']} epoch(s) per cell on {source}"
+           + (", one cell at a time" if train.get("exclusive", True) else
+              ", cells allowed to run at the same time (`train.exclusive: false`)")
+           + ", and every epoch was timed."]
     out.append(f"The grid: {axes}; loader {_values(grid.get('loader', []))}. That is {len(loader)} "
                f"DataLoader cell(s)" + (f" and {len(tensor)} loader-free cell(s) (the whole set "
                                         "as one tensor, the fastest possible epoch)"

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from speedlimit import idx
+from speedlimit.atomic import write_atomic
 
 log = logging.getLogger("speedlimit.download")
 
@@ -95,8 +96,8 @@ def fetch_file(name: str, md5: str, mirrors: list[str], dest: Path, retries: int
             # The checked .gz stays beside the raw file (as torchvision keeps it): when another
             # file fails, Snakemake removes this job's outputs, and the next run unpacks
             # this copy instead of downloading it again.
-            idx.write_atomic(dest.with_name(name), gz)
-            idx.write_atomic(dest, raw)
+            write_atomic(dest.with_name(name), gz)
+            write_atomic(dest, raw)
             log.info("%s: ok from %s (md5 %s)", name, url, md5)
             return mirror
     raise DownloadError(
@@ -104,12 +105,27 @@ def fetch_file(name: str, md5: str, mirrors: list[str], dest: Path, retries: int
     )
 
 
-def raw_is_present(dest: Path) -> bool:
-    """True when ``dest`` holds a complete IDX file (a previous run's, or a user's copy)."""
+# FashionMNIST's shapes: what an un-gzipped copy without its .gz must have to be kept.
+SHAPES = {idx.TRAIN_IMAGES: (60000, 28, 28), idx.TRAIN_LABELS: (60000,),
+          idx.TEST_IMAGES: (10000, 28, 28), idx.TEST_LABELS: (10000,)}
+
+
+def raw_is_present(dest: Path, md5: str | None = None) -> bool:
+    """True when ``dest`` holds a complete IDX file that can be trusted: its checked .gz lies
+    beside it (md5 ``md5``), or, for a user's un-gzipped copy without one, it has
+    FashionMNIST's shape (its md5 cannot be checked: the published md5s are of the .gz)."""
     try:
-        idx.decode(dest.read_bytes())
+        array = idx.decode(dest.read_bytes())
     except (OSError, ValueError):
         return False
+    gz = dest.with_name(dest.name + ".gz")
+    if md5 is not None and gz.exists() and idx.md5(gz) == md5:
+        return True
+    if array.shape != SHAPES.get(dest.name, array.shape):
+        log.warning("%s: shape %s is not FashionMNIST's %s; not used", dest, array.shape,
+                    SHAPES[dest.name])
+        return False
+    log.warning("%s: an un-gzipped copy without its .gz: kept on its shape, md5 unchecked", dest)
     return True
 
 
@@ -128,7 +144,7 @@ def from_local_gz(gz: Path, md5: str, dest: Path) -> bool:
     except (OSError, EOFError, ValueError) as err:
         log.warning("%s: not a gzipped IDX file (%s); not used", gz, err)
         return False
-    idx.write_atomic(dest, raw)
+    write_atomic(dest, raw)
     log.info("%s: decompressed from the local copy %s", dest, gz)
     return True
 
@@ -150,7 +166,7 @@ def download(dataset_root: str | os.PathLike, mirrors: list[str], md5s: dict[str
     used, missing, errors = {}, [], []
     for gz_name in GZ_FILES:
         dest = raw_dir / gz_name.removesuffix(".gz")
-        if raw_is_present(dest):
+        if raw_is_present(dest, md5s[gz_name]):
             log.info("%s: already present, kept", dest)
             used[gz_name] = "present"
             continue

@@ -18,7 +18,7 @@ from speedlimit.aggregate import QUALITY_RTOL
 
 # Axes besides batch_size and num_workers; where any varies, findings are given per value.
 GROUP_AXES = ["lr", "torch_threads", "pin_memory", "persistent_workers", "prefetch_factor",
-              "device"]
+              "device", "node"]  # node: cells of different machines are never compared
 
 
 @dataclass

@@ -145,7 +145,9 @@ def expand(grid: dict, repeats: int = 1) -> tuple[list[Cell], list[tuple[Cell, s
         axes = DATALOADER_AXES if loader == "dataloader" else TENSOR_AXES
         for combo in itertools.product(*(grid[a] for a in axes)):
             for repeat in range(repeats):
-                cell = Cell(loader=loader, repeat=repeat, **dict(zip(axes, combo)))
+                values = dict(zip(axes, combo))
+                values["lr"] = float(values["lr"])  # `lr: [1]` is an int in YAML: lr~1.0
+                cell = Cell(loader=loader, repeat=repeat, **values)
                 reason = cell.problem()
                 if reason:
                     skipped.append((cell, reason))

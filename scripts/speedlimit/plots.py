@@ -45,18 +45,38 @@ def _dodge(data: pd.DataFrame, amount: float) -> float | bool:
     return amount if data["batch_size"].nunique() > 1 else False
 
 
-def _facets(frame: pd.DataFrame) -> tuple[str | None, list]:
-    """Facet by torch_threads when the grid has several values."""
-    values = sorted(frame["torch_threads"].dropna().unique())
-    return ("torch_threads", values) if len(values) > 1 else (None, values)
+# Axes besides batch_size and num_workers. A figure gets a panel per combination of those that
+# vary, and per node when cells ran on several machines (e.g. separate SLURM allocations), so
+# a line or a heatmap square never pools cells of different settings or hardware.
+PANEL_AXES = ("lr", "torch_threads", "pin_memory", "persistent_workers", "prefetch_factor",
+              "device", "node")
+TENSOR_AXES = ("lr", "torch_threads", "device", "node")  # what a loader-free cell has
 
 
-def _panels(frame: pd.DataFrame, values: list) -> list[tuple]:
-    """(facet value, node) per panel: a panel per node when cells ran on several machines
-    (e.g. separate SLURM allocations), so timings of different hardware never share a line."""
-    nodes = sorted(frame["node"].dropna().unique()) if "node" in frame else []
-    return [(value, node if len(nodes) > 1 else None)
-            for value in (values or [None]) for node in (nodes if len(nodes) > 1 else [None])]
+def _text(value) -> str:
+    text = str(value)
+    return "default" if text in ("nan", "<NA>", "None") else text
+
+
+def _panels(frame: pd.DataFrame) -> list[dict]:
+    """One {axis: value} filter per panel, over the axes that vary among ``frame``'s cells."""
+    varying = [a for a in PANEL_AXES if a in frame and frame[a].map(_text).nunique() > 1]
+    if not varying:
+        return [{}]
+    combos = frame[varying].map(_text).drop_duplicates().sort_values(varying)
+    return [dict(zip(varying, row)) for row in combos.itertuples(index=False)]
+
+
+def _select(frame: pd.DataFrame, panel: dict, tensor: bool = False) -> pd.DataFrame:
+    for axis, value in panel.items():
+        if axis in frame and (not tensor or axis in TENSOR_AXES):
+            frame = frame[frame[axis].map(_text) == value]
+    return frame
+
+
+def _title(text: str, panel: dict) -> str:
+    return text + "".join(f" - {a}={v}" if a != "node" else f" - node {v}"
+                          for a, v in panel.items())
 
 
 def _axes(n: int, width: float = 6.0, height: float = 4.2, sharey: bool = True):
@@ -69,17 +89,13 @@ def epoch_duration(table: pd.DataFrame) -> plt.Figure:
     _setup()
     data = _ok(table)
     tensor = _ok(table, "tensor")
-    facet, values = _facets(data)
-    panels = _panels(data, values)
+    panels = _panels(data)
     # Each panel scales to its own data: a shared axis clipped slower thread settings.
     fig, axes = _axes(len(panels), sharey=False)
     sizes = sorted(data["batch_size"].unique())
     palette = dict(zip(sizes, sns.color_palette(n_colors=len(sizes))))
-    for ax, (value, node) in zip(axes, panels):
-        part = data if facet is None else data[data[facet] == value]
-        limits = tensor if facet is None else tensor[tensor[facet] == value]
-        if node is not None:
-            part, limits = part[part["node"] == node], limits[limits["node"] == node]
+    for ax, panel in zip(axes, panels):
+        part, limits = _select(data, panel), _select(tensor, panel, tensor=True)
         part = part.assign(workers=_label(part["num_workers"]))
         order = list(_label(pd.Series(sorted(part["num_workers"].unique()))))
         sns.pointplot(part, x="workers", y="epoch_duration", hue="batch_size", order=order,
@@ -91,9 +107,8 @@ def epoch_duration(table: pd.DataFrame) -> plt.Figure:
                            color=palette[size], alpha=0.8)
         ax.set_xlabel("num_workers (DataLoader worker processes)")
         ax.set_ylabel("epoch duration (s, median, 95% CI)")
-        title = ("Epoch duration" + (f" - torch_threads={value}" if facet else "")
-                 + (f" - node {node}" if node is not None else ""))
-        ax.set_title(title + ("\n(dashed: loader-free limit)" if len(limits) else ""))
+        ax.set_title(_title("Epoch duration", panel)
+                     + ("\n(dashed: loader-free limit)" if len(limits) else ""))
         ax.set_ylim(bottom=0)
         ax.legend(title="batch_size", fontsize="small")
     fig.tight_layout()
@@ -104,10 +119,11 @@ def speedup(summary: pd.DataFrame) -> plt.Figure:
     """Heatmap of the median speed-up over num_workers=0, per batch size and num_workers."""
     _setup()
     data = summary[summary["loader"].eq("dataloader") & summary["speedup"].notna()].copy()
-    facet, values = _facets(data)
-    fig, axes = _axes(max(1, len(values)), width=6.5, height=0.9 * max(3, data["batch_size"].nunique()) + 1.5)
-    for ax, value in zip(axes, values or [None]):
-        part = data if facet is None else data[data[facet] == value]
+    panels = _panels(data)
+    height = 0.9 * max(3, data["batch_size"].nunique()) + 1.5
+    fig, axes = _axes(len(panels), width=6.5, height=height)
+    for ax, panel in zip(axes, panels):
+        part = _select(data, panel)
         grid = part.pivot_table(index="batch_size", columns="num_workers", values="speedup",
                                 aggfunc="median")
         if grid.empty:
@@ -120,7 +136,7 @@ def speedup(summary: pd.DataFrame) -> plt.Figure:
                     linewidths=0.5)
         ax.set_xlabel("num_workers")
         ax.set_ylabel("batch_size")
-        ax.set_title("Speed-up over num_workers=0" + (f" - torch_threads={value}" if facet else ""))
+        ax.set_title(_title("Speed-up over num_workers=0", panel))
     fig.tight_layout()
     return fig
 
@@ -130,16 +146,17 @@ def time_split(table: pd.DataFrame) -> plt.Figure:
     _setup()
     data = pd.concat([_ok(table), _ok(table, "tensor")])
     data["setting"], order = _settings(table, data)
-    facet, values = _facets(data)
-    fig, axes = _axes(max(1, len(values)))
-    for ax, value in zip(axes, values or [None]):
-        part = data if facet is None else data[data[facet] == value]
+    panels = _panels(_ok(table))
+    fig, axes = _axes(len(panels))
+    for ax, panel in zip(axes, panels):
+        part = pd.concat([_select(data[data["loader"].eq("dataloader")], panel),
+                          _select(data[data["loader"].eq("tensor")], panel, tensor=True)])
         sns.barplot(part, x="setting", y="data_wait_share", hue="batch_size", order=order,
                     estimator="median", errorbar=("ci", 95), ax=ax, palette="colorblind")
         ax.set_xlabel("num_workers (or no loader at all)")
         ax.set_ylabel("share of the epoch waiting for data")
         ax.set_ylim(0, 1)
-        ax.set_title("Where the time goes" + (f" - torch_threads={value}" if facet else ""))
+        ax.set_title(_title("Where the time goes", panel))
         ax.legend(title="batch_size", fontsize="small")
     fig.tight_layout()
     return fig

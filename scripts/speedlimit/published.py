@@ -21,7 +21,8 @@ COLUMNS = ["run", "epoch", "loss", "accuracy", "epoch_duration", "run_duration",
 # A speed-up within this of 1 counts as "no change" when comparing directions.
 TOLERANCE = 0.05
 # Axes that may vary in our grid; where they do, each value gets its own comparison rows.
-SETTING_AXES = ["torch_threads", "pin_memory", "persistent_workers", "prefetch_factor", "device"]
+SETTING_AXES = ["torch_threads", "pin_memory", "persistent_workers", "prefetch_factor", "device",
+                "node"]
 
 
 class PublishedError(ValueError):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import random
 import time
 
@@ -104,6 +105,14 @@ def make_loader(train_set, cell: Cell, seed: int, shuffle_gen: torch.Generator) 
     )
 
 
+def _finite(value: float) -> float | None:
+    """``value``, or None (JSON null) when training diverged to inf or NaN."""
+    if math.isfinite(value):
+        return value
+    log.warning("the loss is %s: training diverged (lr too high?); recorded as null", value)
+    return None
+
+
 class _Epoch:
     """Accumulates one epoch's loss, accuracy and the data/compute split."""
 
@@ -145,7 +154,7 @@ class _Epoch:
         duration = end - self.start
         return {
             "epoch": epoch,
-            "loss": self.total_loss / dataset_size,
+            "loss": _finite(self.total_loss / dataset_size),
             "accuracy": self.correct / dataset_size,
             "epoch_duration": duration,
             "data_wait": self.data_wait,

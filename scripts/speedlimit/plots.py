@@ -123,15 +123,23 @@ def speedup(summary: pd.DataFrame) -> plt.Figure:
     height = 0.9 * max(3, data["batch_size"].nunique()) + 1.5
     fig, axes = _axes(len(panels), width=6.5, height=height)
     for ax, panel in zip(axes, panels):
-        part = _select(data, panel)
+        part = _select(data, panel).astype({"batch_size": "Int64", "num_workers": "Int64"})
         grid = part.pivot_table(index="batch_size", columns="num_workers", values="speedup",
                                 aggfunc="median")
+        # "*": the 95% interval of the speed-up excludes 1 (more than noise; needs repeats).
+        significant = (part.assign(sig=part["speedup_significant"].astype("boolean")
+                                   .fillna(False).astype(float))
+                       .pivot_table(index="batch_size", columns="num_workers", values="sig",
+                                    aggfunc="max")
+                       .reindex(index=grid.index, columns=grid.columns).fillna(0))
         if grid.empty:
             ax.text(0.5, 0.5, "no num_workers=0 baseline in the grid", ha="center")
             ax.set_axis_off()
             continue
         spread = max(0.05, float(np.nanmax(np.abs(grid.to_numpy() - 1.0))))
-        sns.heatmap(grid, annot=True, fmt=".2f", cmap="RdBu", center=1.0, vmin=1 - spread,
+        labels = np.vectorize(lambda v, s: "" if np.isnan(v) else f"{v:.2f}" + ("*" if s else ""))(
+            grid.to_numpy(float), significant.to_numpy(float) > 0)
+        sns.heatmap(grid, annot=labels, fmt="", cmap="RdBu", center=1.0, vmin=1 - spread,
                     vmax=1 + spread, cbar_kws={"label": "speed-up (x, >1 = faster)"}, ax=ax,
                     linewidths=0.5)
         ax.set_xlabel("num_workers")

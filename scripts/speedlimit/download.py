@@ -23,7 +23,7 @@ log = logging.getLogger("speedlimit.download")
 GZ_FILES = tuple(f"{name}.gz" for name in idx.FILES)
 OFFLINE_HINT = (
     "To run without the network, set `data: {source: synthetic}` (for example "
-    "`snakemake --cores all --config data='{source: synthetic}'`), or copy the four .gz files "
+    "`make run SOURCE=synthetic`, or `snakemake --cores all --config data='{source: synthetic}'`), or copy the four .gz files "
     "(or their un-gzipped forms) from a machine that has them and point `data.root` at that "
     "folder (the files go in <root>/fashionmnist/FashionMNIST/raw/)."
 )

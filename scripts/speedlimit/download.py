@@ -23,7 +23,8 @@ log = logging.getLogger("speedlimit.download")
 GZ_FILES = tuple(f"{name}.gz" for name in idx.FILES)
 OFFLINE_HINT = (
     "To run without the network, set `data: {source: synthetic}` (for example "
-    "`make run SOURCE=synthetic`, or `snakemake --cores all --config data='{source: synthetic}'`), or copy the four .gz files "
+    "`make run SOURCE=synthetic`, or "
+    "`snakemake --cores all --config data='{source: synthetic}'`), or copy the four .gz files "
     "(or their un-gzipped forms) from a machine that has them and point `data.root` at that "
     "folder (the files go in <root>/fashionmnist/FashionMNIST/raw/)."
 )
@@ -154,8 +155,8 @@ def download(dataset_root: str | os.PathLike, mirrors: list[str], md5s: dict[str
     """Download all four files into ``<dataset_root>/FashionMNIST/raw/``; return file->mirror.
 
     Files already there and complete are kept, and so is a local copy of a ``.gz`` file in
-    that folder whose md5 matches (a user who copied the files by hand). Leftover partial files from an interrupted
-    run are removed. When some file cannot be had, raises :class:`DownloadError` naming
+    that folder whose md5 matches (a user who copied the files by hand). Leftover partial
+    files from an interrupted run are removed. When some file cannot be had, raises :class:`DownloadError` naming
     the files, the mirrors tried and how to run offline.
     """
     raw_dir = Path(dataset_root) / idx.RAW_SUBDIR

@@ -5,7 +5,7 @@ import sys
 
 import pandas as pd
 
-from speedlimit import aggregate, grid, metrics
+from speedlimit import aggregate, grid, logs, metrics
 
 
 def main(run_files, cells, table_csv, summary_csv, skipped_csv, skipped,
@@ -30,9 +30,7 @@ def main(run_files, cells, table_csv, summary_csv, skipped_csv, skipped,
 
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    terminal = sys.stderr
-    sys.stderr = open(smk.log[0], "w")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    terminal = logs.to_rule_log(smk.log[0])
     try:
         main(smk.input.runs, smk.params.cells, smk.output.table, smk.output.summary, smk.output.skipped,
              smk.params.skipped, smk.params.allow_missing, smk.params.seed, terminal)

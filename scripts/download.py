@@ -4,7 +4,7 @@ import logging
 import sys
 from pathlib import Path
 
-from speedlimit import download
+from speedlimit import download, logs
 
 
 def main(raw_file: str, mirrors, md5s, retries: int, timeout: float) -> None:
@@ -18,8 +18,6 @@ def main(raw_file: str, mirrors, md5s, retries: int, timeout: float) -> None:
 
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    sys.stderr = open(smk.log[0], "w")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s: %(message)s")
+    logs.to_rule_log(smk.log[0])
     data = smk.config["data"]  # how to fetch, not what: no rerun trigger
     main(smk.output[0], data["mirrors"], smk.params.md5, data["retries"], data["timeout"])

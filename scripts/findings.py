@@ -3,12 +3,11 @@ the findings page and the published-vs-reproduced table (CSV and sortable HTML).
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from speedlimit import describe, htmltable, published
+from speedlimit import describe, htmltable, logs, published
 
 COMPARISON_CAPTION = (
     "Speed-up over num_workers=0 per (batch_size, num_workers): the published one "
@@ -40,8 +39,7 @@ def main(summary_csv, table_csv, run_files, published_csv, config, revision, out
 
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    sys.stderr = open(smk.log[0], "w")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    logs.to_rule_log(smk.log[0])
     main(smk.input.summary, smk.input.table, smk.input.runs, smk.input.published, json.loads(smk.params.config),
          describe.git_revision(smk.scriptdir),
          dict(smk.output.items()))

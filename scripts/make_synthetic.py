@@ -1,10 +1,9 @@
 """Generate the offline synthetic FashionMNIST stand-in (the `make_synthetic` rule)."""
 
 import logging
-import sys
 from pathlib import Path
 
-from speedlimit import idx
+from speedlimit import idx, logs
 
 
 def main(raw_file: str, train_size: int, test_size: int, seed: int) -> None:
@@ -16,7 +15,6 @@ def main(raw_file: str, train_size: int, test_size: int, seed: int) -> None:
 
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    sys.stderr = open(smk.log[0], "w")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    logs.to_rule_log(smk.log[0])
     main(smk.output[0], int(smk.wildcards.train_size), int(smk.wildcards.test_size),
          int(smk.wildcards.seed))

@@ -1,11 +1,10 @@
 """Render the figures under results/plots/ (the `plot` rule)."""
 
 import logging
-import sys
 
 import pandas as pd
 
-from speedlimit import plots, published
+from speedlimit import logs, plots, published
 
 
 def main(table_csv: str, summary_csv: str, published_csv: str, outputs: dict) -> None:
@@ -33,6 +32,5 @@ def main(table_csv: str, summary_csv: str, published_csv: str, outputs: dict) ->
 
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    sys.stderr = open(smk.log[0], "w")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    logs.to_rule_log(smk.log[0])
     main(smk.input.table, smk.input.summary, smk.input.published, dict(smk.output.items()))

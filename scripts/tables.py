@@ -1,12 +1,11 @@
 """Sortable HTML versions of the results table and the summary (the `tables` rule)."""
 
 import logging
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from speedlimit import htmltable
+from speedlimit import htmltable, logs
 
 CAPTIONS = {
     "table": ("Results table", "One row per run and epoch (durations in seconds); the seed's "
@@ -27,6 +26,5 @@ def main(inputs: dict, outputs: dict) -> None:
 
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    sys.stderr = open(smk.log[0], "w")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    logs.to_rule_log(smk.log[0])
     main(dict(smk.input.items()), dict(smk.output.items()))

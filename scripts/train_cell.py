@@ -21,6 +21,7 @@ import sys
 import time
 
 from speedlimit import cell as cells
+from speedlimit import logs
 
 log = logging.getLogger("speedlimit.train_cell")
 
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--exclusive", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
-    cells.setup_logging()
+    logs.setup()
     with cells.own_output(args.output) as staged:
         request = cells.Request(cell=args.cell, dataset_root=args.data_root, output=str(staged),
                                 epochs=args.epochs, seed=args.seed, time_limit=args.time_limit,

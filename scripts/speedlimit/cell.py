@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -122,36 +121,31 @@ def write_json(path: str | os.PathLike, record: dict) -> None:
     write_atomic(path, text.encode())
 
 
-def skipped_record(cell: Cell, request: Request, reason: str) -> dict:
+def _record_without_epochs(cell: Cell, request: Request, status: str, reason: str,
+                           **extra) -> dict:
     from speedlimit import fingerprint  # torch-free
 
     return {
         "schema_version": SCHEMA_VERSION,
-        "status": "skipped",
+        "status": status,
         "reason": reason,
+        **extra,
         "cell": cell.path,
         "params": {**cell.params(), "epochs": request.epochs, "seed": request.seed},
         "epochs": [],
         "environment": fingerprint.machine(),
     }
+
+
+def skipped_record(cell: Cell, request: Request, reason: str) -> dict:
+    """A complete record of a cell that cannot run here (e.g. cuda without a GPU)."""
+    return _record_without_epochs(cell, request, "skipped", reason)
 
 
 def failed_record(cell: Cell, request: Request, reason: str, exit_code: int) -> dict:
     """A complete record of a cell that did not finish: the table marks it missing."""
-    from speedlimit import fingerprint  # torch-free
-
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "status": "failed",
-        "reason": reason,
-        "exit_code": exit_code,
-        "log": request.log,
-        "failed_before": request.failed_before,
-        "cell": cell.path,
-        "params": {**cell.params(), "epochs": request.epochs, "seed": request.seed},
-        "epochs": [],
-        "environment": fingerprint.machine(),
-    }
+    return _record_without_epochs(cell, request, "failed", reason, exit_code=exit_code,
+                                  log=request.log, failed_before=request.failed_before)
 
 
 def read_status(path: str | os.PathLike) -> dict | None:
@@ -324,11 +318,3 @@ def own_output(output: str | os.PathLike, grace: float = 10.0):
         staging_path(output).unlink(missing_ok=True)
         os.close(fd)
 
-
-def setup_logging() -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-        force=True,
-    )

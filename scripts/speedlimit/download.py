@@ -59,6 +59,11 @@ def _attempt(url: str, name: str, md5: str, timeout: float) -> tuple[bytes, byte
         if err.code >= 500 or err.code in (408, 429):
             raise
         raise _Permanent(f"HTTP {err.code} {err.reason}") from err
+    return data, _unpack(data, md5)
+
+
+def _unpack(data: bytes, md5: str) -> bytes:
+    """The un-gzipped IDX bytes of a .gz file's ``data``, if its md5 is ``md5``."""
     got = hashlib.md5(data).hexdigest()
     if got != md5:
         raise _Permanent(f"md5 mismatch: expected {md5}, got {got} ({len(data)} bytes)")
@@ -67,7 +72,7 @@ def _attempt(url: str, name: str, md5: str, timeout: float) -> tuple[bytes, byte
         idx.decode(raw)
     except (OSError, EOFError, ValueError) as err:
         raise _Permanent(f"not a gzipped IDX file: {err}") from err
-    return data, raw
+    return raw
 
 
 def fetch_file(name: str, md5: str, mirrors: list[str], dest: Path, retries: int = 3,
@@ -134,16 +139,10 @@ def from_local_gz(gz: Path, md5: str, dest: Path) -> bool:
     """Use a user's copy of the .gz file next to ``dest`` when its md5 matches."""
     if not gz.exists():
         return False
-    data = gz.read_bytes()
-    got = hashlib.md5(data).hexdigest()
-    if got != md5:
-        log.warning("%s: md5 %s is not the expected %s; not used", gz, got, md5)
-        return False
     try:
-        raw = gzip.decompress(data)
-        idx.decode(raw)
-    except (OSError, EOFError, ValueError) as err:
-        log.warning("%s: not a gzipped IDX file (%s); not used", gz, err)
+        raw = _unpack(gz.read_bytes(), md5)
+    except _Permanent as err:
+        log.warning("%s: %s; not used", gz, err)
         return False
     write_atomic(dest, raw)
     log.info("%s: decompressed from the local copy %s", dest, gz)

@@ -196,8 +196,9 @@ def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
         headline.sentences.extend(published_glance(comparison))
     sections.append(headline)
     sections.extend(per_size)
-    if table is not None and quality_sentences(table):
-        sections.append(Section("Quality", quality_sentences(table)))
+    quality = quality_sentences(table) if table is not None else []
+    if quality:
+        sections.append(Section("Quality", quality))
     if comparison is not None:
         sections.append(Section("Published vs reproduced", published_sentences(comparison)))
     return sections

@@ -68,6 +68,17 @@ def stop_servers(directory: Path | None = None) -> list[int]:
     return stopped
 
 
+def _read_line(sock: socket.socket) -> bytes | None:
+    """One newline-terminated message (the protocol's only kind), or None at end of stream."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
 # ---------------------------------------------------------------- client
 
 
@@ -127,12 +138,9 @@ def run(request: Request, path: Path | None = None) -> int:
     sock = connect(path)
     with sock:
         sock.sendall(request.to_json().encode() + b"\n")
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise RuntimeError("warm server closed the connection without an exit code")
-            reply += chunk
+        reply = _read_line(sock)
+        if reply is None:
+            raise RuntimeError("warm server closed the connection without an exit code")
     return int(json.loads(reply)["exit"])
 
 
@@ -155,9 +163,9 @@ def _child(request: Request, listener: socket.socket, conn: socket.socket) -> No
             os.dup2(fd, 2)
             os.close(fd)
         sys.argv = ["speedlimit-cell", request.cell]
-        from speedlimit import cell
+        from speedlimit import cell, logs
 
-        cell.setup_logging()
+        logs.setup()
         code = cell.execute(request)
     except BaseException:  # noqa: BLE001 - the traceback goes to the cell's log
         import traceback
@@ -173,12 +181,9 @@ def _child(request: Request, listener: socket.socket, conn: socket.socket) -> No
 def _handle(listener: socket.socket, conn: socket.socket) -> None:
     """In the forked handler: run one request's child and report its exit code."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(65536)
-        if not chunk:
-            os._exit(0)
-        data += chunk
+    data = _read_line(conn)
+    if data is None:  # the client went away before asking anything
+        os._exit(0)
     request = Request.from_json(data.decode())
     pid = os.fork()
     if pid == 0:

@@ -29,7 +29,7 @@ rule make_synthetic:
             / "synthetic-{train_size}-{test_size}-seed{seed}"
         ),
     params:
-        code=source_digest("idx"),
+        code=code_digest("scripts/make_synthetic.py"),
     resources:
         mem_mb=2000,
         runtime=15,

@@ -37,7 +37,7 @@ rule findings:
         ),
     params:
         config=json.dumps(config, sort_keys=True),
-        code=source_digest("findings", "describe", "published", "htmltable", "aggregate"),
+        code=code_digest("scripts/findings.py"),
     resources:
         mem_mb=2000,
         runtime=15,
@@ -70,7 +70,7 @@ rule tables:
             labels={"table": "summary (one row per cell)"},
         ),
     params:
-        code=source_digest("htmltable"),
+        code=code_digest("scripts/tables.py"),
     resources:
         mem_mb=2000,
         runtime=15,

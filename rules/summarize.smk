@@ -25,7 +25,7 @@ rule aggregate:
         skipped=[[cell.path, reason] for cell, reason in SKIPPED],
         allow_missing=config["report"]["allow_missing"],
         seed=config["train"]["seed"],
-        code=source_digest("aggregate", "metrics", "grid"),
+        code=code_digest("scripts/aggregate.py"),
     resources:
         mem_mb=2000,
         runtime=15,
@@ -78,7 +78,7 @@ rule plot:
             labels={"figure": "published vs reproduced speed-up"},
         ),
     params:
-        code=source_digest("plots", "published"),
+        code=code_digest("scripts/plot.py"),
     resources:
         mem_mb=2000,
         runtime=15,

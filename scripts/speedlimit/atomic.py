@@ -1,7 +1,5 @@
 """Files are written whole or not at all: a temporary file in the same folder, fsync, rename.
-
-(Its own module, so that the code digest of the synthetic-data generator (idx.py) does not
-change, and regenerate the data set, when this helper does.)"""
+Used for data files (idx, download), metrics records and failure counts (cell)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ help:
 	@echo "make run [SOURCE=synthetic]  set up .venv and run the whole grid (snakemake --cores all)"
 	@echo "make report [SOURCE=..]      build report.html from the finished run (same SOURCE/ARGS as run)"
 	@echo "make test                    set up .venv and run the test suite"
-	@echo "make lint                    snakemake --lint"
+	@echo "make lint                    snakemake --lint and snakefmt --check"
 	@echo "make bench                   benchmark the pipeline's own overhead"
 	@echo "make lock                    regenerate requirements.lock from .venv"
 
@@ -38,6 +38,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(SNAKEMAKE) --lint
+	$(BIN)/snakefmt --check Snakefile rules/
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py

@@ -114,7 +114,8 @@ def main(argv=None) -> None:
         print(f"  (a) efficiency          {r['efficiency']:.3f}  "
               f"(sum of run_duration {r['sum_run_duration_s']:.1f} s / wall {r['wall_s']:.1f} s)")
         print(f"  (b) no-op rerun         {r['noop_rerun_s']:.2f} s")
-        print(f"  (c) overhead per cell   {r['overhead_per_cell_s']:.2f} s = (wall - timed) / cells;"
+        print(f"  (c) overhead per cell   {r['overhead_per_cell_s']:.2f} s "
+              "= (wall - timed) / cells;"
               f" medians: between cells {r['median_between_cells_s']:.2f} s, before the clock "
               f"{r['median_before_clock_s']:.2f} s (data set load {r['median_setup_s']:.2f} s),"
               f" after the clock {r['median_after_clock_s']:.2f} s")

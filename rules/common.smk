@@ -1,19 +1,24 @@
 # Glue: config validation, the grid, and input functions. Logic lives in scripts/speedlimit/.
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from speedlimit import config as config_module  # noqa: E402
-from speedlimit import cell as cell_module  # noqa: E402
-from speedlimit import grid, idx, project  # noqa: E402
+from speedlimit.run import job  # noqa: E402
+from speedlimit import grid, project  # noqa: E402
+from speedlimit.data import idx  # noqa: E402
 
 try:
-    config = config_module.validate(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+    config = config_module.validate(
+        config, Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+    )
 except config_module.ConfigError as err:
     raise WorkflowError(f"{err}\n(config.yaml, --configfile and --config together)") from None
 
@@ -34,15 +39,21 @@ def code_digest(script):
     return project.code_digest(script)
 
 
+def fashionmnist_root():
+    return str(Path(config["data"]["root"]) / "fashionmnist")
+
+
+def synthetic_root(train_size, test_size, seed):
+    return str(Path(config["data"]["root"]) / f"synthetic-{train_size}-{test_size}-seed{seed}")
+
+
 def dataset_root():
     """<data.root>/<name>: where torchvision finds FashionMNIST/raw/ for the configured source."""
     data = config["data"]
     if data["source"] == "synthetic":
         syn = data["synthetic"]
-        name = f"synthetic-{syn['train_size']}-{syn['test_size']}-seed{syn['seed']}"
-    else:
-        name = "fashionmnist"
-    return str(Path(data["root"]) / name)
+        return synthetic_root(syn["train_size"], syn["test_size"], syn["seed"])
+    return fashionmnist_root()
 
 
 def get_dataset_files():
@@ -62,7 +73,7 @@ def get_cell_spec(wildcards):
         "cell": get_cell(wildcards).params(),
         "epochs": config["train"]["epochs"],
         "seed": config["train"]["seed"],
-        "dataset": dataset_root(),
+        "dataset_root": dataset_root(),
         "code": TRAIN_CODE,
         # Snakemake compares params as a set of values: a bare count could hide among them.
         "failed_before": get_failed_before(wildcards),
@@ -72,7 +83,7 @@ def get_cell_spec(wildcards):
 
 def get_failed_before(wildcards):
     """Failed runs of the cell so far: each failure bumps it, so the failed cell reruns."""
-    return cell_module.failures_so_far(f"results/runs/{wildcards.cell}.json")
+    return job.failures_so_far(f"results/runs/{wildcards.cell}.json")
 
 
 def get_cell_threads(wildcards):
@@ -104,13 +115,6 @@ def get_cell_slurm_extra(wildcards):
     return "--exclusive" if config["cluster"]["exclusive_nodes"] else ""
 
 
-def get_cluster_resources():
-    """slurm_partition / slurm_account of every job, where config's cluster section sets them."""
-    cluster = config["cluster"]
-    chosen = {"slurm_partition": cluster["partition"], "slurm_account": cluster["account"]}
-    return {key: value for key, value in chosen.items() if value}
-
-
 def get_run_files():
     return [f"results/runs/{path}.json" for path in CELL_PATHS]
 
@@ -136,7 +140,24 @@ def get_published_table():
     return path
 
 
-TRAIN_CODE = code_digest("scripts/train_cell.py")
+TRAIN_CODE = code_digest(project.TRAIN_SCRIPT)
+# How train_cell jobs run, passed in their environment (set here, in every Snakemake process
+# that parses the workflow, a cluster job's included), so that none of it is a rerun trigger:
+# the interpreter of scripts/train_cell.sh (the rule's conda env's with --sdm conda, else
+# Snakemake's own, as for `script:` rules), warm start and time limit.
+os.environ.update(
+    SPEEDLIMIT_PYTHON=(
+        "python"
+        if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+        else sys.executable
+    ),
+    SPEEDLIMIT_RUN=json.dumps({key: config["train"][key] for key in ("warm_start", "time_limit")}),
+)
+
+
+def get_cell_lock(wildcards):
+    """The machine's cell lock file (train.exclusive), or "none"."""
+    return str(job.lock_path()) if config["train"]["exclusive"] else "none"
 
 
 wildcard_constraints:

@@ -1,5 +1,6 @@
 # Stage 1: the data set, downloaded (md5-checked) or generated offline.
 
+
 # On a cluster the download runs on the submit host: compute nodes often have no internet.
 localrules:
     download_fashionmnist,
@@ -7,36 +8,27 @@ localrules:
 
 rule download_fashionmnist:
     output:
-        idx.raw_paths(Path(config["data"]["root"]) / "fashionmnist"),
-    params:
-        md5=config["data"]["md5"],  # mirrors, retries and timeout: read from config
-    resources:
-        mem_mb=1000,
-        runtime=30,
-        **get_cluster_resources(),
+        idx.raw_paths(fashionmnist_root()),
     log:
         "logs/data/download_fashionmnist.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        dataset_root=lambda wildcards, output: idx.dataset_root_of(output[0]),
+        md5=config["data"]["md5"],  # mirrors, retries and timeout: read from config
     script:
         "../scripts/download.py"
 
 
 rule make_synthetic:
     output:
-        idx.raw_paths(
-            Path(config["data"]["root"])
-            / "synthetic-{train_size}-{test_size}-seed{seed}"
-        ),
-    params:
-        code=code_digest("scripts/make_synthetic.py"),
-    resources:
-        mem_mb=2000,
-        runtime=15,
-        **get_cluster_resources(),
+        idx.raw_paths(synthetic_root("{train_size}", "{test_size}", "{seed}")),
     log:
         "logs/data/make_synthetic-{train_size}-{test_size}-seed{seed}.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        dataset_root=lambda wildcards, output: idx.dataset_root_of(output[0]),
+        code=code_digest("scripts/make_synthetic.py"),
     script:
         "../scripts/make_synthetic.py"

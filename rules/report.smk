@@ -35,17 +35,13 @@ rule findings:
             category="2. Published vs reproduced",
             labels={"figure": "published vs reproduced, cell by cell (table)"},
         ),
-    params:
-        config=json.dumps(config, sort_keys=True),
-        code=code_digest("scripts/findings.py"),
-    resources:
-        mem_mb=2000,
-        runtime=15,
-        **get_cluster_resources(),
     log:
         "logs/findings.log",
     conda:
         "../envs/report.yaml"
+    params:
+        config=json.dumps(config, sort_keys=True),
+        code=code_digest("scripts/findings.py"),
     script:
         "../scripts/findings.py"
 
@@ -69,15 +65,11 @@ rule tables:
             subcategory="browse (sortable)",
             labels={"table": "summary (one row per cell)"},
         ),
-    params:
-        code=code_digest("scripts/tables.py"),
-    resources:
-        mem_mb=2000,
-        runtime=15,
-        **get_cluster_resources(),
     log:
         "logs/tables.log",
     conda:
         "../envs/report.yaml"
+    params:
+        code=code_digest("scripts/tables.py"),
     script:
         "../scripts/tables.py"

@@ -20,20 +20,16 @@ rule aggregate:
             labels={"table": "summary (one row per cell)"},
         ),
         skipped="results/skipped.csv",
+    log:
+        "logs/aggregate.log",
+    conda:
+        "../envs/report.yaml"
     params:
         cells=list(CELL_PATHS),
         skipped=[[cell.path, reason] for cell, reason in SKIPPED],
         allow_missing=config["report"]["allow_missing"],
         seed=config["train"]["seed"],
         code=code_digest("scripts/aggregate.py"),
-    resources:
-        mem_mb=2000,
-        runtime=15,
-        **get_cluster_resources(),
-    log:
-        "logs/aggregate.log",
-    conda:
-        "../envs/report.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -77,15 +73,11 @@ rule plot:
             category="2. Published vs reproduced",
             labels={"figure": "published vs reproduced speed-up"},
         ),
-    params:
-        code=code_digest("scripts/plot.py"),
-    resources:
-        mem_mb=2000,
-        runtime=15,
-        **get_cluster_resources(),
     log:
         "logs/plot.log",
     conda:
         "../envs/report.yaml"
+    params:
+        code=code_digest("scripts/plot.py"),
     script:
         "../scripts/plot.py"

@@ -6,22 +6,28 @@ rule train_cell:
         get_dataset_files(),
     output:
         "results/runs/{cell}.json",
-    params:
-        spec=get_cell_spec,
-        epochs=config["train"]["epochs"],
-        seed=config["train"]["seed"],
+    log:
+        "logs/train_cell/{cell}.log",
+    conda:
+        "../envs/pipeline.yaml"
     threads: get_cell_threads
     resources:
-        # On a cluster (profiles/slurm) each cell is one job with an allocation of its own.
+        # What differs per cell; what every job shares lives in profiles/slurm.
         cpus_per_task=get_cell_cpus,
         mem_mb=get_cell_mem_mb,
         runtime=get_cell_runtime,
         gpu=get_cell_gpus,
         slurm_extra=get_cell_slurm_extra,
-        **get_cluster_resources(),
-    log:
-        "logs/train_cell/{cell}.log",
-    conda:
-        "../envs/pipeline.yaml"
-    script:
-        "../scripts/train_cell.py"
+        # How the cell is run (no rerun trigger): the machine's cell lock, or "none".
+        cell_lock=get_cell_lock,
+    params:
+        # The job's whole hand-off (cell, epochs, seed, data set root, code digest, failures
+        # so far), and its rerun trigger: one string, read once.
+        spec=get_cell_spec,
+    # A shell command, not `script:`, so that the job waits for the machine's cell lock
+    # before its Python starts (scripts/train_cell.sh). Warm start and time limit are how a
+    # cell is run, not what it measures: they reach the job in $SPEEDLIMIT_RUN (common.smk),
+    # so they are no rerun trigger.
+    shell:
+        "scripts/train_cell.sh {resources.cell_lock:q} --spec {params.spec:q}"
+        " --output {output:q} --log {log:q}"

@@ -5,7 +5,8 @@ import sys
 
 import pandas as pd
 
-from speedlimit import aggregate, grid, logs, metrics
+from speedlimit import grid, logs, metrics
+from speedlimit.results import aggregate
 
 
 def main(run_files, cells, table_csv, summary_csv, skipped_csv, skipped,
@@ -32,8 +33,9 @@ if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     terminal = logs.to_rule_log(smk.log[0])
     try:
-        main(smk.input.runs, smk.params.cells, smk.output.table, smk.output.summary, smk.output.skipped,
-             smk.params.skipped, smk.params.allow_missing, smk.params.seed, terminal)
+        main(smk.input.runs, smk.params.cells, smk.output.table, smk.output.summary,
+             smk.output.skipped, smk.params.skipped, smk.params.allow_missing,
+             smk.params.seed, terminal)
     except (metrics.MetricsError, aggregate.MissingCellsError) as err:
         logging.error("%s", err)
         print(f"speedlimit: {err}", file=terminal, flush=True)

@@ -2,13 +2,12 @@
 
 import logging
 import sys
-from pathlib import Path
 
-from speedlimit import download, logs
+from speedlimit import logs
+from speedlimit.data import download
 
 
-def main(raw_file: str, mirrors, md5s, retries: int, timeout: float) -> None:
-    dataset_root = Path(raw_file).parents[2]  # <root>/FashionMNIST/raw/<file>
+def main(dataset_root: str, mirrors, md5s, retries: int, timeout: float) -> None:
     try:
         download.download(dataset_root, list(mirrors), dict(md5s), retries, timeout)
     except download.DownloadError as err:
@@ -20,4 +19,4 @@ if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     logs.to_rule_log(smk.log[0])
     data = smk.config["data"]  # how to fetch, not what: no rerun trigger
-    main(smk.output[0], data["mirrors"], smk.params.md5, data["retries"], data["timeout"])
+    main(smk.params.dataset_root, data["mirrors"], smk.params.md5, data["retries"], data["timeout"])

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from speedlimit import describe, htmltable, logs, published
+from speedlimit import logs
+from speedlimit.results import frontpage, htmltable, published
 
 COMPARISON_CAPTION = (
     "Speed-up over num_workers=0 per (batch_size, num_workers): the published one "
@@ -21,7 +22,7 @@ def main(summary_csv, table_csv, run_files, published_csv, config, revision, out
     table = pd.read_csv(table_csv)
     comparison = published.compare(published.load(published_csv), summary)
     environments = [json.loads(Path(f).read_text()).get("environment", {}) for f in run_files]
-    doc = describe.document(summary, comparison, environments, config, revision, table)
+    doc = frontpage.document(summary, comparison, environments, config, revision, table)
     if comparison["setting"].eq("").all():  # nothing varies besides the compared axes
         comparison = comparison.drop(columns="setting")
     Path(outputs["md"]).write_text(doc.markdown())
@@ -40,6 +41,7 @@ def main(summary_csv, table_csv, run_files, published_csv, config, revision, out
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     logs.to_rule_log(smk.log[0])
-    main(smk.input.summary, smk.input.table, smk.input.runs, smk.input.published, json.loads(smk.params.config),
-         describe.git_revision(smk.scriptdir),
+    main(smk.input.summary, smk.input.table, smk.input.runs, smk.input.published,
+         json.loads(smk.params.config),
+         frontpage.git_revision(smk.scriptdir),
          dict(smk.output.items()))

@@ -4,7 +4,8 @@ import logging
 
 import pandas as pd
 
-from speedlimit import logs, plots, published
+from speedlimit import logs
+from speedlimit.results import plots, published
 
 
 def main(table_csv: str, summary_csv: str, published_csv: str, outputs: dict) -> None:
@@ -25,7 +26,8 @@ def main(table_csv: str, summary_csv: str, published_csv: str, outputs: dict) ->
         else:  # e.g. every cell failed or was skipped, and report.allow_missing is on
             figure = plots.placeholder(name.replace("_", " "),
                                        "No DataLoader cell finished: nothing to plot.\n"
-                                       "See results/table.csv (status, reason) and the cells' logs.")
+                                       "See results/table.csv (status, reason) and the "
+                                       "cells' logs.")
         plots.save(figure, path)
         logging.info("wrote %s", path)
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from speedlimit import htmltable, logs
+from speedlimit import logs
+from speedlimit.results import htmltable
 
 CAPTIONS = {
     "table": ("Results table", "One row per run and epoch (durations in seconds); the seed's "

@@ -1,10 +1,13 @@
-"""Train one grid cell and write its metrics JSON (the `train_cell` rule's command).
+"""Train one grid cell and write its metrics JSON (the `train_cell` rule's script).
 
-Usage: python scripts/train_cell.py CELL --data-root DIR --output FILE [options]
+Under Snakemake, the job's ``spec`` param is its whole hand-off (the cell's settings, epochs,
+seed, data set root, failures so far); standalone, the same comes from the command line:
 
-CELL is the cell's path under results/runs/ (e.g. dataloader/batch_size~100/...). With
---warm (the default) the cell runs in a process forked from a warm server that has already
-imported torch; with --cold it runs here. With --exclusive (the default) it first takes the
+    python scripts/train_cell.py CELL --data-root DIR --output FILE [options]
+
+where CELL is the cell's path under results/runs/ (e.g. dataloader/batch_size~100/...). With
+a warm start (the default) the cell runs in a process forked from a warm server that has
+already imported torch; cold, it runs here. Exclusive (the default), it first takes the
 machine's cell lock, so no two cells are ever timed at the same time on one machine.
 
 The job owns its output for its whole life (stopping an orphaned job of a killed run that
@@ -15,15 +18,16 @@ of the grid runs, the aggregate step lists the cell as missing, and the next run
 """
 
 import argparse
+import json
 import logging
 import os
 import sys
-import time
 
-from speedlimit import cell as cells
-from speedlimit import logs
+from speedlimit import grid, logs
+from speedlimit.run import job
 
 log = logging.getLogger("speedlimit.train_cell")
+RUN_ENV = "SPEEDLIMIT_RUN"
 
 
 def use_warm_start(requested: bool, environ=os.environ) -> bool:
@@ -36,83 +40,107 @@ def use_warm_start(requested: bool, environ=os.environ) -> bool:
     return requested
 
 
-def main(argv=None) -> int:
+def run(request: job.Request, output: str, *, warm: bool = True, exclusive: bool = True,
+        record_failure: bool = True) -> int:
+    """The job: own ``output``, hold the machine's cell lock, run the cell (warm or cold),
+    and move its record into place; return the cell's exit code."""
+    with job.own_output(output) as staged:
+        request.output = str(staged)
+        request.on_failure = str(staged) if record_failure else None
+        with job.machine_lock(exclusive, holder=request.cell.path) as acquired:
+            request.lock_acquired = acquired
+            if use_warm_start(warm):
+                from speedlimit.run import warm as warm_start
+
+                code = warm_start.run(request)
+            else:
+                code = job.execute(request)
+        if code and record_failure and not staged.exists():
+            # The cell's process died without a word (a signal, the OOM killer, a bus error).
+            reason = (f"the cell's process died (signal {code - 128})" if code > 128
+                      else f"the cell's process exited with code {code}")
+            job.write_json(staged, job.failed_record(request.cell, request,
+                                                     reason + "; see its log", code))
+        if staged.exists():
+            if code:
+                job.count_failure(output)  # so the next run retrains this cell
+            os.replace(staged, output)
+        if code:
+            log.error("cell %s failed with exit code %d (traceback above)", request.cell.path,
+                      code)
+        return code
+
+
+def _flag(text: str) -> bool:
+    """A command-line boolean as Snakemake formats a config value (True/False) or as typed."""
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _seconds(text: str) -> float | None:
+    return None if text.lower() in ("none", "null", "") else float(text)
+
+
+def main(argv=None, environ=os.environ) -> int:
+    # Under the train_cell rule, how to run the cell (warm start, time limit) comes from the
+    # workflow in $SPEEDLIMIT_RUN; the command line overrides it.
+    run_env = json.loads(environ.get(RUN_ENV) or "{}")
     parser = argparse.ArgumentParser(description="Train one grid cell and write its metrics JSON.")
-    parser.add_argument("cell", help="cell path, e.g. dataloader/batch_size~100/...")
-    parser.add_argument("--data-root", required=True, help="dataset root torchvision reads")
+    parser.add_argument("cell", nargs="?", help="cell path, e.g. dataloader/batch_size~100/...")
+    parser.add_argument("--spec", help="the train_cell rule's spec param (JSON): the cell, "
+                        "epochs, seed, data set root and failures so far, instead of CELL, "
+                        "--data-root, --epochs, --seed and --failed-before")
+    parser.add_argument("--data-root", help="dataset root torchvision reads")
     parser.add_argument("--output", required=True, help="metrics JSON to write")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--time-limit", type=float, default=None)
-    parser.add_argument("--log", default=None, help="log file the cell appends to (warm start)")
+    parser.add_argument("--time-limit", type=_seconds, default=run_env.get("time_limit"),
+                        help="seconds (none = no limit)")
+    parser.add_argument("--log", default=None, help="the job's log: this process, its workers "
+                        "and the cell write to it; the terminal gets one line if the cell fails")
     parser.add_argument("--failed-before", type=int, default=0,
                         help="failed runs of this cell so far (recorded in the metrics)")
     parser.add_argument("--record-failure", action=argparse.BooleanOptionalAction,
                         default=True, help="write a status: failed record when the cell fails")
-    parser.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--exclusive", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--warm", type=_flag, default=run_env.get("warm_start", True),
+                        help="warm start (true/false)")
+    parser.add_argument("--exclusive", action=argparse.BooleanOptionalAction, default=True,
+                        help="take the machine's cell lock here (unless train_cell.sh holds it)")
     args = parser.parse_args(argv)
+    terminal = sys.stderr
+    if args.log and args.spec:  # the rule's job: everything it prints goes to its log
+        log_fd = os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        terminal = os.fdopen(os.dup(2), "w")
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
     logs.setup()
-    with cells.own_output(args.output) as staged:
-        request = cells.Request(cell=args.cell, dataset_root=args.data_root, output=str(staged),
-                                epochs=args.epochs, seed=args.seed, time_limit=args.time_limit,
-                                log=args.log, process_started=cells.process_start_time(),
-                                failed_before=args.failed_before,
-                                on_failure=str(staged) if args.record_failure else None)
-        with cells.machine_lock(args.exclusive):
-            request.lock_acquired = time.time()
-            if use_warm_start(args.warm):
-                from speedlimit import warm
-
-                code = warm.run(request)
-            else:
-                code = cells.execute(request)
-        if code and args.record_failure and not staged.exists():
-            # The cell's process died without a word (a signal, the OOM killer, a bus error).
-            reason = (f"the cell's process died (signal {code - 128})" if code > 128
-                      else f"the cell's process exited with code {code}")
-            cells.write_json(staged, cells.failed_record(cells.parse_path(args.cell), request,
-                                                         reason + "; see its log", code))
-        if staged.exists():
-            if code:
-                cells.count_failure(args.output)  # so the next run retrains this cell
-            os.replace(staged, args.output)
-        if code:
-            log.error("cell %s failed with exit code %d (traceback above)", args.cell, code)
-        return code
-
-
-def snakemake_main(smk) -> None:
-    """Entry of the `train_cell` rule: map the job onto the command line above."""
-    p = smk.params
-    # How a cell is run (not what it measures) comes from the config, not from params, so
-    # that switching e.g. to profiles/slurm (no warm start, no lock) retrains nothing.
-    train = smk.config["train"]
-    dataset_root = os.path.dirname(os.path.dirname(os.path.dirname(smk.input[0])))
-    argv = [smk.wildcards.cell, "--data-root", dataset_root, "--output", smk.output[0],
-            "--epochs", str(p.epochs), "--seed", str(p.seed), "--log", smk.log[0],
-            "--failed-before", str(cells.failures_so_far(smk.output[0])),
-            "--warm" if train["warm_start"] else "--no-warm",
-            "--exclusive" if train["exclusive"] else "--no-exclusive"]
-    if train["time_limit"]:
-        argv += ["--time-limit", str(train["time_limit"])]
-    # Everything this process and its DataLoader workers print goes to the rule's log.
-    log_fd = os.open(smk.log[0], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    terminal = os.fdopen(os.dup(2), "w")
-    os.dup2(log_fd, 2)
-    code = main(argv)
-    record = cells.read_status(smk.output[0]) if code else None
+    if args.spec:
+        spec = json.loads(args.spec)
+        cell, data_root = grid.Cell(**spec["cell"]), spec["dataset_root"]
+        epochs, seed, failed_before = spec["epochs"], spec["seed"], spec["failed_before"]
+    elif args.cell and args.data_root:
+        cell, data_root = grid.parse_path(args.cell), args.data_root
+        epochs, seed, failed_before = args.epochs, args.seed, args.failed_before
+    else:
+        parser.error("give either --spec or CELL and --data-root")
+    request = job.Request(cell=cell, dataset_root=data_root, output=args.output, epochs=epochs,
+                          seed=seed, time_limit=args.time_limit, log=args.log,
+                          process_started=job.process_start_time(),
+                          failed_before=failed_before)
+    code = run(request, args.output, warm=args.warm, exclusive=args.exclusive,
+               record_failure=args.record_failure)
+    record = job.read_status(args.output) if code and args.spec else None
     if record and record.get("status") == "failed":
         # Recorded: let the rest of the grid run; the aggregate step lists this cell.
-        print(f"speedlimit: cell {smk.wildcards.cell} FAILED: {record['reason']}\n"
-              f"  (recorded as status: failed in {smk.output[0]}; its log: {smk.log[0]}; "
+        print(f"speedlimit: cell {cell.path} FAILED: {record['reason']}\n"
+              f"  (recorded as status: failed in {args.output}; its log: {args.log}; "
               "the next run retrains it)", file=terminal, flush=True)
         code = 0
-    sys.exit(code)
+    return code
 
 
 if __name__ == "__main__":
-    if "snakemake" in globals():
-        snakemake_main(snakemake)  # noqa: F821 - injected by Snakemake's script directive
-    else:
-        sys.exit(main())
+    sys.exit(main())

@@ -63,7 +63,7 @@ def alive(pid: int) -> bool:
 @pytest.fixture(scope="session", autouse=True)
 def warm_servers(tmp_path_factory):
     """Every warm server the tests start lives in one folder and is stopped at the end."""
-    from speedlimit import warm
+    from speedlimit.run import warm
 
     folder = tmp_path_factory.mktemp("warm")
     os.environ["SPEEDLIMIT_WARM_DIR"] = str(folder)
@@ -80,7 +80,7 @@ def project(tmp_path) -> Project:
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> str:
     """A tiny synthetic data set laid out as torchvision expects."""
-    from speedlimit import idx
+    from speedlimit.data import idx
 
     root = tmp_path_factory.mktemp("data") / "synthetic"
     idx.write_synthetic(root, 1200, 200, seed=0)

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from speedlimit import aggregate, cell, grid, metrics
+from speedlimit import grid, metrics
+from speedlimit.results import aggregate
+from speedlimit.run import job
 
 
 def record(c: grid.Cell, duration: float, loss: float = 0.5, wait: float = 0.25) -> dict:
@@ -35,7 +37,7 @@ def write(tmp_path, recs):
     files = {}
     for r in recs:
         path = tmp_path / (r["cell"].replace("/", "_") + ".json")
-        cell.write_json(path, r)
+        job.write_json(path, r)
         files[r["cell"]] = str(path)
     return files
 
@@ -114,17 +116,18 @@ def test_a_file_that_holds_another_cell_is_rejected(tmp_path):
     expected = cells(repeats=1)
     recs = [record(c, 1.0) for c in expected]
     files = write(tmp_path, recs)
-    files[expected[0].path], files[expected[1].path] = files[expected[1].path], files[expected[0].path]
+    first, second = expected[0].path, expected[1].path
+    files[first], files[second] = files[second], files[first]
     with pytest.raises(metrics.MetricsError, match="holds cell"):
         aggregate.build_table(files, expected)
 
 
 def test_json_is_written_atomically(tmp_path):
     target = tmp_path / "out.json"
-    cell.write_json(target, {"a": 1})
+    job.write_json(target, {"a": 1})
     assert json.loads(target.read_text()) == {"a": 1}
     with pytest.raises(ValueError):
-        cell.write_json(target, {"a": float("nan")})
+        job.write_json(target, {"a": float("nan")})
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
@@ -182,5 +185,5 @@ def test_a_null_loss_passes_the_schema(tmp_path):
     rec = record(c, 1.0)
     rec["epochs"][0]["loss"] = None
     path = tmp_path / "r.json"
-    cell.write_json(path, rec)
+    job.write_json(path, rec)
     assert metrics.read(path)["epochs"][0]["loss"] is None

@@ -70,7 +70,8 @@ def test_a_command_line_value_that_is_not_yaml_says_so():
 def test_a_malformed_yaml_file_is_named_with_its_line(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("grid:\n  lr: [0.01\ntrain: {}\n")
-    with pytest.raises(config.ConfigError, match=r"c\.yaml is not valid YAML at line \d+, column \d+"):
+    with pytest.raises(config.ConfigError,
+                       match=r"c\.yaml is not valid YAML at line \d+, column \d+"):
         config.check_yaml_file(path)
     path.write_text("grid: {}\n")
     config.check_yaml_file(path)

@@ -3,7 +3,7 @@ import socket
 import pytest
 
 from httpmirror import Mirror, gz_files
-from speedlimit import download, idx
+from speedlimit.data import download, idx
 
 
 @pytest.fixture

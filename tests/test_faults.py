@@ -23,7 +23,7 @@ import pytest
 
 from conftest import SNAKEMAKE, alive
 from httpmirror import Mirror, gz_files
-from speedlimit import idx
+from speedlimit.data import idx
 
 pytestmark = pytest.mark.e2e
 

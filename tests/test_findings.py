@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from docutils.core import publish_parts
 
-from speedlimit import aggregate, describe, findings, grid, htmltable, published
+from speedlimit import grid
+from speedlimit.results import aggregate, frontpage, findings, htmltable, published
 
 from test_aggregate import record, write
 
@@ -83,7 +84,8 @@ def test_one_run_per_cell_claims_no_significance(summary1):
 
 
 def test_limit_not_measured_is_said(summary3):
-    no_tensor = summary3[summary3["loader"].eq("dataloader")].assign(limit_ratio_median=float("nan"))
+    no_tensor = (summary3[summary3["loader"].eq("dataloader")]
+                 .assign(limit_ratio_median=float("nan")))
     assert "loader-free limit was not measured" in text_of(findings.compute(no_tensor))
 
 
@@ -131,7 +133,7 @@ ENV = {"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "cpu_coun
 
 def test_front_page_rst_renders_cleanly_and_says_everything(summary3):
     comparison = published.compare(published.load(), summary3)
-    doc = describe.document(summary3, comparison, [ENV] * 3, CONFIG, revision="abc123")
+    doc = frontpage.document(summary3, comparison, [ENV] * 3, CONFIG, revision="abc123")
     rst = doc.rst()
     parts = publish_parts(rst, writer="html",
                           settings_overrides={"report_level": 2, "halt_level": 2})

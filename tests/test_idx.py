@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torchvision
 
-from speedlimit import idx
+from speedlimit.data import idx
 
 
 def test_encode_decode_round_trip():
@@ -40,4 +40,5 @@ def test_torchvision_reads_the_synthetic_files(tmp_path):
     assert set(md5s) == {f"{name}.gz" for name in idx.FILES}
     raw = gzip.decompress((tmp_path / "gz" / "train-images-idx3-ubyte.gz").read_bytes())
     assert raw == (tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").read_bytes()
-    assert idx.md5(tmp_path / "gz" / "train-images-idx3-ubyte.gz") == md5s["train-images-idx3-ubyte.gz"]
+    name = "train-images-idx3-ubyte.gz"
+    assert idx.md5(tmp_path / "gz" / name) == md5s[name]

@@ -100,19 +100,19 @@ def test_what_reruns_after_each_kind_of_change(project):
     plan = planned(project, *cfg, "--config", "data={synthetic: {train_size: 1000}}")
     assert plan["make_synthetic"] == 1 and plan["train_cell"] == 6
     # The training code: every cell again.
-    train_py = project.path / "scripts" / "speedlimit" / "train.py"
+    train_py = project.path / "scripts" / "speedlimit" / "run" / "train.py"
     original = train_py.read_text()
     train_py.write_text(original + "\n# an edit\n")
     assert planned(project, *cfg)["train_cell"] == 6
     train_py.write_text(original)
     assert planned(project, *cfg) == {}
     # The plotting code: only the figures (and the final target).
-    plots_py = project.path / "scripts" / "speedlimit" / "plots.py"
+    plots_py = project.path / "scripts" / "speedlimit" / "results" / "plots.py"
     plots_py.write_text(plots_py.read_text() + "\n# an edit\n")
     assert planned(project, *cfg) == {"plot": 1, "all": 1}
     plots_py.write_text(plots_py.read_text().removesuffix("\n# an edit\n"))
     # The findings code: only the findings (the words, not the figures or tables).
-    findings_py = project.path / "scripts" / "speedlimit" / "findings.py"
+    findings_py = project.path / "scripts" / "speedlimit" / "results" / "findings.py"
     findings_py.write_text(findings_py.read_text() + "\n# an edit\n")
     assert planned(project, *cfg) == {"findings": 1, "all": 1}
 

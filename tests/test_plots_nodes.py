@@ -4,7 +4,7 @@
 import matplotlib.pyplot as plt
 import pytest
 
-from speedlimit import aggregate, plots
+from speedlimit.results import aggregate, plots
 from test_aggregate import cells, durations, record, write
 
 

@@ -61,11 +61,12 @@ def test_each_cell_asks_for_its_cpus_memory_gpu_partition_and_account(project):
         "grid": {"num_workers": [0, 3], "batch_size": [100], "device": ["cpu", "cuda"]},
         "data": {"source": "synthetic"},
         "train": {"time_limit": 600},
-        "cluster": {"partition": "short", "account": "proj1", "mem_mb": 1000,
-                    "mem_mb_per_worker": 100, "runtime": 20},
+        "cluster": {"mem_mb": 1000, "mem_mb_per_worker": 100, "runtime": 20},
     })
+    # Partition and account: the profile's default-resources, here given on the command line.
     out = project.run("-n", "--profile", "profiles/slurm", "--configfile", "config.yaml",
-                      "grid.yaml").stdout
+                      "grid.yaml", "--default-resources", "slurm_partition=short",
+                      "slurm_account=proj1").stdout
     cells = resources_per_cell(out)
     assert len(cells) == 4
     for cell, res in cells.items():

@@ -28,13 +28,15 @@ NEEDED = ["munged", "mungekey", "slurmctld", "slurmd", "sbatch", "srun", "squeue
 GRID = {
     "grid": {"num_workers": [0, 1], "batch_size": [200], "loader": ["dataloader", "tensor"]},
     "data": {"source": "synthetic", "synthetic": {"train_size": 2000, "test_size": 200}},
-    # The partition from config (cluster.sh's only one), small memory requests.
-    "cluster": {"partition": "debug", "mem_mb": 1500, "mem_mb_per_worker": 500},
+    # Small memory requests.
+    "cluster": {"mem_mb": 1500, "mem_mb_per_worker": 500},
 }
 # Short status polls: the plugin's defaults (40 s before the first, then 10 s) dominate.
 FAST_POLLS = ["--slurm-init-seconds-before-status-checks", "1",
               "--seconds-between-status-checks", "2",
-              "--slurm-status-command", "squeue", "--slurm-no-account"]
+              "--slurm-status-command", "squeue", "--slurm-no-account",
+              # The partition (cluster.sh's only one), as a user names theirs.
+              "--default-resources", "slurm_partition=debug"]
 # What may differ between two runs of the same cell: when, how fast, and where.
 TIMINGS = {"started_at", "finished_at", "run_duration", "startup", "setup", "environment",
            "timeline"}

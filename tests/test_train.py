@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from speedlimit import train
+from speedlimit.run import train
 from speedlimit.grid import Cell
 
 # Stated tolerance: data_wait + compute equal epoch_duration to 1 ms (they partition it).

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from conftest import alive
-from speedlimit import cell as cells
-from speedlimit import warm
+from speedlimit import project
+from speedlimit.run import job
+from speedlimit.run import warm
 from speedlimit.grid import Cell
 
 CELL = Cell(loader="dataloader", batch_size=100, lr=0.01, torch_threads=1, device="cpu",
@@ -36,12 +37,12 @@ def warm_dir(monkeypatch):
 
 def test_cells_run_in_a_warm_server_and_match_a_cold_run(synthetic_root, tmp_path, warm_dir):
     log = tmp_path / "warm.log"
-    req = cells.Request(cell=CELL.path, dataset_root=synthetic_root,
+    req = job.Request(cell=CELL, dataset_root=synthetic_root,
                         output=str(tmp_path / "warm.json"), log=str(log), epochs=2)
     assert warm.run(req) == 0
-    second = cells.Request(**{**req.__dict__, "output": str(tmp_path / "warm2.json")})
+    second = job.Request(**{**req.__dict__, "output": str(tmp_path / "warm2.json")})
     assert warm.run(second) == 0
-    assert cells.execute(cells.Request(**{**req.__dict__, "output": str(tmp_path / "cold.json"),
+    assert job.execute(job.Request(**{**req.__dict__, "output": str(tmp_path / "cold.json"),
                                           "log": None})) == 0
     loss = {name: [e["loss"] for e in json.loads((tmp_path / name).read_text())["epochs"]]
             for name in ("warm.json", "warm2.json", "cold.json")}
@@ -53,7 +54,7 @@ def test_cells_run_in_a_warm_server_and_match_a_cold_run(synthetic_root, tmp_pat
 
 def test_a_failing_cell_returns_its_exit_code_and_logs_the_traceback(tmp_path, warm_dir):
     log = tmp_path / "fail.log"
-    req = cells.Request(cell=CELL.path, dataset_root=str(tmp_path / "nowhere"),
+    req = job.Request(cell=CELL, dataset_root=str(tmp_path / "nowhere"),
                         output=str(tmp_path / "x.json"), log=str(log))
     assert warm.run(req) != 0
     assert "Traceback" in log.read_text()
@@ -90,20 +91,18 @@ def test_killing_the_client_kills_the_cell_and_its_workers(synthetic_root, tmp_p
 
 def test_an_edit_of_the_code_means_another_server(tmp_path, monkeypatch):
     before = warm.code_digest()
-    copy = tmp_path / "speedlimit"
-    copy.mkdir()
-    for p in warm.PACKAGE_DIR.glob("*.py"):
-        (copy / p.name).write_bytes(p.read_bytes())
-    monkeypatch.setattr(warm, "PACKAGE_DIR", copy)
+    copy = project.copy_to(tmp_path / "copy")
+    monkeypatch.setattr(project, "ROOT", copy)
     assert warm.code_digest() == before
-    (copy / "train.py").write_text((copy / "train.py").read_text() + "\n# edit\n")
+    train = copy / "scripts" / "speedlimit" / "run" / "train.py"
+    train.write_text(train.read_text() + "\n# edit\n")
     assert warm.code_digest() != before
 
 
 def test_the_machine_lock_serializes_cells(tmp_path, monkeypatch):
     monkeypatch.setenv("SPEEDLIMIT_LOCK_DIR", str(tmp_path))
-    code = ("import sys,time; sys.path.insert(0, sys.argv[1]); from speedlimit import cell\n"
-            "with cell.machine_lock():\n"
+    code = ("import sys,time; sys.path.insert(0, sys.argv[1]); from speedlimit.run import job\n"
+            "with job.machine_lock():\n"
             "    print(time.monotonic(), flush=True); time.sleep(0.5); print(time.monotonic())\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(SCRIPT.parent)],
                               stdout=subprocess.PIPE, text=True,
@@ -113,7 +112,7 @@ def test_the_machine_lock_serializes_cells(tmp_path, monkeypatch):
 
 
 def test_servers_are_stopped_on_request(synthetic_root, tmp_path, warm_dir):
-    req = cells.Request(cell=CELL.path, dataset_root=synthetic_root,
+    req = job.Request(cell=CELL, dataset_root=synthetic_root,
                         output=str(tmp_path / "s.json"), log=str(tmp_path / "s.log"))
     assert warm.run(req) == 0
     pids = warm.stop_servers(warm_dir)

@@ -145,7 +145,8 @@ def validate(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict:
     if config is None:
         config = {}
     if not isinstance(config, dict):
-        raise ConfigError(f"config must be a mapping of keys to values, got {type(config).__name__}")
+        raise ConfigError("config must be a mapping of keys to values, got "
+                          f"{type(config).__name__}")
     config = coerce(copy.deepcopy(config), schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
@@ -158,9 +159,11 @@ def validate(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict:
                 known = ", ".join(where_schema.get("properties", {}))
                 extra = sorted(set(err.instance) - set(where_schema.get("properties", {})))
                 for key in extra:
-                    close = difflib.get_close_matches(str(key), where_schema.get("properties", {}), 1)
+                    known_keys = where_schema.get("properties", {})
+                    close = difflib.get_close_matches(str(key), known_keys, 1)
                     hint = f"did you mean {close[0]!r}? " if close else ""
-                    lines.append(f"- {_where(path + [key])}: unknown key ({hint}allowed here: {known})")
+                    lines.append(f"- {_where(path + [key])}: unknown key "
+                                 f"({hint}allowed here: {known})")
                 continue
             lines.append(
                 f"- {_where(path)}: {err.message}{_yaml_problem(err.instance)} "

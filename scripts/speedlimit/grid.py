@@ -11,54 +11,19 @@ cell (and so never retrains it). This module imports neither torch nor snakemake
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, fields
+from dataclasses import field, fields, make_dataclass
 
-LOADERS = ("dataloader", "tensor")
+from speedlimit import axes
+from speedlimit.axes import format_value  # noqa: F401 - part of this module's interface
 
-# Path order of the axes of each kind of cell. The seed's three axes come first.
-DATALOADER_AXES = (
-    "batch_size",
-    "num_workers",
-    "lr",
-    "torch_threads",
-    "pin_memory",
-    "persistent_workers",
-    "prefetch_factor",
-    "device",
-)
-TENSOR_AXES = ("batch_size", "lr", "torch_threads", "device")
-
-# Order in which cells are numbered (the seed's RunBuilder: lr, batch_size, num_workers).
-RUN_ORDER = (
-    "lr",
-    "batch_size",
-    "num_workers",
-    "torch_threads",
-    "pin_memory",
-    "persistent_workers",
-    "prefetch_factor",
-    "device",
-)
+LOADERS = axes.KINDS
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One combination of grid values, plus the repeat number."""
-
-    loader: str
-    batch_size: int
-    lr: float
-    torch_threads: int
-    device: str
-    repeat: int = 0
-    num_workers: int | None = None
-    pin_memory: bool | None = None
-    persistent_workers: bool | None = None
-    prefetch_factor: int | None = None
-
+class _CellMethods:
     @property
     def axes(self) -> tuple[str, ...]:
-        return DATALOADER_AXES if self.loader == "dataloader" else TENSOR_AXES
+        """This kind of cell's axes, in path order."""
+        return axes.of_kind(self.loader)
 
     @property
     def path(self) -> str:
@@ -72,7 +37,7 @@ class Cell:
 
     def problem(self) -> str | None:
         """Why this combination cannot run as asked, or None when it is valid."""
-        if self.loader != "dataloader":
+        if self.loader != axes.DATALOADER:
             return None
         if self.num_workers == 0 and self.prefetch_factor is not None:
             return "prefetch_factor needs num_workers > 0 (torch rejects it with 0 workers)"
@@ -81,26 +46,17 @@ class Cell:
         return None
 
 
-def format_value(value) -> str:
-    if value is None:
-        return "default"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def _parse_value(axis: str, text: str):
-    if axis in ("device", "loader"):
-        return text
-    if text == "default":
-        return None
-    if axis in ("pin_memory", "persistent_workers"):
-        if text not in ("true", "false"):
-            raise ValueError(f"{axis} must be true or false, got {text!r}")
-        return text == "true"
-    if axis == "lr":
-        return float(text)
-    return int(text)
+# One combination of grid values, plus the repeat number: a frozen dataclass with a field per
+# axis of speedlimit.axes (None where the cell's kind has no such axis).
+Cell = make_dataclass(
+    "Cell",
+    [("loader", str)]
+    + [(a.name, a.type | None, field(default=None)) for a in axes.AXES]
+    + [("repeat", int, field(default=0))],
+    bases=(_CellMethods,),
+    frozen=True,
+)
+Cell.__module__ = __name__  # (make_dataclass's module= needs Python 3.12)
 
 
 def parse_path(path: str) -> Cell:
@@ -114,8 +70,13 @@ def parse_path(path: str) -> Cell:
         axis, sep, text = part.partition("~")
         if not sep:
             raise ValueError(f"not a cell path (segment {part!r} lacks '~'): {path}")
-        values[axis] = _parse_value(axis, text)
-    expected = (DATALOADER_AXES if loader == "dataloader" else TENSOR_AXES) + ("repeat",)
+        if axis == "repeat":
+            values[axis] = int(text)
+        elif axis in axes.BY_NAME:
+            values[axis] = axes.BY_NAME[axis].parse(text)
+        else:
+            raise ValueError(f"not a cell path (unknown axis {axis!r}): {path}")
+    expected = axes.of_kind(loader) + ("repeat",)
     if tuple(values) != expected:
         raise ValueError(f"not a cell path (axes {tuple(values)} != {expected}): {path}")
     cell = Cell(loader=loader, **values)
@@ -129,7 +90,7 @@ def _sort_key(cell: Cell):
         return (v is not None, v if not isinstance(v, str) else 0, str(v))
 
     return (LOADERS.index(cell.loader),) + tuple(
-        key(getattr(cell, a)) for a in RUN_ORDER
+        key(getattr(cell, a)) for a in axes.RUN_ORDER
     ) + (cell.repeat,)
 
 
@@ -141,12 +102,11 @@ def expand(grid: dict, repeats: int = 1) -> tuple[list[Cell], list[tuple[Cell, s
     """
     cells: list[Cell] = []
     skipped: list[tuple[Cell, str]] = []
-    for loader in grid.get("loader", ["dataloader"]):
-        axes = DATALOADER_AXES if loader == "dataloader" else TENSOR_AXES
-        for combo in itertools.product(*(grid[a] for a in axes)):
+    for loader in grid.get("loader", [axes.DATALOADER]):
+        names = axes.of_kind(loader)
+        for combo in itertools.product(*(grid[a] for a in names)):
             for repeat in range(repeats):
-                values = dict(zip(axes, combo))
-                values["lr"] = float(values["lr"])  # `lr: [1]` is an int in YAML: lr~1.0
+                values = {a: axes.BY_NAME[a].normalize(v) for a, v in zip(names, combo)}
                 cell = Cell(loader=loader, repeat=repeat, **values)
                 reason = cell.problem()
                 if reason:

@@ -40,7 +40,8 @@ def read(path: str | Path, schema: dict | None = None) -> dict:
             f"{path}: schema_version {version!r} is not the supported {SCHEMA_VERSION}; "
             + REDO
         )
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(record))
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(record))
     if error is not None:
         where = "/".join(map(str, error.absolute_path)) or "(top level)"
         raise MetricsError(f"{path}: does not follow schemas/metrics.schema.json at {where}: "

@@ -3,8 +3,8 @@ benchmark run the real snakemake in such copies)."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
-import re
 import shutil
 from pathlib import Path
 
@@ -26,35 +26,61 @@ def copy_to(dest: str | Path) -> Path:
     return dest
 
 
-# `from speedlimit[.mod] import a, b as c` (one line, or a parenthesized list), or
-# `import speedlimit.mod`; anywhere in a file, since some imports are lazy.
-_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+speedlimit(?:\.(\w+))?[ \t]+import[ \t]+"
-                     r"(\([^)]*\)|[\w \t,]+)|import[ \t]+speedlimit\.(\w+))", re.M)
+TRAIN_SCRIPT = "scripts/train_cell.py"  # the train_cell rule's script (and the warm server's)
+
+
+def package_dir() -> Path:
+    return ROOT / "scripts" / "speedlimit"
+
+
+def _module_file(dotted: str) -> Path | None:
+    """The file of module ``speedlimit.x.y`` (a package's ``__init__.py``), or None."""
+    parts = dotted.split(".")[1:]
+    base = package_dir().joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if parts and candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path) -> set[Path]:
+    """Files of the speedlimit modules one file imports, anywhere in it (lazy imports too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            # `from speedlimit.run import job` names a module; `... import Request` does not.
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] == "speedlimit":
+                file = _module_file(name)
+                if file is not None:
+                    found.add(file)
+    return found
 
 
 def modules_used_by(path: str | Path) -> list[str]:
-    """The speedlimit modules a file imports, directly or through each other (sorted)."""
-    package = ROOT / "scripts" / "speedlimit"
-    seen: set[str] = set()
+    """The speedlimit modules a file imports, directly or through each other, as paths under
+    the package (``run/job.py``), sorted."""
+    seen: set[Path] = set()
     todo = [Path(path)]
     while todo:
-        text = todo.pop().read_text()
-        for sub, names, plain in _IMPORT.findall(text):
-            found = [sub or plain] if (sub or plain) else [
-                n.split(" as ")[0].strip() for n in names.strip("()").split(",")]
-            found = [n.split()[0] for n in found if n.split()]
-            for name in found:
-                if name and name not in seen and (package / f"{name}.py").exists():
-                    seen.add(name)
-                    todo.append(package / f"{name}.py")
-    return sorted(seen)
+        for file in _imports(todo.pop()) - seen:
+            seen.add(file)
+            todo.append(file)
+    return sorted(str(file.relative_to(package_dir())) for file in seen)
 
 
 def code_digest(script: str | Path) -> str:
-    """Digest of the speedlimit modules behind a rule's script: a rerun trigger that follows
-    the imports, so no hand-kept list of modules can go stale."""
-    digest = hashlib.sha256()
+    """Digest of a rule's script and the speedlimit modules behind it: a rerun trigger that
+    follows the imports, so no hand-kept list of modules can go stale (and that covers the
+    script itself where the rule runs it from a shell command). The warm server's identity
+    uses the same digest of the train_cell script."""
+    digest = hashlib.sha256((ROOT / script).read_bytes())
     for name in modules_used_by(ROOT / script):
         digest.update(name.encode())
-        digest.update((ROOT / "scripts" / "speedlimit" / f"{name}.py").read_bytes())
+        digest.update((package_dir() / name).read_bytes())
     return digest.hexdigest()[:16]

@@ -30,18 +30,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from speedlimit.cell import Request
+from speedlimit import project
+from speedlimit.run.job import Request
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+SCRIPTS_DIR = project.ROOT / "scripts"  # what the server puts on its PYTHONPATH
 IDLE_SECONDS = 120.0
 START_TIMEOUT = 180.0
 
 
 def code_digest() -> str:
+    """The server's identity: the interpreter, and the same digest of the training code that
+    is the train_cell rule's rerun trigger (so both change together)."""
     digest = hashlib.sha256(sys.executable.encode())
-    for path in sorted(PACKAGE_DIR.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+    digest.update(project.code_digest(project.TRAIN_SCRIPT).encode())
     return digest.hexdigest()[:16]
 
 
@@ -94,11 +95,11 @@ def _connect(path: Path) -> socket.socket | None:
 
 def _spawn(path: Path) -> subprocess.Popen:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_DIR.parent),
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SCRIPTS_DIR),
                                                       env.get("PYTHONPATH")]))
     with open(f"{path}.log", "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "speedlimit.warm", "serve", str(path)],
+            [sys.executable, "-m", "speedlimit.run.warm", "serve", str(path)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, env=env, cwd="/",
         )
@@ -162,11 +163,12 @@ def _child(request: Request, listener: socket.socket, conn: socket.socket) -> No
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             os.close(fd)
-        sys.argv = ["speedlimit-cell", request.cell]
-        from speedlimit import cell, logs
+        sys.argv = ["speedlimit-cell", request.cell.path]
+        from speedlimit import logs
+        from speedlimit.run import job
 
         logs.setup()
-        code = cell.execute(request)
+        code = job.execute(request)
     except BaseException:  # noqa: BLE001 - the traceback goes to the cell's log
         import traceback
 
@@ -232,7 +234,7 @@ def serve(path: Path, idle: float = IDLE_SECONDS) -> None:
     import torch  # noqa: F401 - the point of the server: import once, fork many
     import torchvision  # noqa: F401
 
-    from speedlimit import cell, train  # noqa: F401
+    from speedlimit.run import job, train  # noqa: F401
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
@@ -281,4 +283,4 @@ if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "serve":
         serve(Path(sys.argv[2]), float(os.environ.get("SPEEDLIMIT_WARM_IDLE", IDLE_SECONDS)))
     else:
-        sys.exit("usage: python -m speedlimit.warm serve SOCKET")
+        sys.exit("usage: python -m speedlimit.run.warm serve SOCKET")

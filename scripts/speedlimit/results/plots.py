@@ -13,6 +13,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from speedlimit import axes  # noqa: E402
+
 STYLE = {"context": "notebook", "style": "whitegrid", "palette": "colorblind"}
 DPI = 110
 
@@ -45,22 +47,17 @@ def _dodge(data: pd.DataFrame, amount: float) -> float | bool:
     return amount if data["batch_size"].nunique() > 1 else False
 
 
-# Axes besides batch_size and num_workers. A figure gets a panel per combination of those that
-# vary, and per node when cells ran on several machines (e.g. separate SLURM allocations), so
-# a line or a heatmap square never pools cells of different settings or hardware.
-PANEL_AXES = ("lr", "torch_threads", "pin_memory", "persistent_workers", "prefetch_factor",
-              "device", "node")
-TENSOR_AXES = ("lr", "torch_threads", "device", "node")  # what a loader-free cell has
-
-
-def _text(value) -> str:
-    text = str(value)
-    return "default" if text in ("nan", "<NA>", "None") else text
+# A figure gets a panel per combination of the settings (axes besides batch_size and
+# num_workers) that vary, and per node when cells ran on several machines (e.g. separate SLURM
+# allocations), so a line or a heatmap square never pools cells of different settings or
+# hardware. A loader-free cell is drawn in a panel when it matches on the axes it has.
+LIMIT_AXES = (*axes.LIMIT, axes.NODE)
+_text = axes.as_text
 
 
 def _panels(frame: pd.DataFrame) -> list[dict]:
     """One {axis: value} filter per panel, over the axes that vary among ``frame``'s cells."""
-    varying = [a for a in PANEL_AXES if a in frame and frame[a].map(_text).nunique() > 1]
+    varying = axes.varying(frame)
     if not varying:
         return [{}]
     combos = frame[varying].map(_text).drop_duplicates().sort_values(varying)
@@ -69,7 +66,7 @@ def _panels(frame: pd.DataFrame) -> list[dict]:
 
 def _select(frame: pd.DataFrame, panel: dict, tensor: bool = False) -> pd.DataFrame:
     for axis, value in panel.items():
-        if axis in frame and (not tensor or axis in TENSOR_AXES):
+        if axis in frame and (not tensor or axis in LIMIT_AXES):
             frame = frame[frame[axis].map(_text) == value]
     return frame
 
@@ -208,7 +205,7 @@ def save(fig: plt.Figure, path: str) -> None:
 
 def published_vs_reproduced(comparison: pd.DataFrame) -> plt.Figure:
     """Speed-up over num_workers=0 per num_workers, published beside ours, a panel per batch
-    size (``comparison``: :func:`speedlimit.published.compare`)."""
+    size (``comparison``: :func:`speedlimit.results.published.compare`)."""
     _setup()
     sizes = sorted(comparison["batch_size"].dropna().unique())
     fig, axes = _axes(max(1, len(sizes)), width=4.6, height=4.2)

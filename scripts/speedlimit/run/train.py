@@ -35,12 +35,12 @@ import torchvision
 from torch.utils.data import DataLoader, RandomSampler
 from torchvision import transforms
 
-from speedlimit import fingerprint, resources
+from speedlimit.run import fingerprint, preflight
 from speedlimit.metrics import SCHEMA_VERSION
 from speedlimit.grid import Cell
-from speedlimit.model import Network
+from speedlimit.run.model import Network
 
-log = logging.getLogger("speedlimit.train")
+log = logging.getLogger("speedlimit.run.train")
 
 
 class CellSkipped(Exception):
@@ -81,14 +81,14 @@ def seed_worker(worker_id: int) -> None:
 def failing_worker(worker_id: int) -> None:
     """``worker_init_fn`` under the test hook ``SPEEDLIMIT_FAULT=worker``: the worker raises."""
     seed_worker(worker_id)
-    raise RuntimeError(f"{resources.FAULT_ENV}=worker: injected failure in DataLoader worker "
+    raise RuntimeError(f"{preflight.FAULT_ENV}=worker: injected failure in DataLoader worker "
                        f"{worker_id} (a test hook)")
 
 
 def make_loader(train_set, cell: Cell, seed: int, shuffle_gen: torch.Generator) -> DataLoader:
     kwargs = {}
     init = seed_worker
-    if cell.num_workers and resources.injected_fault(cell.path) == "worker":
+    if cell.num_workers and preflight.injected_fault(cell.path) == "worker":
         init = failing_worker
     if cell.prefetch_factor is not None:
         kwargs["prefetch_factor"] = cell.prefetch_factor
@@ -165,13 +165,8 @@ class _Epoch:
         }
 
 
-def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
-             before_clock=None) -> dict:
-    """Train ``cell`` and return its metrics record (see schemas/metrics.schema.json).
-
-    ``before_clock`` (optional callable) runs after the data is loaded and just before the
-    clock starts: the caller uses it to take the machine's cell lock.
-    """
+def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0) -> dict:
+    """Train ``cell`` and return its metrics record (see schemas/metrics.schema.json)."""
     problem = cell.problem()
     if problem:
         raise CellSkipped(problem)
@@ -181,7 +176,7 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
     train_set = load_dataset(dataset_root)
     n = len(train_set)
     image, _ = train_set[0]
-    warnings = resources.check(cell, image.element_size() * image.nelement() + 8)
+    warnings = preflight.check(cell, image.element_size() * image.nelement() + 8)
     for warning in warnings:
         log.warning("%s", warning)
     if cell.loader == "tensor":
@@ -193,13 +188,12 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
     network = Network().to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=cell.lr)
     shuffle_gen = torch.Generator()
-    if before_clock is not None:
-        before_clock()
 
     started_at = now()
     clock_started = time.time()
     run_start = time.perf_counter()
-    loader = make_loader(train_set, cell, seed, shuffle_gen) if cell.loader == "dataloader" else None
+    loader = (make_loader(train_set, cell, seed, shuffle_gen) if cell.loader == "dataloader"
+              else None)
     non_blocking = bool(cell.pin_memory) and device.type == "cuda"
     records = []
     for epoch in range(1, epochs + 1):

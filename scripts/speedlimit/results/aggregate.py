@@ -16,33 +16,30 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from speedlimit import grid, metrics
+from speedlimit import axes, grid, metrics
 
-SEED_COLUMNS = ["run", "epoch", "loss", "accuracy", "epoch_duration", "run_duration", "lr",
-                "batch_size", "num_workers"]
-AXIS_COLUMNS = ["loader", "repeat", "torch_threads", "pin_memory", "persistent_workers",
-                "prefetch_factor", "device"]
+# The seed's table: its bookkeeping columns, then its axes (lr, batch_size, num_workers).
+SEED_COLUMNS = ["run", "epoch", "loss", "accuracy", "epoch_duration", "run_duration",
+                *axes.SEED]
+AXIS_COLUMNS = ["loader", "repeat", *(a for a in axes.NAMES if a not in axes.SEED)]
 MEASURE_COLUMNS = ["data_wait", "compute", "data_wait_share", "first_batch",
                    "samples_per_second", "startup", "limit_ratio", "quality_consistent"]
-META_COLUMNS = ["status", "reason", "warnings", "node", "cpu_model", "cpus_allowed", "torch_version",
+META_COLUMNS = ["status", "reason", "warnings", "node", "cpu_model", "cpus_allowed",
+                "torch_version",
                 "epochs", "seed", "cell", "started_at", "finished_at"]
-INTEGER_COLUMNS = ["run", "epoch", "batch_size", "num_workers", "repeat", "torch_threads",
-                   "prefetch_factor", "cpus_allowed", "epochs", "seed"]
-BOOLEAN_COLUMNS = ["pin_memory", "persistent_workers"]
+INTEGER_COLUMNS = ["run", "epoch", "repeat", *axes.INTEGERS, "cpus_allowed", "epochs", "seed"]
+BOOLEAN_COLUMNS = list(axes.BOOLEANS)
 TABLE_COLUMNS = SEED_COLUMNS + AXIS_COLUMNS + MEASURE_COLUMNS + META_COLUMNS
 
-# Cells that differ only in these settings train on identical batches in identical order.
-QUALITY_KEYS = ["batch_size", "lr", "torch_threads", "device", "epochs", "seed", "epoch"]
+# Cells that differ only in other settings train on identical batches in identical order.
+QUALITY_KEYS = [*axes.SAME_BATCHES, "epochs", "seed", "epoch"]
 # Timings are compared only within a node (machine): cells that ran on different hardware,
 # e.g. in separate SLURM allocations, are never each other's limit, baseline or repeat.
-LIMIT_KEYS = ["batch_size", "lr", "torch_threads", "device", "epoch", "node"]
-# A cell's num_workers=0 baseline shares these (persistent_workers and prefetch_factor
-# cannot be set with 0 workers, so they are not part of the match).
-BASELINE_KEYS = ["loader", "batch_size", "lr", "torch_threads", "pin_memory", "device", "node"]
-CELL_KEYS = ["loader", "batch_size", "num_workers", "lr", "torch_threads", "pin_memory",
-             "persistent_workers", "prefetch_factor", "device"]
+LIMIT_KEYS = [*axes.LIMIT, "epoch", axes.NODE]
+BASELINE_KEYS = ["loader", *axes.BASELINE, axes.NODE]
+CELL_KEYS = ["loader", *axes.NAMES]
 # One summary row per cell and node.
-SUMMARY_KEYS = CELL_KEYS + ["node"]
+SUMMARY_KEYS = CELL_KEYS + [axes.NODE]
 BOOTSTRAP = 2000
 QUALITY_RTOL = 1e-6
 
@@ -56,7 +53,7 @@ def rows_of(record: dict, run: int) -> list[dict]:
     params, env = record["params"], record.get("environment", {})
     base = {
         "run": run,
-        **{k: params.get(k) for k in ("lr", "batch_size", "num_workers")},
+        **{k: params.get(k) for k in axes.SEED},
         **{k: params.get(k) for k in AXIS_COLUMNS},
         "status": record["status"],
         "reason": record.get("reason"),
@@ -222,6 +219,5 @@ def summarize(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                            "speedup_ci_high", "speedup_significant", "data_wait_share_median",
                            "limit_ratio_median", "loss_median", "accuracy_median", "first_run"]
     summary = pd.DataFrame(rows).reindex(columns=columns)
-    summary = summary.astype({c: "Int64" for c in ("batch_size", "num_workers", "torch_threads",
-                                                  "prefetch_factor", "repeats", "first_run")})
+    summary = summary.astype({c: "Int64" for c in (*axes.INTEGERS, "repeats", "first_run")})
     return summary.sort_values("first_run", kind="stable").reset_index(drop=True)

@@ -33,6 +33,14 @@ def raw_paths(dataset_root: str | os.PathLike) -> list[str]:
     return [str(Path(dataset_root) / RAW_SUBDIR / name) for name in FILES]
 
 
+def dataset_root_of(raw_path: str | os.PathLike) -> str:
+    """The dataset root of one of :func:`raw_paths` (its inverse)."""
+    path = Path(raw_path)
+    if path.name not in FILES or path.parent.parts[-2:] != RAW_SUBDIR.parts:
+        raise ValueError(f"not a raw FashionMNIST file path: {raw_path}")
+    return str(path.parents[2])
+
+
 def encode(array: np.ndarray) -> bytes:
     """IDX bytes of a uint8 array."""
     array = np.ascontiguousarray(array, dtype=np.uint8)

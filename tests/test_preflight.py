@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from speedlimit import aggregate, cell, resources, train
+from speedlimit.results import aggregate
+from speedlimit.run import job, preflight, train
 from speedlimit.grid import Cell
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_cell.py"
@@ -28,33 +29,33 @@ def dl(**kw) -> Cell:
 
 
 def test_shared_memory_need_is_workers_times_prefetch_times_batch():
-    assert resources.shm_needed("dataloader", 4, 1000, None, SAMPLE) == 4 * 2 * 1000 * SAMPLE
-    assert resources.shm_needed("dataloader", 4, 1000, 8, SAMPLE) == 4 * 8 * 1000 * SAMPLE
-    assert resources.shm_needed("dataloader", 0, 1000, None, SAMPLE) == 0
-    assert resources.shm_needed("tensor", None, 1000, None, SAMPLE) == 0
+    assert preflight.shm_needed("dataloader", 4, 1000, None, SAMPLE) == 4 * 2 * 1000 * SAMPLE
+    assert preflight.shm_needed("dataloader", 4, 1000, 8, SAMPLE) == 4 * 8 * 1000 * SAMPLE
+    assert preflight.shm_needed("dataloader", 0, 1000, None, SAMPLE) == 0
+    assert preflight.shm_needed("tensor", None, 1000, None, SAMPLE) == 0
 
 
 def test_too_little_shared_memory_is_refused_with_what_to_do():
-    with pytest.raises(resources.ResourceError) as err:
-        resources.check(dl(num_workers=4, batch_size=1000), SAMPLE, free=1 << 20, cpus=8)
+    with pytest.raises(preflight.ResourceError) as err:
+        preflight.check(dl(num_workers=4, batch_size=1000), SAMPLE, free=1 << 20, cpus=8)
     message = str(err.value)
     for words in ("/dev/shm", "num_workers 4", "prefetch_factor 2", "batch_size 1000",
                   "24.0 MB", "1.0 MB is free", "--shm-size"):
         assert words in message, message
-    assert resources.check(dl(num_workers=0, batch_size=1000), SAMPLE, free=1, cpus=8) == []
+    assert preflight.check(dl(num_workers=0, batch_size=1000), SAMPLE, free=1, cpus=8) == []
 
 
 def test_more_workers_than_cpus_is_a_warning_in_the_record_and_the_table(synthetic_root,
                                                                         monkeypatch):
-    assert resources.check(dl(num_workers=2), SAMPLE, free=1 << 40, cpus=2) == []
-    warning, = resources.check(dl(num_workers=3), SAMPLE, free=1 << 40, cpus=2)
+    assert preflight.check(dl(num_workers=2), SAMPLE, free=1 << 40, cpus=2) == []
+    warning, = preflight.check(dl(num_workers=3), SAMPLE, free=1 << 40, cpus=2)
     assert "num_workers 3 exceeds the 2 CPU(s)" in warning
-    monkeypatch.setattr(resources, "cpus_available", lambda: 1)
+    monkeypatch.setattr(preflight, "cpus_available", lambda: 1)
     c = dl(num_workers=2, batch_size=300)
     record = train.run_cell(c, synthetic_root)
     assert "num_workers 2 exceeds the 1 CPU(s)" in record["warnings"][0]
     path = Path(synthetic_root).parent / "w.json"
-    cell.write_json(path, record)
+    job.write_json(path, record)
     table = aggregate.build_table({c.path: str(path)}, [c])
     assert "exceeds" in table.loc[0, "warnings"]
 
@@ -123,15 +124,15 @@ def test_the_time_limit_stops_a_cell_with_workers(synthetic_root, tmp_path, mode
 
 def test_an_orphaned_job_that_owns_the_output_is_stopped(tmp_path):
     output = tmp_path / "runs" / "c.json"
-    holder = ("import sys, time; sys.path.insert(0, sys.argv[1]); from speedlimit import cell\n"
-              "with cell.own_output(sys.argv[2]) as staged:\n"
+    holder = ("import sys, time; sys.path.insert(0, sys.argv[1]); from speedlimit.run import job\n"
+              "with job.own_output(sys.argv[2]) as staged:\n"
               "    print('owned', flush=True); time.sleep(120)\n")
     orphan = subprocess.Popen([sys.executable, "-c", holder, str(SCRIPT.parent), str(output),
                                "train_cell"], stdout=subprocess.PIPE, text=True)
     assert orphan.stdout.readline().strip() == "owned"
     (tmp_path / "runs" / ".c.json.999.staged").write_text("{}")  # an orphan's leftover
     start = time.monotonic()
-    with cell.own_output(output) as staged:
+    with job.own_output(output) as staged:
         assert orphan.wait(timeout=10) is not None
         assert staged.name == f".c.json.{os.getpid()}.staged"
         assert not (tmp_path / "runs" / ".c.json.999.staged").exists()
@@ -140,9 +141,9 @@ def test_an_orphaned_job_that_owns_the_output_is_stopped(tmp_path):
 
 def test_failures_so_far_is_a_stable_rerun_trigger(tmp_path):
     output = tmp_path / "c.json"
-    assert cell.failures_so_far(output) == 0
-    assert cell.count_failure(output) == 1
-    assert cell.failures_so_far(output) == 1  # differs from what the failed run had: rerun
+    assert job.failures_so_far(output) == 0
+    assert job.count_failure(output) == 1
+    assert job.failures_so_far(output) == 1  # differs from what the failed run had: rerun
     output.write_text("{}")  # a success does not touch the count: no further rerun
-    assert cell.failures_so_far(output) == 1
-    assert cell.count_failure(output) == 2
+    assert job.failures_so_far(output) == 1
+    assert job.count_failure(output) == 2

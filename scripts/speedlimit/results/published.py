@@ -13,16 +13,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from speedlimit import axes
+
 SOURCE = ('deeplizard, "PyTorch DataLoader num_workers - Deep Learning Speed Limit Increase" '
           "(2019)")
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "reference" / "deeplizard-2019.csv"
+DEFAULT_PATH = Path(__file__).resolve().parents[3] / "reference" / "deeplizard-2019.csv"
 COLUMNS = ["run", "epoch", "loss", "accuracy", "epoch_duration", "run_duration", "lr",
            "batch_size", "num_workers"]
 # A speed-up within this of 1 counts as "no change" when comparing directions.
 TOLERANCE = 0.05
-# Axes that may vary in our grid; where they do, each value gets its own comparison rows.
-SETTING_AXES = ["torch_threads", "pin_memory", "persistent_workers", "prefetch_factor", "device",
-                "node"]
+# Our settings besides the seed's axes (which are matched with the published cells); where
+# they vary, each combination gets its own comparison rows.
+SETTING_AXES = [a for a in (*axes.SETTINGS, axes.NODE) if a not in axes.SEED]
 
 
 class PublishedError(ValueError):
@@ -62,7 +64,7 @@ def direction(speedup: float, tolerance: float = TOLERANCE) -> str:
 
 def _setting_labels(ours: pd.DataFrame) -> pd.Series:
     """"torch_threads=1" etc. for the axes that vary among our cells; "" when none varies."""
-    varying = [a for a in SETTING_AXES if a in ours and ours[a].astype(str).nunique() > 1]
+    varying = axes.varying(ours, SETTING_AXES)
     if not varying:
         return pd.Series("", index=ours.index)
     return ours[varying].astype(str).apply(

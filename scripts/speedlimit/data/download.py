@@ -15,10 +15,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from speedlimit import idx
+from speedlimit.data import idx
 from speedlimit.atomic import write_atomic
 
-log = logging.getLogger("speedlimit.download")
+log = logging.getLogger("speedlimit.data.download")
 
 GZ_FILES = tuple(f"{name}.gz" for name in idx.FILES)
 OFFLINE_HINT = (
@@ -155,7 +155,8 @@ def download(dataset_root: str | os.PathLike, mirrors: list[str], md5s: dict[str
 
     Files already there and complete are kept, and so is a local copy of a ``.gz`` file in
     that folder whose md5 matches (a user who copied the files by hand). Leftover partial
-    files from an interrupted run are removed. When some file cannot be had, raises :class:`DownloadError` naming
+    files from an interrupted run are removed. When some file cannot be had, raises
+    :class:`DownloadError` naming
     the files, the mirrors tried and how to run offline.
     """
     raw_dir = Path(dataset_root) / idx.RAW_SUBDIR

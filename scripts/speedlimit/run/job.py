@@ -19,6 +19,7 @@ import fcntl
 import json
 import logging
 import os
+import pwd
 import signal
 import tempfile
 import time
@@ -26,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from speedlimit.atomic import write_atomic
-from speedlimit.grid import Cell, parse_path
+from speedlimit.grid import Cell
 from speedlimit.metrics import SCHEMA_VERSION
 
-log = logging.getLogger("speedlimit.cell")
+log = logging.getLogger("speedlimit.run.job")
 
 LOCK_ENV = "SPEEDLIMIT_LOCK_DIR"
 
@@ -40,9 +41,10 @@ class CellTimeout(Exception):
 
 @dataclass
 class Request:
-    """Everything a cell run needs; travels as JSON to a warm server."""
+    """Everything a cell run needs; travels as JSON to a warm server (the only place it
+    becomes text)."""
 
-    cell: str
+    cell: Cell
     dataset_root: str
     output: str
     epochs: int = 1
@@ -57,11 +59,12 @@ class Request:
     env: dict = field(default_factory=lambda: dict(os.environ))
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__)
+        return json.dumps({**self.__dict__, "cell": self.cell.params()})
 
     @classmethod
     def from_json(cls, text: str) -> "Request":
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        return cls(**{**fields, "cell": Cell(**fields["cell"])})
 
 
 def process_start_time(pid: int | str = "self") -> float | None:
@@ -91,13 +94,38 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
+LOCK_HELD_ENV = "SPEEDLIMIT_LOCK_HELD"  # set by scripts/train_cell.sh: when it got the lock
+
+
+def _announce(path: Path, holder: str) -> None:
+    """Write who holds the lock into the lock file, for those waiting (train_cell.sh)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY)  # never O_CREAT: see machine_lock
+        try:
+            os.ftruncate(fd, 0)
+            user = pwd.getpwuid(os.getuid()).pw_name
+            os.write(fd, f"pid {os.getpid()}, user {user}, cell {holder}\n".encode())
+        finally:
+            os.close(fd)
+
+
 @contextlib.contextmanager
-def machine_lock(enabled: bool = True):
-    """Hold the machine's cell lock: no two exclusive cells ever run at the same time here."""
+def machine_lock(enabled: bool = True, holder: str = "?"):
+    """Hold the machine's cell lock: no two exclusive cells ever run at the same time here.
+
+    Yields when the lock was acquired (epoch seconds), or None when ``enabled`` is false.
+    Under the train_cell rule, scripts/train_cell.sh already holds it (before this Python
+    started; ``SPEEDLIMIT_LOCK_HELD`` says when), and this process inherited it.
+    """
     if not enabled:
-        yield
+        yield None
         return
     path = lock_path()
+    held_since = os.environ.get(LOCK_HELD_ENV)
+    if held_since:
+        _announce(path, holder)
+        yield float(held_since)
+        return
     try:  # O_CREAT on another user's file in sticky /tmp fails under fs.protected_regular
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
@@ -110,7 +138,8 @@ def machine_lock(enabled: bool = True):
             log.info("another training cell holds %s; waiting for it to finish", path)
             fcntl.flock(fd, fcntl.LOCK_EX)
             log.info("got the cell lock after %.1f s", time.monotonic() - start)
-        yield
+        _announce(path, holder)
+        yield time.time()
     finally:
         os.close(fd)  # closing releases the lock
 
@@ -123,7 +152,7 @@ def write_json(path: str | os.PathLike, record: dict) -> None:
 
 def _record_without_epochs(cell: Cell, request: Request, status: str, reason: str,
                            **extra) -> dict:
-    from speedlimit import fingerprint  # torch-free
+    from speedlimit.run import fingerprint  # torch-free
 
     return {
         "schema_version": SCHEMA_VERSION,
@@ -195,10 +224,10 @@ def _on_alarm(signum, frame):
     if _alarms > _ALARM_GIVE_UP:  # it never got through: end the process, leave a record
         request = _timed_request
         log.error("cell %s: the time limit could not stop it cleanly; ending the process",
-                  request.cell if request else "?")
+                  request.cell.path if request else "?")
         if request is not None:
             with contextlib.suppress(Exception):
-                _failed(parse_path(request.cell), request, _timeout_reason(request), 3)
+                _failed(request.cell, request, _timeout_reason(request), 3)
         logging.shutdown()
         os._exit(3)
     raise CellTimeout
@@ -218,11 +247,11 @@ def execute(request: Request) -> int:
 
     Called in the job's own process (cold start) or in a process forked from a warm server.
     """
-    cell = parse_path(request.cell)
+    cell = request.cell
     log.info("cell %s: running in process %d", cell.path, os.getpid())
-    from speedlimit import train  # imports torch: instant in a warm child
+    from speedlimit.run import train  # imports torch: instant in a warm child
 
-    from speedlimit.resources import ResourceError
+    from speedlimit.run.preflight import ResourceError
 
     global _alarms, _timed_request
     if request.time_limit:

@@ -13,12 +13,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from speedlimit import published as published_module
-from speedlimit.aggregate import QUALITY_RTOL
-
-# Axes besides batch_size and num_workers; where any varies, findings are given per value.
-GROUP_AXES = ["lr", "torch_threads", "pin_memory", "persistent_workers", "prefetch_factor",
-              "device", "node"]  # node: cells of different machines are never compared
+from speedlimit import axes
+from speedlimit.results import published as published_module
+from speedlimit.results.aggregate import QUALITY_RTOL
 
 
 @dataclass
@@ -52,7 +49,7 @@ def _join(items: list[str]) -> str:
 
 def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """(label, rows) per combination of the axes that vary besides batch_size/num_workers."""
-    varying = [a for a in GROUP_AXES if a in frame and frame[a].astype(str).nunique() > 1]
+    varying = axes.varying(frame)  # the settings (and nodes) that vary: never compared
     if not varying:
         return [("", frame)]
     out = []
@@ -92,7 +89,8 @@ def batch_size_sentences(cells: pd.DataFrame, tensor: pd.DataFrame) -> list[str]
         text = (f"At batch_size {size}, loading in the main process (`num_workers=0`) was "
                 f"fastest ({_s(best['epoch_duration_median'])} per epoch)")
         if runner is not None:
-            text += (f"; no worker setting beat it, the closest was {_workers(runner['num_workers'])}"
+            text += ("; no worker setting beat it, the closest was "
+                     f"{_workers(runner['num_workers'])}"
                      f" at {_x(runner['speedup'])}" + _interval_text(runner))
         out.append(text + ".")
     else:
@@ -163,7 +161,7 @@ def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
         bests = []
         for size, cells in part.groupby("batch_size", sort=True):
             t = tensor[tensor["batch_size"] == size]
-            for a in ("lr", "torch_threads", "device"):  # the limit's keys (aggregate.py)
+            for a in axes.LIMIT:  # the loader-free limit's keys
                 if a in t and cells[a].astype(str).nunique() == 1:
                     t = t[t[a].astype(str) == str(cells[a].iloc[0])]
             title = f"batch_size {int(size)}" + (f", {label}" if label else "")

@@ -42,7 +42,9 @@ SCRIPT = """
     table.querySelectorAll('thead th').forEach(function (th, col) {
       th.addEventListener('click', function () {
         var asc = th.getAttribute('aria-sort') !== 'ascending';
-        table.querySelectorAll('thead th').forEach(function (o) { o.removeAttribute('aria-sort'); });
+        table.querySelectorAll('thead th').forEach(function (o) {
+          o.removeAttribute('aria-sort');
+        });
         th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
         var rows = Array.prototype.slice.call(tbody.rows);
         var numeric = rows.every(function (r) {

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from speedlimit import findings as findings_module
-from speedlimit import htmltable
-from speedlimit.findings import Section
+from speedlimit.results import findings as findings_module
+from speedlimit.results import htmltable
+from speedlimit.results.findings import Section
 
 CONFIG_NAME = "reproduce.yaml"
 

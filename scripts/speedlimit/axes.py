@@ -1,0 +1,132 @@
+"""The grid's axes, declared once. Every other module derives its lists from :data:`AXES`.
+
+An axis is a list under ``grid:`` in config.yaml (``schemas/config.schema.yaml`` checks and
+documents its values) and one setting of every cell that has it. Besides its value type, each
+axis declares its roles:
+
+``kinds``
+    The kinds of cell that have it: a DataLoader cell has every axis; a loader-free cell
+    (``tensor``: the whole set as one tensor) has only those that shape its training. A cell's
+    path spells out its kind's axes in declaration order, so the order below is part of every
+    results path: append new axes, never reorder.
+``seed_rank``
+    Position in the seed experiment's RunBuilder (lr, batch_size, num_workers): these axes are
+    the seed's table columns, the match with the published table, and the first keys of the
+    run order. ``None`` for the axes speedlimit added.
+``same_batches``
+    Cells that differ only in axes *without* this flag train on identical batches in identical
+    order (everything is seeded), so they must reach the same loss: the quality check groups
+    cells by the flagged axes.
+``baseline``
+    A cell's speed-up is against the ``num_workers=0`` cell with the same value of every
+    flagged axis (persistent_workers and prefetch_factor cannot be set with 0 workers).
+
+Two axes play fixed parts in every comparison: :data:`COMPARED` (num_workers: what the
+findings rank) within each :data:`ROWS` value (batch_size). Every other axis is a *setting*:
+findings, the published comparison and the figures give each combination of the settings that
+vary its own paragraph, row group or panel (:func:`varying`). The loader-free limit of a cell
+is the ``tensor`` cell with the same value of every axis a ``tensor`` cell has.
+
+Cells that ran on different machines (``node``, from their environment) are never compared
+either: :data:`NODE` joins the settings wherever results are grouped.
+
+This module imports nothing of the project, nor torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import math
+
+DATALOADER = "dataloader"
+TENSOR = "tensor"
+KINDS = (DATALOADER, TENSOR)  # the values of the `loader` axis, which picks the kind of cell
+BOTH = KINDS
+
+NODE = "node"  # the machine a cell ran on: a grouping key wherever timings are compared
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    type: type  # int, float, bool or str
+    kinds: tuple[str, ...] = BOTH
+    nullable: bool = False  # null is a value (e.g. prefetch_factor: null = torch's default)
+    seed_rank: int | None = None
+    same_batches: bool = False
+    baseline: bool = True
+
+    def parse(self, text: str):
+        """The value of a path segment's text (inverse of :func:`format_value`)."""
+        if text == "default" and self.nullable:
+            return None
+        if self.type is bool:
+            if text not in ("true", "false"):
+                raise ValueError(f"{self.name} must be true or false, got {text!r}")
+            return text == "true"
+        return self.type(text)
+
+    def normalize(self, value):
+        """A config value as the cell holds it (`lr: [1]` is an int in YAML: lr~1.0)."""
+        if value is None or self.type is not float:
+            return value
+        return float(value)
+
+
+AXES: tuple[Axis, ...] = (
+    Axis("batch_size", int, seed_rank=1, same_batches=True),
+    Axis("num_workers", int, kinds=(DATALOADER,), seed_rank=2, baseline=False),
+    Axis("lr", float, seed_rank=0, same_batches=True),
+    Axis("torch_threads", int, same_batches=True),
+    Axis("pin_memory", bool, kinds=(DATALOADER,)),
+    Axis("persistent_workers", bool, kinds=(DATALOADER,), baseline=False),
+    Axis("prefetch_factor", int, kinds=(DATALOADER,), nullable=True, baseline=False),
+    Axis("device", str, same_batches=True),
+)
+BY_NAME = {axis.name: axis for axis in AXES}
+NAMES = tuple(BY_NAME)
+
+COMPARED = "num_workers"
+ROWS = "batch_size"
+
+# Derived lists (never spelled out elsewhere).
+SEED = tuple(a.name for a in sorted((a for a in AXES if a.seed_rank is not None),
+                                    key=lambda a: a.seed_rank))
+RUN_ORDER = SEED + tuple(n for n in NAMES if n not in SEED)  # how cells are numbered
+SAME_BATCHES = tuple(a.name for a in AXES if a.same_batches)
+BASELINE = tuple(a.name for a in AXES if a.baseline)
+SETTINGS = tuple(n for n in NAMES if n not in (COMPARED, ROWS))
+
+
+def of_kind(kind: str) -> tuple[str, ...]:
+    """The axes of one kind of cell, in path order."""
+    return tuple(a.name for a in AXES if kind in a.kinds)
+
+
+LIMIT = of_kind(TENSOR)  # a cell's loader-free limit matches these
+INTEGERS = tuple(a.name for a in AXES if a.type is int)
+BOOLEANS = tuple(a.name for a in AXES if a.type is bool)
+
+
+def format_value(value) -> str:
+    """A value as a path segment shows it: ``default`` for null, ``true``/``false``, floats
+    by repr (``0.01``, ``1.0``)."""
+    if value is None:
+        return "default"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def as_text(value) -> str:
+    """A comparable text for a value read back from a table (NaN, <NA> and None alike)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "default"
+    text = str(value)
+    return "default" if text in ("nan", "<NA>", "None") else text
+
+
+def varying(frame, candidates=SETTINGS + (NODE,)) -> list[str]:
+    """The axes among ``candidates`` (columns of ``frame``) that take more than one value."""
+    return [a for a in candidates if a in frame and frame[a].map(as_text).nunique() > 1]

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The train_cell rule's command: wait for the machine's cell lock *before* any Python starts,
+# then run the cell's job with the lock held (inherited as file descriptor 9).
+#
+#   scripts/train_cell.sh LOCK ARGS...
+#
+# LOCK: the lock file, or "none" (train.exclusive: false); ARGS: those of train_cell.py
+# (beside this file), run by $SPEEDLIMIT_PYTHON (set by rules/common.smk: the rule's conda
+# env's python with --sdm conda, else Snakemake's own interpreter).
+#
+# Waiting costs no CPU (flock blocks), so while one cell's clock runs, the next cell's job is
+# only this shell, asleep: no Python start, no Snakemake preamble, no import touches the timed
+# epoch. The moment the lock frees, the next job runs. Every few seconds of waiting it says
+# who holds the lock (the holder writes its pid, user and cell into the file).
+set -euo pipefail
+lock=$1
+shift
+run=("${SPEEDLIMIT_PYTHON:-python3}" "$(dirname "$0")/train_cell.py" "$@")
+if [ "$lock" = none ]; then
+    exec "${run[@]}"
+fi
+# The lock file is shared by every user of the machine: create it world-writable once, and
+# otherwise open it without O_CREAT (which sticky /tmp refuses on another user's file).
+if [ ! -e "$lock" ]; then
+    (umask 0 && : >>"$lock") 2>/dev/null || true
+fi
+exec 9<"$lock"
+waited=0
+until flock --wait 10 9; do
+    waited=$((waited + 10))
+    echo "speedlimit: waited ${waited} s for the machine's cell lock $lock; held by:" \
+        "$(head -c 300 "$lock" 2>/dev/null || echo unknown)" >&2
+done
+SPEEDLIMIT_LOCK_HELD=$(date +%s.%N)
+export SPEEDLIMIT_LOCK_HELD
+exec "${run[@]}"

@@ -28,7 +28,6 @@ rule aggregate:
         cells=list(CELL_PATHS),
         skipped=[[cell.path, reason] for cell, reason in SKIPPED],
         allow_missing=config["report"]["allow_missing"],
-        seed=config["train"]["seed"],
         code=code_digest("scripts/aggregate.py"),
     script:
         "../scripts/aggregate.py"

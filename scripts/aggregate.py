@@ -10,14 +10,14 @@ from speedlimit.results import aggregate
 
 
 def main(run_files, cells, table_csv, summary_csv, skipped_csv, skipped,
-         allow_missing=False, seed=0, terminal=None) -> None:
+         allow_missing=False, terminal=None) -> None:
     """``run_files``: metrics files found; ``cells``: every cell path of the current grid."""
     files = {str(p).removeprefix("results/runs/").removesuffix(".json"): str(p)
              for p in run_files}
     expected = [grid.parse_path(p) for p in cells]
     table = aggregate.build_table(files, expected, allow_missing)
     table.to_csv(table_csv, index=False)
-    aggregate.summarize(table, seed).to_csv(summary_csv, index=False)
+    aggregate.summarize(table).to_csv(summary_csv, index=False)
     pd.DataFrame(skipped, columns=["cell", "reason"]).to_csv(skipped_csv, index=False)
     logging.info("table: %d rows; %d combinations skipped", len(table), len(skipped))
     missing = table[table["status"].eq("missing")]
@@ -35,7 +35,7 @@ if __name__ == "__main__":
     try:
         main(smk.input.runs, smk.params.cells, smk.output.table, smk.output.summary,
              smk.output.skipped, smk.params.skipped, smk.params.allow_missing,
-             smk.params.seed, terminal)
+             terminal)
     except (metrics.MetricsError, aggregate.MissingCellsError) as err:
         logging.error("%s", err)
         print(f"speedlimit: {err}", file=terminal, flush=True)

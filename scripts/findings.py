@@ -12,9 +12,11 @@ from speedlimit.results import frontpage, htmltable, published
 
 COMPARISON_CAPTION = (
     "Speed-up over num_workers=0 per (batch_size, num_workers): the published one "
-    "(deeplizard 2019) beside ours. agree: both point the same way (faster, slower, or within "
-    "5% of no change); published_in_interval: the published value lies inside our 95% "
-    "interval (empty with one run per cell).")
+    "(deeplizard 2019) beside ours. agreement: agree when our 95% interval lies on the "
+    "published value's side of 1, disagree when on the other side, inconclusive when it "
+    "straddles 1, no interval with one run per cell or too few repeats (then nothing is "
+    "claimed); published_in_interval: the published value lies inside our interval. The "
+    "published table records neither its hardware nor its thread settings.")
 
 
 def main(summary_csv, table_csv, run_files, published_csv, config, revision, outputs) -> None:

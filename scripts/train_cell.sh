@@ -15,8 +15,21 @@
 set -euo pipefail
 lock=$1
 shift
-run=("${SPEEDLIMIT_PYTHON:-python3}" "$(dirname "$0")/train_cell.py" "$@")
+here=$(cd "$(dirname "$0")" && pwd)
+run=("${SPEEDLIMIT_PYTHON:-python3}" "$here/train_cell.py" "$@")
 if [ "$lock" = none ]; then
+    exec "${run[@]}"
+fi
+# A job of a killed run (an orphan) may still run this very cell and hold the lock: then start
+# at once, without waiting for the lock: train_cell.py stops the orphan (whose measurement is
+# lost anyway) before it takes the lock itself.
+output=
+while [ $# -gt 0 ]; do
+    if [ "$1" = --output ] && [ $# -gt 1 ]; then output=$2; fi
+    shift
+done
+owner="$(dirname "$output")/.$(basename "$output").owner"
+if [ -n "$output" ] && [ -e "$owner" ] && ! flock --nonblock "$owner" true 2>/dev/null; then
     exec "${run[@]}"
 fi
 # The lock file is shared by every user of the machine: create it world-writable once, and

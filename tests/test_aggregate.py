@@ -45,38 +45,56 @@ def write(tmp_path, recs):
 def durations(c):
     if c.loader == "tensor":
         return 1.0
-    return {0: [10.0, 10.2, 9.9], 2: [5.0, 5.1, 4.9]}[c.num_workers][c.repeat]
+    runs = {0: [10.0, 10.2, 9.9, 10.1, 9.8], 2: [5.0, 5.1, 4.9, 5.05, 4.95]}
+    return runs[c.num_workers][c.repeat]
 
 
 def test_table_summary_speedup_and_limit(tmp_path):
-    expected = cells()
+    expected = cells(repeats=5)
     files = write(tmp_path, [record(c, durations(c)) for c in expected])
     table = aggregate.build_table(files, expected)
     assert list(table.columns[:9]) == aggregate.SEED_COLUMNS
-    assert len(table) == 9 and table["run"].tolist() == list(range(1, 10))
+    assert len(table) == 15 and table["run"].tolist() == list(range(1, 16))
     two = table[(table["num_workers"] == 2)]
-    assert two["limit_ratio"].tolist() == pytest.approx([5.0, 5.1, 4.9])
+    assert two["limit_ratio"].tolist() == pytest.approx([5.0, 5.1, 4.9, 5.05, 4.95])
     assert table["quality_consistent"].all()
     summary = aggregate.summarize(table)
     row = summary[summary["num_workers"] == 2].iloc[0]
-    assert row["repeats"] == 3
+    assert row["repeats"] == 5
     assert row["epoch_duration_median"] == pytest.approx(5.0)
     assert row["speedup"] == pytest.approx(10.0 / 5.0)
+    # 5 runs on each side, every cell run faster than every baseline run: p = 2/252, one
+    # comparison in the family.
+    assert row["speedup_p"] == pytest.approx(2 / 252) and row["comparisons"] == 1
     assert row["speedup_ci_low"] > 1.5 and row["speedup_significant"]
+    assert row["speedup_verdict"] == "faster"
     base = summary[summary["num_workers"] == 0].iloc[0]
-    assert base["speedup"] == pytest.approx(1.0) and not base["speedup_significant"]
+    assert base["speedup"] == pytest.approx(1.0) and pd.isna(base["speedup_significant"])
     assert np.isnan(summary[summary["loader"] == "tensor"].iloc[0]["speedup"])
 
 
+def test_three_repeats_are_too_few_to_tell_and_say_how_many_are_needed(tmp_path):
+    """The old bootstrap called this "beyond noise"; no exact test can at 3 runs a side."""
+    expected = cells(repeats=3)
+    files = write(tmp_path, [record(c, durations(c)) for c in expected])
+    row = aggregate.summarize(aggregate.build_table(files, expected)).query("num_workers == 2")
+    row = row.iloc[0]
+    assert row["speedup"] == pytest.approx(2.0)
+    assert row["speedup_verdict"] == "too few repeats" and not row["speedup_significant"]
+    assert row["speedup_p"] == pytest.approx(0.1)  # the smallest p-value 3 + 3 runs allow
+    assert np.isnan(row["speedup_ci_low"])  # no 95% interval from 3 + 3 runs either
+    assert row["repeats_needed"] == 4
+
+
 def test_overlapping_noise_is_not_called_a_speedup(tmp_path):
-    expected = cells()
-    times = {0: [10.0, 6.0, 8.0], 2: [9.0, 7.0, 8.5]}
+    expected = cells(repeats=5)
+    times = {0: [10.0, 6.0, 8.0, 7.5, 9.5], 2: [9.0, 7.0, 8.5, 6.5, 9.9]}
     recs = [record(c, 1.0 if c.loader == "tensor" else times[c.num_workers][c.repeat])
             for c in expected]
     summary = aggregate.summarize(aggregate.build_table(write(tmp_path, recs), expected))
     row = summary[summary["num_workers"] == 2].iloc[0]
     assert row["speedup_ci_low"] < 1 < row["speedup_ci_high"]
-    assert not row["speedup_significant"]
+    assert not row["speedup_significant"] and row["speedup_verdict"] == "within noise"
 
 
 def test_a_cell_whose_quality_differs_is_flagged(tmp_path):

@@ -59,7 +59,7 @@ def said(proc) -> str:
 
 def cell_jobs(project) -> list[int]:
     """Live train_cell client processes of this project (orphans once snakemake is gone)."""
-    out = subprocess.run(["pgrep", "-f", f"{project.path}/.snakemake/scripts/.*train_cell"],
+    out = subprocess.run(["pgrep", "-f", f"{project.path}/scripts/train_cell.py"],
                          capture_output=True, text=True).stdout
     return [int(p) for p in out.split() if alive(int(p))]
 

@@ -31,13 +31,19 @@ def summary_of(tmp_path, repeats: int) -> pd.DataFrame:
     recs = []
     for c in expected:
         key = "tensor" if c.loader == "tensor" else c.num_workers
-        jitter = 1 + 0.01 * (c.repeat - 1)  # small, so differences are beyond noise
+        jitter = 1 + 0.01 * (c.repeat - (repeats - 1) / 2)  # small; the median run: 1
         recs.append(record(c, DURATIONS[c.batch_size][key] * jitter))
     table = aggregate.build_table(write(tmp_path, recs), expected)
     # As the findings rule sees it: read back from CSV.
     path = tmp_path / "summary.csv"
     aggregate.summarize(table).to_csv(path, index=False)
     return pd.read_csv(path)
+
+
+@pytest.fixture
+def summary5(tmp_path):
+    """Five runs per cell: enough for this grid's 6 comparisons (2/C(10, 5) <= 0.05/6)."""
+    return summary_of(tmp_path, 5)
 
 
 @pytest.fixture
@@ -54,15 +60,15 @@ def text_of(sections) -> str:
     return "\n".join(f"{s.title}: " + " ".join(s.sentences) for s in sections)
 
 
-def test_fastest_setting_interval_more_workers_and_limit(summary3):
-    sections = findings.compute(summary3)
+def test_fastest_setting_interval_more_workers_and_limit(summary5):
+    sections = findings.compute(summary5)
     text = text_of(sections)
     assert "Fastest num_workers per batch size: 100: 2 (1.43x); 1000: 0 (1.00x)" in text
     at100 = next(s for s in sections if s.title == "batch_size 100").sentences
     assert at100[0].startswith("At batch_size 100, `num_workers=2` was fastest: 7 s per epoch "
                                "against 10 s with `num_workers=0`, a speed-up of 1.43x (95% "
                                "interval")
-    assert "it excludes 1, so the difference is more than noise" in at100[0]
+    assert at100[0].endswith("; more than noise).")
     assert any("`num_workers=2` took 12% less time per epoch than `num_workers=1`" in s
                for s in at100)
     assert any(s.startswith("More workers than 2 did not help: 4 workers took 29% longer")
@@ -73,7 +79,18 @@ def test_fastest_setting_interval_more_workers_and_limit(summary3):
     at1000 = next(s for s in sections if s.title == "batch_size 1000").sentences
     assert at1000[0].startswith("At batch_size 1000, loading in the main process "
                                 "(`num_workers=0`) was fastest")
-    assert "Each cell ran 3 times" in text and "noise" in text
+    assert "Each cell ran 5 times" in text
+    assert ("the run's 6 comparisons were corrected together (Holm), so the chance that any "
+            "\"more than noise\" below is false is at most 5%: 3 faster and 3 slower by more "
+            "than noise, 0 within noise.") in text
+
+
+def test_three_runs_per_cell_are_too_few_to_tell(summary3):
+    """The old bootstrap called 3-run differences "more than noise"; no exact test can."""
+    text = text_of(findings.compute(summary3))
+    assert "(too few repeats to tell: 5 or more runs per cell are needed for 6 comparisons)" in text
+    assert "6 of the 6 comparisons had too few repeats to tell at all" in text
+    assert "0 faster and 0 slower by more than noise" in text
 
 
 def test_one_run_per_cell_claims_no_significance(summary1):
@@ -83,36 +100,53 @@ def test_one_run_per_cell_claims_no_significance(summary1):
     assert "more than noise" not in text.replace("shown to be more than noise", "")
 
 
-def test_limit_not_measured_is_said(summary3):
-    no_tensor = (summary3[summary3["loader"].eq("dataloader")]
+def test_limit_not_measured_is_said(summary5):
+    no_tensor = (summary5[summary5["loader"].eq("dataloader")]
                  .assign(limit_ratio_median=float("nan")))
     assert "loader-free limit was not measured" in text_of(findings.compute(no_tensor))
 
 
-def test_published_speedups_and_comparison(summary3):
+def test_published_speedups_and_comparison(summary5):
     pub = published.load()
     assert len(pub) == 18
     speed = published.speedups(pub).set_index(["batch_size", "num_workers"])["speedup"]
     assert speed[(100, 0)] == 1.0
     assert speed[(100, 1)] == pytest.approx(23.281029 / 18.125359)
-    comparison = published.compare(pub, summary3)
+    comparison = published.compare(pub, summary5)
     # Both have batch_size 100 and 1000 with 1, 2 and 4 workers (no 0: trivially 1).
     assert len(comparison) == 6
     row = comparison.set_index(["batch_size", "num_workers"]).loc[(100, 2)]
     assert row["reproduced_speedup"] == pytest.approx(10 / 7, rel=0.02)
-    assert row["agree"] and row["published_direction"] == "faster"
+    assert row["agreement"] == "agree" and row["published_direction"] == "faster"
     slow = comparison.set_index(["batch_size", "num_workers"]).loc[(1000, 1)]
-    assert not slow["agree"] and slow["reproduced_direction"] == "slower"
+    assert slow["agreement"] == "disagree" and slow["reproduced_ci_high"] < 1
     assert comparison["published_in_interval"].notna().all()
     sentences = findings.published_sentences(comparison)
-    assert "in 3 of 6 cells" in sentences[0]
+    assert ("our 95% interval lies on the published value's side of 1 in 3 of 6 cells, on the "
+            "other side in 3, and straddles 1 (inconclusive) in 0.") in sentences[0]
     assert sentences[1].startswith("They agree at batch_size 100 with 1 worker")
     assert sentences[2].startswith("They disagree at batch_size 1000 with 1 worker")
-    assert any("it holds at batch_size 100 only" in s for s in sentences)
+    assert any("it holds at batch_size 100 (interval above 1); it is reversed at batch_size "
+               "1000 (interval below 1)" in s for s in sentences)
 
 
-def test_no_shared_cells_is_said(summary3):
-    other = summary3.assign(lr=0.5)
+def test_a_straddling_interval_is_inconclusive_and_single_runs_claim_nothing(summary1):
+    assert published.agreement(1.3, 0.9, 1.4) == "inconclusive"
+    assert published.agreement(1.3, 1.1, 1.4) == "agree"
+    assert published.agreement(1.3, 0.7, 0.9) == "disagree"
+    assert published.agreement(1.02, 0.97, 1.04) == "agree"  # published: no change
+    assert published.agreement(1.3, float("nan"), float("nan")) == "no interval"
+    comparison = published.compare(published.load(), summary1)
+    assert comparison["agreement"].eq("no interval").all()
+    sentences = findings.published_sentences(comparison)
+    assert "so no agreement or disagreement is claimed" in sentences[0]
+    assert "whether it holds here is not claimed" in " ".join(sentences)
+    glance = findings.published_glance(comparison)
+    assert "does not record its hardware" in glance[-1]
+
+
+def test_no_shared_cells_is_said(summary5):
+    other = summary5.assign(lr=0.5)
     comparison = published.compare(published.load(), other)
     assert comparison.empty
     assert "nothing to compare" in findings.published_sentences(comparison)[0]
@@ -131,9 +165,9 @@ ENV = {"python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1", "cpu_coun
        "thread_env": {"OMP_NUM_THREADS": "1"}, "os": "Linux"}
 
 
-def test_front_page_rst_renders_cleanly_and_says_everything(summary3):
-    comparison = published.compare(published.load(), summary3)
-    doc = frontpage.document(summary3, comparison, [ENV] * 3, CONFIG, revision="abc123")
+def test_front_page_rst_renders_cleanly_and_says_everything(summary5):
+    comparison = published.compare(published.load(), summary5)
+    doc = frontpage.document(summary5, comparison, [ENV] * 3, CONFIG, revision="abc123")
     rst = doc.rst()
     parts = publish_parts(rst, writer="html",
                           settings_overrides={"report_level": 2, "halt_level": 2})
@@ -176,8 +210,8 @@ def test_html_table_is_sortable_escaped_and_self_contained():
     assert 'class="sortable" id="t"' in page and 'data-filter="t"' in page
 
 
-def test_a_best_setting_faster_than_the_limit_is_flagged_not_celebrated(summary3):
-    faster = summary3.copy()
+def test_a_best_setting_faster_than_the_limit_is_flagged_not_celebrated(summary5):
+    faster = summary5.copy()
     faster["limit_ratio_median"] = faster["limit_ratio_median"] / 2
     text = text_of(findings.compute(faster))
     assert "faster than the limit should allow" in text and "143%" not in text

@@ -85,3 +85,61 @@ def test_cuda_without_a_gpu_is_a_skip_not_a_crash(synthetic_root):
 def test_a_diverged_loss_is_recorded_as_null():
     assert train._finite(0.5) == 0.5
     assert train._finite(float("nan")) is None and train._finite(float("inf")) is None
+
+
+DELAY = 0.002  # seconds per sample: 1200 samples -> 2.4 s of loading in the main process
+
+
+def test_data_wait_measures_waiting_for_data(synthetic_root, monkeypatch):
+    """A data set whose every sample takes DELAY longer to load (the test hook): with no
+    worker the main process waits about DELAY x samples more than without the delay, all of
+    it in data_wait (not in compute); two workers load in parallel, so it waits less."""
+    plain = train.run_cell(cell(num_workers=0), synthetic_root, epochs=1, seed=0)["epochs"][0]
+    monkeypatch.setenv(train.SAMPLE_DELAY_ENV, str(DELAY))
+    slow = train.run_cell(cell(num_workers=0), synthetic_root, epochs=1, seed=0)["epochs"][0]
+    added = DELAY * 1200
+    assert slow["data_wait"] - plain["data_wait"] == pytest.approx(added, rel=0.25)
+    assert slow["compute"] < added / 4  # the delay did not leak into compute
+    two = train.run_cell(cell(num_workers=2), synthetic_root, epochs=1, seed=0)["epochs"][0]
+    assert two["data_wait"] < 0.8 * slow["data_wait"], (two, slow)
+
+
+def test_persistent_workers_end_on_the_clock(synthetic_root):
+    record = train.run_cell(cell(num_workers=2, persistent_workers=True), synthetic_root,
+                            epochs=2, seed=0)
+    assert record["shutdown"] > 0
+    epochs = sum(e["epoch_duration"] for e in record["epochs"])
+    assert record["run_duration"] >= epochs + record["shutdown"]
+    one = train.run_cell(cell(num_workers=2, persistent_workers=True), synthetic_root,
+                         epochs=1, seed=0)
+    assert any("persistent_workers cannot help with train.epochs: 1" in w
+               for w in one["warnings"])
+    assert not record["warnings"]
+
+
+def test_the_reference_kernel_and_the_machine_load_are_recorded(synthetic_root):
+    record = train.run_cell(cell(), synthetic_root, epochs=1, seed=0)
+    ref = record["reference"]
+    assert ref["before"] > 0 and ref["after"] > 0
+    assert ref["disturbed"] == (abs(ref["after"] / ref["before"] - 1) > 0.25)
+    load = record["machine_load"]
+    assert load["cell_cpu_seconds"] > 0 and load["other_cpu_seconds"] >= 0
+    assert load["steal_seconds"] >= 0
+
+
+def test_cpu_time_of_other_processes_during_the_clock_is_visible(synthetic_root):
+    """A busy process outside the pipeline, running through the cell's clock, shows up in
+    the record's machine_load (one CPU's worth of the clock, give or take)."""
+    import subprocess
+    import sys
+
+    quiet = train.run_cell(cell(), synthetic_root, epochs=2, seed=0)
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        busy = train.run_cell(cell(), synthetic_root, epochs=2, seed=0)
+    finally:
+        hog.kill()
+        hog.wait()
+    other = busy["machine_load"]["other_cpu_seconds"]
+    assert other > 0.5 * busy["run_duration"], busy["machine_load"]
+    assert other > quiet["machine_load"]["other_cpu_seconds"] + 0.3 * busy["run_duration"]

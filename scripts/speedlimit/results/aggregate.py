@@ -5,18 +5,18 @@
 then everything else speedlimit measures.
 
 ``results/summary.csv``: one row per cell (repeats pooled) and node: median epoch duration
-with a 95% bootstrap interval, speed-up over num_workers=0 on the same node with its interval,
-and whether that speed-up is distinguishable from noise (its interval excludes 1).
+with its interval and spread, speed-up over num_workers=0 on the same node with its interval,
+and whether that speed-up is more than noise (``speedup_verdict``; the statistics:
+:mod:`speedlimit.results.stats`).
 """
 
 from __future__ import annotations
-
-import zlib
 
 import numpy as np
 import pandas as pd
 
 from speedlimit import axes, grid, metrics
+from speedlimit.results import stats
 
 # The seed's table: its bookkeeping columns, then its axes (lr, batch_size, num_workers).
 SEED_COLUMNS = ["run", "epoch", "loss", "accuracy", "epoch_duration", "run_duration",
@@ -40,7 +40,6 @@ BASELINE_KEYS = ["loader", *axes.BASELINE, axes.NODE]
 CELL_KEYS = ["loader", *axes.NAMES]
 # One summary row per cell and node.
 SUMMARY_KEYS = CELL_KEYS + [axes.NODE]
-BOOTSTRAP = 2000
 QUALITY_RTOL = 1e-6
 
 
@@ -164,23 +163,26 @@ def quality_consistency(table: pd.DataFrame) -> pd.Series:
     return pd.Series(np.where(ok, consistent, None), index=table.index, dtype=object)
 
 
-def _bootstrap_medians(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    picks = rng.integers(0, len(values), size=(BOOTSTRAP, len(values)))
-    return np.median(values[picks], axis=1)
+SUMMARY_COLUMNS = SUMMARY_KEYS + [
+    "repeats", "epoch_duration_median", "epoch_duration_ci_low", "epoch_duration_ci_high",
+    "epoch_duration_mad", "unstable", "speedup", "speedup_ci_low", "speedup_ci_high",
+    "speedup_p", "speedup_p_holm", "speedup_verdict", "speedup_significant", "comparisons",
+    "repeats_needed", "steady_epoch_duration_median", "steady_speedup",
+    "data_wait_share_median", "limit_ratio_median", "loss_median", "accuracy_median",
+    "first_run"]
 
 
-def _interval(samples: np.ndarray) -> tuple[float, float]:
-    low, high = np.percentile(samples, [2.5, 97.5])
-    return float(low), float(high)
-
-
-def summarize(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """One row per cell and node: medians over repeats, 95% bootstrap intervals, speed-up vs
-    0 workers on the same node."""
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell and node: the median epoch duration over repeats with its
+    distribution-free interval and spread, and the speed-up over num_workers=0 on the same node
+    with its interval and verdict (see :mod:`speedlimit.results.stats`): every comparison of
+    the run is one family, Holm-corrected."""
     ok = table[table["status"].eq("ok")].copy()
-    # A run's epoch duration is the mean over its epochs.
+    ok["steady"] = ok["epoch_duration"].where(ok["epoch"] > 1)
+    # A run's epoch duration is the mean over its epochs; its steady state, over epochs 2+.
     per_run = (ok.groupby(["run"] + SUMMARY_KEYS + ["repeat"], dropna=False)
                  .agg(epoch_duration=("epoch_duration", "mean"),
+                      steady=("steady", "mean"),
                       data_wait_share=("data_wait_share", "mean"),
                       limit_ratio=("limit_ratio", "mean"),
                       loss=("loss", "last"), accuracy=("accuracy", "last"))
@@ -188,36 +190,56 @@ def summarize(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     per_run["cell_key"] = _key_frame(per_run, SUMMARY_KEYS).agg("|".join, axis=1)
     per_run["base_key"] = _key_frame(per_run, BASELINE_KEYS).agg("|".join, axis=1)
     samples = {k: g["epoch_duration"].to_numpy(float) for k, g in per_run.groupby("cell_key")}
-    boots = {k: _bootstrap_medians(v, np.random.default_rng([seed, zlib.crc32(k.encode())]))
-             for k, v in samples.items()}
+    steady = {k: g["steady"].to_numpy(float) for k, g in per_run.groupby("cell_key")}
     baselines = {row.base_key: row.cell_key for row in per_run.itertuples()
-                 if row.loader == "dataloader" and row.num_workers == 0}
+                 if row.loader == axes.DATALOADER and getattr(row, axes.COMPARED) == 0}
+    groups = list(per_run.groupby("cell_key", sort=False))
+    pairs = {}  # cell key -> its baseline's key, for every cell that has a baseline
+    for key, group in groups:
+        first = group.iloc[0]
+        base = baselines.get(first["base_key"]) if first["loader"] == axes.DATALOADER else None
+        if base is not None and base != key:
+            pairs[key] = base
+    tests = dict(zip(pairs, stats.verdicts([(samples[b], samples[k]) for k, b in pairs.items()])))
+    comparisons = max((v["comparisons"] for v in tests.values()), default=0)
     rows = []
-    for key, group in per_run.groupby("cell_key", sort=False):
+    for key, group in groups:
         first = group.iloc[0]
         durations = samples[key]
+        median = float(np.median(durations))
         row = {c: first[c] for c in SUMMARY_KEYS}
         row["repeats"] = len(durations)
-        row["epoch_duration_median"] = float(np.median(durations))
+        row["epoch_duration_median"] = median
         row["epoch_duration_ci_low"], row["epoch_duration_ci_high"] = (
-            _interval(boots[key]) if len(durations) > 1 else (np.nan, np.nan))
-        base = baselines.get(first["base_key"]) if first["loader"] == "dataloader" else None
+            stats.median_interval(durations))
+        row["epoch_duration_mad"] = stats.spread(durations)
+        row["unstable"] = bool(row["epoch_duration_mad"] > stats.UNSTABLE * median) \
+            if len(durations) > 1 else None
+        if not np.isnan(steady[key]).all():
+            row["steady_epoch_duration_median"] = float(np.nanmedian(steady[key]))
+        base = baselines.get(first["base_key"]) if first["loader"] == axes.DATALOADER else None
         if base is not None:
-            row["speedup"] = float(np.median(samples[base]) / np.median(durations))
-            if len(durations) > 1 and len(samples[base]) > 1:
-                low, high = _interval(boots[base] / boots[key])
-                row["speedup_ci_low"], row["speedup_ci_high"] = low, high
-                row["speedup_significant"] = bool(low > 1.0 or high < 1.0)
+            row["speedup"] = float(np.median(samples[base]) / median)
+            if not np.isnan(steady[key]).all() and not np.isnan(steady[base]).all():
+                row["steady_speedup"] = float(np.nanmedian(steady[base])
+                                              / np.nanmedian(steady[key]))
+        if key in tests:
+            test = tests[key]
+            row["speedup_ci_low"], row["speedup_ci_high"] = test["ci_low"], test["ci_high"]
+            row["speedup_p"], row["speedup_p_holm"] = test["p"], test["p_holm"]
+            row["speedup_verdict"] = test["verdict"]
+            if test["verdict"] != stats.SINGLE:
+                row["speedup_significant"] = test["verdict"] in (stats.FASTER, stats.SLOWER)
+            row["comparisons"] = comparisons
+            row["repeats_needed"] = stats.repeats_needed(comparisons) if comparisons else None
         row["data_wait_share_median"] = float(group["data_wait_share"].median())
         row["limit_ratio_median"] = float(group["limit_ratio"].median())
         row["loss_median"] = float(group["loss"].median())
         row["accuracy_median"] = float(group["accuracy"].median())
         row["first_run"] = int(group["run"].min())
         rows.append(row)
-    columns = SUMMARY_KEYS + ["repeats", "epoch_duration_median", "epoch_duration_ci_low",
-                           "epoch_duration_ci_high", "speedup", "speedup_ci_low",
-                           "speedup_ci_high", "speedup_significant", "data_wait_share_median",
-                           "limit_ratio_median", "loss_median", "accuracy_median", "first_run"]
-    summary = pd.DataFrame(rows).reindex(columns=columns)
-    summary = summary.astype({c: "Int64" for c in (*axes.INTEGERS, "repeats", "first_run")})
+    summary = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
+    summary = summary.astype({c: "Int64" for c in (*axes.INTEGERS, "repeats", "first_run",
+                                                  "comparisons", "repeats_needed")})
+    summary = summary.astype({"speedup_significant": "boolean", "unstable": "boolean"})
     return summary.sort_values("first_run", kind="stable").reset_index(drop=True)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from speedlimit import axes
 from speedlimit.results import published as published_module
+from speedlimit.results import stats
 from speedlimit.results.aggregate import QUALITY_RTOL
 
 
@@ -60,14 +61,21 @@ def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def _interval_text(row) -> str:
-    """The speed-up's interval in words; honest about single runs."""
-    if pd.isna(row.get("speedup_ci_low")) or pd.isna(row.get("speedup_ci_high")):
+    """The speed-up's interval and verdict in words (summary columns ``speedup_verdict``,
+    ``speedup_ci_low``/``high``, ``comparisons``, ``repeats_needed``)."""
+    verdict = row.get("speedup_verdict")
+    if pd.isna(verdict) or verdict == stats.SINGLE:
         return " (one run per cell, so no interval: this may be noise)"
-    low, high = row["speedup_ci_low"], row["speedup_ci_high"]
-    verdict = ("it excludes 1, so the difference is more than noise"
-               if low > 1 or high < 1 else "it includes 1, so it cannot be told apart from no "
-               "change")
-    return f" (95% interval {low:.2f}-{high:.2f}x; {verdict})"
+    if verdict == stats.TOO_FEW:
+        return (f" (too few repeats to tell: {int(row['repeats_needed'])} or more runs per cell "
+                f"are needed for {int(row['comparisons'])} comparisons)")
+    low, high = row.get("speedup_ci_low"), row.get("speedup_ci_high")
+    interval = (f"95% interval {low:.2f}-{high:.2f}x; " if pd.notna(low) and pd.notna(high)
+                else "")
+    words = {stats.FASTER: "more than noise", stats.SLOWER: "more than noise",
+             stats.NO_CLEAR: "cannot be told apart from noise",
+             stats.SMALL: f"real, but within the {_pct(stats.NOISE_THRESHOLD)} noise threshold"}
+    return f" ({interval}{words[verdict]})"
 
 
 def batch_size_sentences(cells: pd.DataFrame, tensor: pd.DataFrame) -> list[str]:
@@ -172,19 +180,7 @@ def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
         headline.sentences.append(
             "Fastest num_workers per batch size" + (f" with {label}" if label else "") + ": "
             + "; ".join(bests) + " (speed-up over `num_workers=0` in brackets).")
-    repeats = int(ok["repeats"].max()) if len(ok) else 0
-    if repeats <= 1:
-        headline.sentences.append(
-            "Every cell ran once (`train.repeats: 1`): there are no intervals, so none of these "
-            "differences is shown to be more than noise. Run with `configs/measure.yaml` "
-            "(3 repeats) for 95% intervals.")
-    else:
-        sig = loader["speedup_significant"].astype("boolean").fillna(False)
-        tested = loader[loader["num_workers"] > 0]
-        headline.sentences.append(
-            f"Each cell ran {repeats} times; intervals are 95% bootstrap intervals of the "
-            f"median. {int(sig[tested.index].sum())} of {len(tested)} worker settings differ "
-            "from `num_workers=0` by more than noise (their interval excludes 1).")
+    headline.sentences.extend(noise_sentences(ok))
     if context.get("data_source") == "synthetic":
         headline.sentences.append(
             f"These runs used the synthetic stand-in data ({context.get('train_size', '?')} "
@@ -200,6 +196,49 @@ def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
     if comparison is not None:
         sections.append(Section("Published vs reproduced", published_sentences(comparison)))
     return sections
+
+
+def noise_sentences(summary: pd.DataFrame) -> list[str]:
+    """How many speed-ups are more than noise, by which test and correction, and how many
+    could not be told with the repeats run; cells whose repeats spread too much."""
+    loader = summary[summary["loader"].eq("dataloader")]
+    repeats = int(summary["repeats"].max()) if len(summary) else 0
+    tested = loader[loader["speedup_verdict"].notna()
+                    & loader["speedup_verdict"].ne(stats.SINGLE)]
+    if repeats <= 1 or tested.empty:
+        return ["Every cell ran once (`train.repeats: 1`): there are no intervals, so none of "
+                "these differences is shown to be more than noise. Run with "
+                "`configs/measure.yaml` (7 repeats) for tested speed-ups and 95% intervals."]
+    m = int(tested["comparisons"].max())
+    counts = tested["speedup_verdict"].value_counts()
+    n = {v: int(counts.get(v, 0)) for v in (stats.FASTER, stats.SLOWER, stats.NO_CLEAR,
+                                             stats.SMALL, stats.TOO_FEW)}
+    out = [f"Each cell ran {repeats} times. Every speed-up over `num_workers=0` was tested "
+           f"with the exact Mann-Whitney test on the runs' epoch durations, and the run's {m} "
+           f"comparisons were corrected together ({stats.CORRECTION}), so the chance that any "
+           f"\"more than noise\" below is false is at most {_pct(stats.ALPHA)}: "
+           f"{n[stats.FASTER]} faster and {n[stats.SLOWER]} slower by more than noise, "
+           f"{n[stats.NO_CLEAR]} within noise"
+           + (f", {n[stats.SMALL]} real but within the {_pct(stats.NOISE_THRESHOLD)} noise "
+              "threshold" if n[stats.SMALL] else "") + "."]
+    if n[stats.TOO_FEW]:
+        needed = int(tested["repeats_needed"].max())
+        out.append(f"{n[stats.TOO_FEW]} of the {m} comparisons had too few repeats to tell at "
+                   f"all: with {m} comparisons, {needed} or more runs per cell are needed "
+                   "before even a perfectly clear difference can be called more than noise.")
+    unstable = summary[summary["unstable"].astype("boolean").fillna(False)]
+    if len(unstable):
+        out.append(f"{len(unstable)} cell(s) may be unstable: their runs spread by more than "
+                   f"{_pct(stats.UNSTABLE)} of their median (MAD), pyperf's threshold: "
+                   + _join([_setting_text(r) for _, r in unstable.head(5).iterrows()])
+                   + (f" and {len(unstable) - 5} more" if len(unstable) > 5 else "") + ".")
+    return out
+
+
+def _setting_text(row) -> str:
+    if row["loader"] == "tensor":
+        return f"the loader-free cell at batch_size {int(row['batch_size'])}"
+    return f"batch_size {int(row['batch_size'])} with {_workers(row['num_workers'])}"
 
 
 def quality_sentences(table: pd.DataFrame) -> list[str]:
@@ -233,30 +272,38 @@ def published_sentences(comparison: pd.DataFrame) -> list[str]:
                 "num_workers 0, 1, 2, 4, 8, 16 x batch_size 100, 1000, 10000 at lr 0.01), so "
                 "there is nothing to compare."]
     out = []
-    tol = _pct(published_module.TOLERANCE)
     for label, part in _groups_by_setting(comparison):
         where = f" ({label})" if label else ""
-        agree, disagree = part[part["agree"]], part[~part["agree"]]
-        out.append(f"Published ({published_module.SOURCE}) and reproduced speed-ups{where} point "
-                   f"the same way (faster, slower, or within {tol} of no change) in "
-                   f"{len(agree)} of {len(part)} cells.")
-        if len(agree):
-            out.append("They agree at " + _join([_cell_text(r) for _, r in agree.iterrows()])
-                       + ".")
-        if len(disagree):
-            out.append("They disagree at " + _join([_cell_text(r) for _, r in
-                                                    disagree.iterrows()]) + ".")
+        kinds = {k: part[part["agreement"].eq(k)] for k in (
+            published_module.AGREE, published_module.DISAGREE, published_module.INCONCLUSIVE,
+            published_module.NO_INTERVAL)}
+        if len(kinds[published_module.NO_INTERVAL]) == len(part):
+            out.append(f"Published ({published_module.SOURCE}) and reproduced speed-ups{where} "
+                       "side by side: ours have no interval (one run per cell, or too few "
+                       "repeats), so no agreement or disagreement is claimed: "
+                       + _join([_cell_text(r) for _, r in part.iterrows()]) + ".")
+        else:
+            out.append(
+                f"Published ({published_module.SOURCE}) and reproduced speed-ups{where}: our "
+                f"95% interval lies on the published value's side of 1 in "
+                f"{len(kinds[published_module.AGREE])} of {len(part)} cells, on the other side "
+                f"in {len(kinds[published_module.DISAGREE])}, and straddles 1 (inconclusive) in "
+                f"{len(kinds[published_module.INCONCLUSIVE])}"
+                + (f"; {len(kinds[published_module.NO_INTERVAL])} have no interval"
+                   if len(kinds[published_module.NO_INTERVAL]) else "") + ".")
+            for kind, verb in ((published_module.AGREE, "They agree at "),
+                               (published_module.DISAGREE, "They disagree at "),
+                               (published_module.INCONCLUSIVE, "Inconclusive at ")):
+                if len(kinds[kind]):
+                    out.append(verb + _join([_cell_text(r) for _, r in kinds[kind].iterrows()])
+                               + ".")
         one = part[part["num_workers"] == 1]
         if len(one):
-            holds = one[one["reproduced_direction"].eq("faster")]
             out.append("The published headline, one worker about 20% faster than none at every "
                        "batch size: ours with `num_workers=1` was "
                        + _join([f"{_x(r['reproduced_speedup'])} at batch_size "
                                 f"{int(r['batch_size'])}" for _, r in one.iterrows()])
-                       + (", so it holds at every batch size." if len(holds) == len(one) else
-                          ", so it does not hold here." if holds.empty else
-                          f", so it holds at batch_size "
-                          f"{_join([str(int(b)) for b in holds['batch_size']])} only."))
+                       + ", so " + _headline_verdict(one) + ".")
         inside = part["published_in_interval"].dropna()
         if len(inside):
             out.append(f"The published speed-up lies inside our 95% interval in "
@@ -264,20 +311,46 @@ def published_sentences(comparison: pd.DataFrame) -> list[str]:
     return out
 
 
+def _headline_verdict(one: pd.DataFrame) -> str:
+    """Whether "one worker is faster than none" holds, per batch size, by our intervals."""
+    faster = one[one["reproduced_ci_low"] > 1]
+    unsure = one[~(one["reproduced_ci_low"] > 1) & ~(one["reproduced_ci_high"] < 1)]
+    sizes = lambda rows: _join([str(int(b)) for b in rows["batch_size"]])  # noqa: E731
+    if one["reproduced_ci_low"].isna().all():
+        return "with no interval, whether it holds here is not claimed"
+    if len(faster) == len(one):
+        return "it holds at every batch size (each interval above 1)"
+    parts = []
+    if len(faster):
+        parts.append(f"it holds at batch_size {sizes(faster)} (interval above 1)")
+    slower = one[one["reproduced_ci_high"] < 1]
+    if len(slower):
+        parts.append(f"it is reversed at batch_size {sizes(slower)} (interval below 1)")
+    if len(unsure):
+        parts.append(f"it is inconclusive at batch_size {sizes(unsure)}")
+    return "; ".join(parts)
+
+
 def published_glance(comparison: pd.DataFrame) -> list[str]:
-    """One sentence per setting: agreement count and whether the published headline holds."""
+    """One sentence per setting: agreement counts and whether the published headline holds;
+    and what the published table leaves unknown."""
     out = []
     for label, part in _groups_by_setting(comparison):
-        text = (f"Against the published table{f' ({label})' if label else ''}: speed-ups point "
-                f"the same way in {int(part['agree'].sum())} of {len(part)} shared cells")
+        counts = part["agreement"].value_counts()
+        text = (f"Against the published table{f' ({label})' if label else ''}: of "
+                f"{len(part)} shared cells, our interval agrees in "
+                f"{int(counts.get(published_module.AGREE, 0))}, disagrees in "
+                f"{int(counts.get(published_module.DISAGREE, 0))}, is inconclusive in "
+                f"{int(counts.get(published_module.INCONCLUSIVE, 0))}"
+                + (f" and missing in {int(counts.get(published_module.NO_INTERVAL))}"
+                   if counts.get(published_module.NO_INTERVAL) else ""))
         one = part[part["num_workers"] == 1]
         if len(one):
-            holds = one[one["reproduced_direction"].eq("faster")]
-            text += ("; its headline (one worker faster than none) holds at "
-                     + ("every batch size" if len(holds) == len(one) else
-                        "no batch size" if holds.empty else "batch_size "
-                        + _join([str(int(b)) for b in holds["batch_size"]]) + " only"))
+            text += "; its headline (one worker faster than none): " + _headline_verdict(one)
         out.append(text + ".")
+    if out:
+        out.append(f"The published table does not record {published_module.UNKNOWNS}: a "
+                   "disagreement may come from any of them, not only from our machine.")
     return out
 
 

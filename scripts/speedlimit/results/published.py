@@ -20,8 +20,12 @@ SOURCE = ('deeplizard, "PyTorch DataLoader num_workers - Deep Learning Speed Lim
 DEFAULT_PATH = Path(__file__).resolve().parents[3] / "reference" / "deeplizard-2019.csv"
 COLUMNS = ["run", "epoch", "loss", "accuracy", "epoch_duration", "run_duration", "lr",
            "batch_size", "num_workers"]
-# A speed-up within this of 1 counts as "no change" when comparing directions.
+# A published speed-up within this of 1 counts as "no change".
 TOLERANCE = 0.05
+# What the published table does not say, and so what any comparison with it cannot control.
+UNKNOWNS = ("its hardware (CPU model, cores), torch's intra-op thread count, the torch and "
+            "torchvision versions, and its run-to-run noise (one run per cell)")
+AGREE, DISAGREE, INCONCLUSIVE, NO_INTERVAL = "agree", "disagree", "inconclusive", "no interval"
 # Our settings besides the seed's axes (which are matched with the published cells); where
 # they vary, each combination gets its own comparison rows.
 SETTING_AXES = [a for a in (*axes.SETTINGS, axes.NODE) if a not in axes.SEED]
@@ -62,6 +66,21 @@ def direction(speedup: float, tolerance: float = TOLERANCE) -> str:
     return "no change"
 
 
+def agreement(published: float, low: float, high: float) -> str:
+    """Whether our interval [low, high] agrees with a published speed-up (see compare)."""
+    if pd.isna(low) or pd.isna(high):
+        return NO_INTERVAL
+    side = direction(published)
+    if side == "no change":
+        if high < 1 - TOLERANCE or low > 1 + TOLERANCE:
+            return DISAGREE
+        return AGREE if 1 - TOLERANCE <= low and high <= 1 + TOLERANCE else INCONCLUSIVE
+    if low <= 1 <= high:
+        return INCONCLUSIVE
+    ours = "faster" if low > 1 else "slower"
+    return AGREE if ours == side else DISAGREE
+
+
 def _setting_labels(ours: pd.DataFrame) -> pd.Series:
     """"torch_threads=1" etc. for the axes that vary among our cells; "" when none varies."""
     varying = axes.varying(ours, SETTING_AXES)
@@ -75,9 +94,12 @@ def compare(published: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """Published vs reproduced speed-up for every (lr, batch_size, num_workers > 0) cell both
     have; one row per of our settings (e.g. per torch_threads) when those vary.
 
-    ``agree``: both speed-ups point the same way (faster / slower / within TOLERANCE of no
-    change). ``published_in_interval``: the published speed-up lies inside our 95% interval
-    (NA without repeats).
+    ``agreement``: ``agree`` when our 95% interval lies wholly on the side of 1 where the
+    published speed-up is (faster or slower), ``disagree`` when it lies wholly on the other
+    side (or, for a published "no change", wholly outside 1 +- TOLERANCE), ``inconclusive``
+    when it straddles 1, and ``no interval`` without one (single runs, too few repeats):
+    then the figures stand side by side and nothing is claimed. ``agree`` is the same as a
+    boolean. ``published_in_interval``: the published speed-up lies inside our interval.
     """
     pub = speedups(published)
     pub = pub[pub["num_workers"] > 0]
@@ -99,7 +121,10 @@ def compare(published: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
                  "speedup_ci_high": "reproduced_ci_high"})
     out["published_direction"] = out["published_speedup"].map(direction)
     out["reproduced_direction"] = out["reproduced_speedup"].map(direction)
-    out["agree"] = out["published_direction"].eq(out["reproduced_direction"])
+    out["agreement"] = [agreement(p, low, high) for p, low, high in
+                        zip(out["published_speedup"], out["reproduced_ci_low"],
+                            out["reproduced_ci_high"])]
+    out["agree"] = out["agreement"].eq(AGREE)
     has_ci = out["reproduced_ci_low"].notna() & out["reproduced_ci_high"].notna()
     inside = ((out["published_speedup"] >= out["reproduced_ci_low"])
               & (out["published_speedup"] <= out["reproduced_ci_high"]))

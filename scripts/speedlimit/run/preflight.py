@@ -57,7 +57,7 @@ def cpus_available() -> int:
 
 
 def check(cell, sample_bytes: int, free: int | None = None, cpus: int | None = None,
-          shm_path: str = SHM_PATH) -> list[str]:
+          shm_path: str = SHM_PATH, epochs: int = 1) -> list[str]:
     """Raise :class:`ResourceError` when the cell cannot run here; return warnings otherwise."""
     need = shm_needed(cell.loader, cell.num_workers, cell.batch_size, cell.prefetch_factor,
                       sample_bytes)
@@ -78,7 +78,15 @@ def check(cell, sample_bytes: int, free: int | None = None, cpus: int | None = N
             f"num_workers {cell.num_workers} exceeds the {cpus} CPU(s) this cell may use: the "
             "workers compete for CPU, so this cell's timing measures oversubscription"
         )
+    if cell.loader == "dataloader" and cell.persistent_workers and epochs == 1:
+        warnings.append(PERSISTENT_ONE_EPOCH)
     return warnings
+
+
+PERSISTENT_ONE_EPOCH = (
+    "persistent_workers cannot help with train.epochs: 1 (it keeps workers alive between "
+    "epochs, and there is only one): this cell measures the same work as persistent_workers: "
+    "false")
 
 
 def injected_fault(cell_path: str) -> str | None:

@@ -17,7 +17,17 @@ spends between finishing one step and holding the next batch on the device (crea
 iterator, worker start-up, ``next()``, the copy to the device, the final ``StopIteration``);
 ``compute`` is forward, loss, backward, optimizer step and the bookkeeping of loss and
 accuracy (``.item()`` synchronizes a GPU, so its kernels are inside). The two partition the
-epoch, so ``data_wait + compute == epoch_duration`` up to float rounding.
+epoch, so ``data_wait + compute == epoch_duration`` up to float rounding; that a second of
+waiting for data lands in ``data_wait`` is tested with a data set of known per-sample delay
+(the test hook ``SPEEDLIMIT_SAMPLE_DELAY``). On a GPU, a ``non_blocking`` copy (pinned
+memory) returns before the data has arrived: the step synchronizes the device right after
+the copy, so the copy's time is in ``data_wait``, not in the next ``compute``.
+
+``run_duration`` runs from before the DataLoader exists to after its workers are shut down:
+a cell with ``persistent_workers`` pays for ending its workers like every other cell (whose
+workers end with the last epoch's ``StopIteration``). Around the clock, the fixed reference
+kernel (:mod:`speedlimit.run.noise`) is timed before and after, and the CPU time the rest of
+the machine used while the clock ran is recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import os
 import random
 import time
 
@@ -35,7 +46,7 @@ import torchvision
 from torch.utils.data import DataLoader, RandomSampler
 from torchvision import transforms
 
-from speedlimit.run import fingerprint, preflight
+from speedlimit.run import fingerprint, noise, preflight
 from speedlimit.metrics import SCHEMA_VERSION
 from speedlimit.grid import Cell
 from speedlimit.run.model import Network
@@ -59,12 +70,31 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+SAMPLE_DELAY_ENV = "SPEEDLIMIT_SAMPLE_DELAY"  # test hook: seconds each sample takes to load
+
+
+class _Delayed(torch.utils.data.Dataset):
+    """A data set whose every sample takes ``delay`` seconds longer (test hook only)."""
+
+    def __init__(self, dataset, delay: float):
+        self.dataset, self.delay = dataset, delay
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        time.sleep(self.delay)
+        return self.dataset[index]
+
+
 def load_dataset(dataset_root: str):
     """torchvision's FashionMNIST training set, read from ``<root>/FashionMNIST/raw``."""
-    return torchvision.datasets.FashionMNIST(
+    dataset = torchvision.datasets.FashionMNIST(
         dataset_root, train=True, download=False,
         transform=transforms.Compose([transforms.ToTensor()]),
     )
+    delay = float(os.environ.get(SAMPLE_DELAY_ENV) or 0)
+    return _Delayed(dataset, delay) if delay > 0 else dataset
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -105,6 +135,14 @@ def make_loader(train_set, cell: Cell, seed: int, shuffle_gen: torch.Generator) 
     )
 
 
+def _shut_down(loader: DataLoader | None) -> None:
+    """End the loader's worker processes now (persistent ones outlive the epoch loop)."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+        loader._iterator = None
+
+
 def _finite(value: float) -> float | None:
     """``value``, or None (JSON null) when training diverged to inf or NaN."""
     if math.isfinite(value):
@@ -131,6 +169,8 @@ class _Epoch:
     def step(self, network, optimizer, images, labels, non_blocking: bool) -> None:
         images = images.to(self.device, non_blocking=non_blocking)
         labels = labels.to(self.device, non_blocking=non_blocking)
+        if non_blocking:  # the copy has only been queued: wait for it, on the data's clock
+            torch.cuda.synchronize(self.device)
         got = time.perf_counter()
         self.data_wait += got - self.mark
         if self.first_batch is None:
@@ -176,21 +216,25 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0) -> d
     train_set = load_dataset(dataset_root)
     n = len(train_set)
     image, _ = train_set[0]
-    warnings = preflight.check(cell, image.element_size() * image.nelement() + 8)
+    warnings = preflight.check(cell, image.element_size() * image.nelement() + 8, epochs=epochs)
     for warning in warnings:
         log.warning("%s", warning)
     if cell.loader == "tensor":
-        all_images = train_set.data.unsqueeze(1).float().div(255).to(device)
-        all_labels = train_set.targets.to(device)
+        raw = getattr(train_set, "dataset", train_set)  # (the test hook's wrapper)
+        all_images = raw.data.unsqueeze(1).float().div(255).to(device)
+        all_labels = raw.targets.to(device)
     setup = time.perf_counter() - setup_start
 
     torch.manual_seed(seed)
     network = Network().to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=cell.lr)
     shuffle_gen = torch.Generator()
+    reference_before = noise.reference()
+    load = noise.MachineLoad()
 
     started_at = now()
     clock_started = time.time()
+    load.start()
     run_start = time.perf_counter()
     loader = (make_loader(train_set, cell, seed, shuffle_gen) if cell.loader == "dataloader"
               else None)
@@ -211,9 +255,18 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0) -> d
                 acc.step(network, optimizer, all_images[batch], all_labels[batch], False)
         records.append(acc.finish(epoch, n))
         log.info("epoch %d: %s", epoch, records[-1])
+    shutdown_start = time.perf_counter()
+    _shut_down(loader)  # persistent workers end on the clock too
+    shutdown = time.perf_counter() - shutdown_start
     run_duration = time.perf_counter() - run_start
+    machine_load = load.stop()
     finished_at = now()
     clock_stopped = time.time()
+    reference_after = noise.reference()
+    if noise.disturbed(reference_before, reference_after):
+        log.warning("the reference kernel took %.3f s before the clock and %.3f s after: the "
+                    "machine changed under this cell (flagged disturbed)", reference_before,
+                    reference_after)
     # Time to the first batch, counted from before the loader exists: worker start-up.
     startup = loader_setup + (records[0]["first_batch"] or 0.0)
 
@@ -227,7 +280,11 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0) -> d
         "params": {**cell.params(), "epochs": epochs, "seed": seed, "dataset_size": n},
         "epochs": records,
         "run_duration": run_duration,
+        "shutdown": shutdown,
         "startup": startup,
+        "reference": {"before": reference_before, "after": reference_after,
+                      "disturbed": noise.disturbed(reference_before, reference_after)},
+        "machine_load": machine_load,
         "setup": setup,
         "started_at": started_at,
         "finished_at": finished_at,

@@ -14,6 +14,7 @@ from speedlimit import config as config_module  # noqa: E402
 from speedlimit.run import job  # noqa: E402
 from speedlimit import grid, project  # noqa: E402
 from speedlimit.data import idx  # noqa: E402
+from speedlimit.run import workloads  # noqa: E402
 
 try:
     config = config_module.validate(
@@ -67,14 +68,22 @@ def get_cell(wildcards):
         raise WorkflowError(f"results/runs/{wildcards.cell}.json is not a cell of the current grid")
 
 
+def workload_spec(name):
+    """A workload's function and a digest of its code: in its own cells' rerun trigger only."""
+    function = workloads.function_of(name)
+    return {"function": function, "code": code_digest(workloads.builtin_file(name))}
+
+
 def get_cell_spec(wildcards):
     """Everything that shapes a cell's measurement, as one stable string (a rerun trigger)."""
+    cell = get_cell(wildcards)
     spec = {
-        "cell": get_cell(wildcards).params(),
+        "cell": cell.params(),
         "epochs": config["train"]["epochs"],
         "seed": config["train"]["seed"],
         "dataset_root": dataset_root(),
         "code": TRAIN_CODE,
+        "workload": WORKLOADS[cell.workload],
         # Snakemake compares params as a set of values: a bare count could hide among them.
         "failed_before": get_failed_before(wildcards),
     }
@@ -141,6 +150,7 @@ def get_published_table():
 
 
 TRAIN_CODE = code_digest(project.TRAIN_SCRIPT)
+WORKLOADS = {name: workload_spec(name) for name in config["grid"]["workload"]}
 # How train_cell jobs run, passed in their environment (set here, in every Snakemake process
 # that parses the workflow, a cluster job's included), so that none of it is a rerun trigger:
 # the interpreter of scripts/train_cell.sh (the rule's conda env's with --sdm conda, else

@@ -1,7 +1,8 @@
 """Train one grid cell and write its metrics JSON (the `train_cell` rule's script).
 
 Under Snakemake, the job's ``spec`` param is its whole hand-off (the cell's settings, epochs,
-seed, data set root, failures so far); standalone, the same comes from the command line:
+seed, data set root, workload function, failures so far); standalone, the same comes from the
+command line:
 
     python scripts/train_cell.py CELL --data-root DIR --output FILE [options]
 
@@ -82,8 +83,9 @@ def main(argv=None, environ=os.environ) -> int:
     parser = argparse.ArgumentParser(description="Train one grid cell and write its metrics JSON.")
     parser.add_argument("cell", nargs="?", help="cell path, e.g. dataloader/batch_size~100/...")
     parser.add_argument("--spec", help="the train_cell rule's spec param (JSON): the cell, "
-                        "epochs, seed, data set root and failures so far, instead of CELL, "
-                        "--data-root, --epochs, --seed and --failed-before")
+                        "epochs, seed, data set root, workload and failures so far, instead "
+                        "of CELL, --data-root, --epochs, --seed, --workload-function and "
+                        "--failed-before")
     parser.add_argument("--data-root", help="dataset root torchvision reads")
     parser.add_argument("--output", required=True, help="metrics JSON to write")
     parser.add_argument("--epochs", type=int, default=1)
@@ -92,6 +94,9 @@ def main(argv=None, environ=os.environ) -> int:
                         help="seconds (none = no limit)")
     parser.add_argument("--log", default=None, help="the job's log: this process, its workers "
                         "and the cell write to it; the terminal gets one line if the cell fails")
+    parser.add_argument("--workload-function", default=None,
+                        help="package.module:function that makes the cell's workload "
+                        "(default: the built-in one of the cell's workload)")
     parser.add_argument("--failed-before", type=int, default=0,
                         help="failed runs of this cell so far (recorded in the metrics)")
     parser.add_argument("--record-failure", action=argparse.BooleanOptionalAction,
@@ -112,15 +117,17 @@ def main(argv=None, environ=os.environ) -> int:
         spec = json.loads(args.spec)
         cell, data_root = grid.Cell(**spec["cell"]), spec["dataset_root"]
         epochs, seed, failed_before = spec["epochs"], spec["seed"], spec["failed_before"]
+        function = spec["workload"]["function"]
     elif args.cell and args.data_root:
         cell, data_root = grid.parse_path(args.cell), args.data_root
         epochs, seed, failed_before = args.epochs, args.seed, args.failed_before
+        function = args.workload_function
     else:
         parser.error("give either --spec or CELL and --data-root")
     request = job.Request(cell=cell, dataset_root=data_root, output=args.output, epochs=epochs,
                           seed=seed, time_limit=args.time_limit, log=args.log,
                           process_started=job.process_start_time(),
-                          failed_before=failed_before)
+                          failed_before=failed_before, workload_function=function)
     code = run(request, args.output, warm=args.warm, exclusive=args.exclusive,
                record_failure=args.record_failure)
     record = job.read_status(args.output) if code and args.spec else None

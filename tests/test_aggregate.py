@@ -29,7 +29,7 @@ def record(c: grid.Cell, duration: float, loss: float = 0.5, wait: float = 0.25)
 def cells(repeats=3):
     g = {"num_workers": [0, 2], "batch_size": [100], "lr": [0.01], "torch_threads": [1],
          "pin_memory": [False], "persistent_workers": [False], "prefetch_factor": [None],
-         "device": ["cpu"], "loader": ["dataloader", "tensor"]}
+         "device": ["cpu"], "workload": ["fashionmnist"], "loader": ["dataloader", "tensor"]}
     return grid.expand(g, repeats)[0]
 
 
@@ -189,7 +189,8 @@ def test_adding_a_cell_moves_no_other_cells_interval(tmp_path):
     extra = grid.expand({"num_workers": [0, 2, 4], "batch_size": [100], "lr": [0.01],
                          "torch_threads": [1], "pin_memory": [False],
                          "persistent_workers": [False], "prefetch_factor": [None],
-                         "device": ["cpu"], "loader": ["dataloader", "tensor"]}, 3)[0]
+                         "device": ["cpu"], "workload": ["fashionmnist"],
+                         "loader": ["dataloader", "tensor"]}, 3)[0]
     more = [c for c in extra if c.num_workers == 4]
     files.update(write(tmp_path, [record(c, 7.0 + c.repeat) for c in more]))
     after = aggregate.summarize(aggregate.build_table(files, expected + more))

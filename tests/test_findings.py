@@ -26,7 +26,8 @@ CONFIG = {"grid": {"num_workers": [0, 1, 2, 4], "batch_size": [100, 1000], "lr":
 def summary_of(tmp_path, repeats: int) -> pd.DataFrame:
     g = {"num_workers": [0, 1, 2, 4], "batch_size": [100, 1000], "lr": [0.01],
          "torch_threads": [1], "pin_memory": [False], "persistent_workers": [False],
-         "prefetch_factor": [None], "device": ["cpu"], "loader": ["dataloader", "tensor"]}
+         "prefetch_factor": [None], "device": ["cpu"], "workload": ["fashionmnist"],
+         "loader": ["dataloader", "tensor"]}
     expected = grid.expand(g, repeats)[0]
     recs = []
     for c in expected:
@@ -220,7 +221,7 @@ def test_a_best_setting_faster_than_the_limit_is_flagged_not_celebrated(summary5
 def quality_table(tmp_path, odd_loss=None) -> pd.DataFrame:
     g = {"num_workers": [0, 2], "batch_size": [100], "lr": [0.01], "torch_threads": [1],
          "pin_memory": [False], "persistent_workers": [False], "prefetch_factor": [None],
-         "device": ["cpu"], "loader": ["dataloader", "tensor"]}
+         "device": ["cpu"], "workload": ["fashionmnist"], "loader": ["dataloader", "tensor"]}
     expected = grid.expand(g, 1)[0]
     recs = [record(c, 1.0, loss=odd_loss if odd_loss and c.num_workers == 2 else 0.5)
             for c in expected]

@@ -22,13 +22,14 @@ def test_path_is_readable_and_round_trips():
     cell = cells[0]
     assert cell.path == ("dataloader/batch_size~100/num_workers~0/lr~0.01/torch_threads~1/"
                          "pin_memory~false/persistent_workers~false/prefetch_factor~default/"
-                         "device~cpu/repeat~0")
+                         "device~cpu/workload~fashionmnist/repeat~0")
     for c in cells:
         assert grid.parse_path(c.path) == c
         assert grid.parse_path(c.path + ".json") == c
     tensor = [c for c in cells if c.loader == "tensor"]
     assert len(tensor) == 3 * 2  # once per batch size (and repeat), not per num_workers
-    assert tensor[0].path == "tensor/batch_size~100/lr~0.01/torch_threads~1/device~cpu/repeat~0"
+    assert tensor[0].path == ("tensor/batch_size~100/lr~0.01/torch_threads~1/device~cpu/"
+                              "workload~fashionmnist/repeat~0")
 
 
 def test_adding_a_value_keeps_every_existing_path():

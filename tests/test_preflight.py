@@ -24,7 +24,8 @@ SAMPLE = 28 * 28 * 4 + 8
 
 def dl(**kw) -> Cell:
     base = dict(loader="dataloader", batch_size=100, lr=0.01, torch_threads=1, device="cpu",
-                num_workers=2, pin_memory=False, persistent_workers=False, prefetch_factor=None)
+                num_workers=2, pin_memory=False, persistent_workers=False, prefetch_factor=None,
+                workload="fashionmnist")
     return Cell(**{**base, **kw})
 
 

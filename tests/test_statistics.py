@@ -153,7 +153,8 @@ def test_summarize_labels_what_the_statistics_decide(tmp_path):
 
     g = {"num_workers": [0, 1, 2, 4, 8, 16], "batch_size": [100, 1000, 10000], "lr": [0.01],
          "torch_threads": [1], "pin_memory": [False], "persistent_workers": [False],
-         "prefetch_factor": [None], "device": ["cpu"], "loader": ["dataloader"]}
+         "prefetch_factor": [None], "device": ["cpu"], "workload": ["fashionmnist"],
+         "loader": ["dataloader"]}
     expected = grid.expand(g, 7)[0]
     rng = np.random.default_rng(3)
     durations = {c.path: float(outliers(rng, 1)[0]) * c.batch_size / 100 for c in expected}

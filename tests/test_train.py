@@ -12,7 +12,8 @@ TOLERANCE_S = 1e-3
 
 def cell(**kw) -> Cell:
     base = dict(loader="dataloader", batch_size=100, lr=0.01, torch_threads=1, device="cpu",
-                num_workers=0, pin_memory=False, persistent_workers=False, prefetch_factor=None)
+                num_workers=0, pin_memory=False, persistent_workers=False, prefetch_factor=None,
+                workload="fashionmnist")
     base.update(kw)
     if base["loader"] == "tensor":
         base.update(num_workers=None, pin_memory=None, persistent_workers=None,

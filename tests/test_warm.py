@@ -20,7 +20,8 @@ from speedlimit.run import warm
 from speedlimit.grid import Cell
 
 CELL = Cell(loader="dataloader", batch_size=100, lr=0.01, torch_threads=1, device="cpu",
-            num_workers=2, pin_memory=False, persistent_workers=False, prefetch_factor=None)
+            num_workers=2, pin_memory=False, persistent_workers=False, prefetch_factor=None,
+            workload="fashionmnist")
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_cell.py"
 
 

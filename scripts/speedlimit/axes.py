@@ -83,6 +83,7 @@ AXES: tuple[Axis, ...] = (
     Axis("persistent_workers", bool, kinds=(DATALOADER,), baseline=False),
     Axis("prefetch_factor", int, kinds=(DATALOADER,), nullable=True, baseline=False),
     Axis("device", str, same_batches=True),
+    Axis("workload", str, same_batches=True),
 )
 BY_NAME = {axis.name: axis for axis in AXES}
 NAMES = tuple(BY_NAME)

@@ -55,6 +55,7 @@ class Request:
     lock_acquired: float | None = None  # when it held the machine's cell lock
     on_failure: str | None = None  # where to write a status: failed record, if anywhere
     failed_before: int = 0  # failed records this cell had before this run (a rerun trigger)
+    workload_function: str | None = None  # makes the cell's workload (None: the built-in one)
     cwd: str = field(default_factory=os.getcwd)
     env: dict = field(default_factory=lambda: dict(os.environ))
 
@@ -259,7 +260,8 @@ def execute(request: Request) -> int:
         signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, request.time_limit, _ALARM_RETRY)
     try:
-        record = train.run_cell(cell, request.dataset_root, request.epochs, request.seed)
+        record = train.run_cell(cell, request.dataset_root, request.epochs, request.seed,
+                                request.workload_function)
     except train.CellSkipped as skip:
         log.warning("cell %s skipped: %s", cell.path, skip)
         record = skipped_record(cell, request, str(skip))

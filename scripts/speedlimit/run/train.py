@@ -1,11 +1,12 @@
 """Train one cell for the configured epochs and time where every second goes.
 
-Two kinds of cell share one training step:
+Two kinds of cell share one training step, on the cell's workload (its data set and model,
+:mod:`speedlimit.run.workloads`; the seed's is FashionMNIST with ``ToTensor()``):
 
-* ``dataloader``: torchvision's FashionMNIST with ``ToTensor()`` through a real
-  ``torch.utils.data.DataLoader`` with the cell's settings;
-* ``tensor``: the loader-free limit. The whole training set is converted once (before the
-  clock starts) into one float tensor, shuffled per epoch by a permutation and sliced per batch.
+* ``dataloader``: the workload's data set through a real ``torch.utils.data.DataLoader`` with
+  the cell's settings;
+* ``tensor``: the loader-free limit. Every sample of the workload is loaded once (before the
+  clock starts) into one tensor, shuffled per epoch by a permutation and sliced per batch.
 
 Both shuffle with the same per-epoch permutation (``RandomSampler`` over a generator reseeded
 each epoch, which is what ``shuffle=True`` builds, given its own generator so that the draws
@@ -42,14 +43,13 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch.utils.data import DataLoader, RandomSampler
-from torchvision import transforms
 
 from speedlimit.run import fingerprint, noise, preflight
 from speedlimit.metrics import SCHEMA_VERSION
 from speedlimit.grid import Cell
-from speedlimit.run.model import Network
+from speedlimit.run import workloads
+from speedlimit.run.workloads import build
 
 log = logging.getLogger("speedlimit.run.train")
 
@@ -87,12 +87,8 @@ class _Delayed(torch.utils.data.Dataset):
         return self.dataset[index]
 
 
-def load_dataset(dataset_root: str):
-    """torchvision's FashionMNIST training set, read from ``<root>/FashionMNIST/raw``."""
-    dataset = torchvision.datasets.FashionMNIST(
-        dataset_root, train=True, download=False,
-        transform=transforms.Compose([transforms.ToTensor()]),
-    )
+def with_test_delay(dataset):
+    """``dataset``, or under the test hook ``SPEEDLIMIT_SAMPLE_DELAY`` a slower copy of it."""
     delay = float(os.environ.get(SAMPLE_DELAY_ENV) or 0)
     return _Delayed(dataset, delay) if delay > 0 else dataset
 
@@ -205,28 +201,38 @@ class _Epoch:
         }
 
 
-def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0) -> dict:
-    """Train ``cell`` and return its metrics record (see schemas/metrics.schema.json)."""
+def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
+             workload_function: str | None = None) -> dict:
+    """Train ``cell`` and return its metrics record (see schemas/metrics.schema.json).
+
+    ``workload_function``: the function that makes the cell's workload (the built-in one of
+    its name when None)."""
     problem = cell.problem()
     if problem:
         raise CellSkipped(problem)
     torch.set_num_threads(cell.torch_threads)
     device = resolve_device(cell.device)
     setup_start = time.perf_counter()
-    train_set = load_dataset(dataset_root)
+    function = workload_function or workloads.function_of(cell.workload)
+    workload = build.build(cell.workload, function, dataset_root, seed)
+    train_set = with_test_delay(workload.dataset)
     n = len(train_set)
-    image, _ = train_set[0]
+    image, _ = workload.dataset[0]
+    image = torch.as_tensor(image)
     warnings = preflight.check(cell, image.element_size() * image.nelement() + 8, epochs=epochs)
     for warning in warnings:
         log.warning("%s", warning)
-    if cell.loader == "tensor":
-        raw = getattr(train_set, "dataset", train_set)  # (the test hook's wrapper)
-        all_images = raw.data.unsqueeze(1).float().div(255).to(device)
-        all_labels = raw.targets.to(device)
+    if cell.loader == "tensor":  # every epoch's samples, on the device, before the clock
+        if workload.per_epoch:
+            limit_data = {e: tuple(t.to(device) for t in workload.tensors(e))
+                          for e in range(1, epochs + 1)}
+        else:
+            limit_data = dict.fromkeys(range(1, epochs + 1),
+                                       tuple(t.to(device) for t in workload.tensors(1)))
     setup = time.perf_counter() - setup_start
 
     torch.manual_seed(seed)
-    network = Network().to(device)
+    network = workload.model().to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=cell.lr)
     shuffle_gen = torch.Generator()
     reference_before = noise.reference()
@@ -242,6 +248,7 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0) -> d
     records = []
     for epoch in range(1, epochs + 1):
         shuffle_gen.manual_seed(epoch_seed(seed, epoch))
+        workload.set_epoch(epoch)
         acc = _Epoch(device)
         if epoch == 1:
             loader_setup = acc.start - run_start
@@ -249,6 +256,7 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0) -> d
             for images, labels in loader:
                 acc.step(network, optimizer, images, labels, non_blocking)
         else:
+            all_images, all_labels = limit_data[epoch]
             perm = torch.randperm(n, generator=shuffle_gen).to(device)
             for i in range(0, n, cell.batch_size):
                 batch = perm[i : i + cell.batch_size]

@@ -1,0 +1,83 @@
+"""Workloads: what a cell trains on, named by the ``workload`` axis.
+
+A workload is a function named as ``package.module:function``::
+
+    make(dataset_root: str, seed: int) -> Dataset | tuple[Dataset, model]
+
+``dataset_root`` is the folder of the data set the pipeline has (FashionMNIST's files, or the
+synthetic stand-in in their format, under ``<dataset_root>/FashionMNIST/raw/``); ``seed`` is
+``train.seed``. It returns a map-style ``torch.utils.data.Dataset`` whose item ``i`` is
+``(input tensor, integer label)``, or that data set and a model: an ``nn.Module``, or a
+zero-argument callable (a class) that returns one, called after torch's generator is seeded
+with ``seed``. The model maps a batch of inputs to class scores for ``F.cross_entropy``;
+without one the cell trains the seed's ``Network`` (1 x 28 x 28 inputs, 10 classes).
+
+Two optional methods of the data set: ``set_epoch(epoch)``, called in the main process
+before each epoch's batches are drawn (epochs count from 1; the loading cost is measured at
+epoch 0), for samples that change per epoch (augmentation); and ``as_tensors()``, every
+sample at once as ``(inputs, labels)``, exactly as indexing them one by one gives them (a
+shortcut for the loader-free limit, which otherwise indexes every sample before the clock).
+
+Item ``i`` should be the same in whichever process loads it (the main process or any
+DataLoader worker), so that the loss stays comparable across num_workers: random samples are
+seeded per item (and epoch), as the built-in augmentation does.
+
+This module names the built-in workloads and finds a workload's code (for its cells' rerun
+trigger); it imports no torch. :mod:`speedlimit.run.workloads.build` constructs them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PACKAGE = __name__
+DEFAULT = "fashionmnist"
+CUSTOM = "custom"  # the user's own: its function is named in the config (workloads.custom)
+
+# name -> (function, what it is): each built-in is a module of this package.
+BUILT_IN = {
+    "fashionmnist": (f"{PACKAGE}.fashionmnist:make",
+                     "the seed: FashionMNIST in memory, ToTensor() only"),
+}
+
+SPEC = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):([A-Za-z_]\w*)$")
+
+
+class WorkloadError(ValueError):
+    """A workload cannot be found or built; the message says what to fix."""
+
+
+def parse(spec: str) -> tuple[str, str]:
+    """``package.module:function`` -> (module, function)."""
+    match = SPEC.match(spec or "")
+    if not match:
+        raise WorkloadError(f"{spec!r} is not a function named as package.module:function")
+    return match[1], match[2]
+
+
+def function_of(name: str, custom: str | None = None) -> str:
+    """The function that makes workload ``name`` (``custom``: the one the config names)."""
+    if name in BUILT_IN:
+        return BUILT_IN[name][0]
+    if name == CUSTOM:
+        if not custom:
+            raise WorkloadError("grid.workload has custom, but workloads.custom names no "
+                                "function: set it to package.module:function (README: "
+                                "Workloads)")
+        parse(custom)
+        return custom
+    raise WorkloadError(f"unknown workload {name!r} (built in: {', '.join(BUILT_IN)}; or "
+                        f"{CUSTOM})")
+
+
+def describe(name: str, custom: str | None = None) -> str:
+    if name in BUILT_IN:
+        return BUILT_IN[name][1]
+    return f"the user's own, from {custom}" if name == CUSTOM else name
+
+
+def builtin_file(name: str) -> Path:
+    """The module file of a built-in workload."""
+    module, _ = parse(BUILT_IN[name][0])
+    return Path(__file__).with_name(module.rsplit(".", 1)[1] + ".py")

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler
 
-from speedlimit.run import fingerprint, noise, preflight
+from speedlimit.run import costs, fingerprint, noise, preflight
 from speedlimit.metrics import SCHEMA_VERSION
 from speedlimit.grid import Cell
 from speedlimit.run import workloads
@@ -198,6 +198,8 @@ class _Epoch:
             "first_batch": self.first_batch,
             "samples_per_second": self.samples / duration if duration > 0 else None,
             "batches": self.batches,
+            "samples": self.samples,
+            "compute_per_sample": self.compute / self.samples if self.samples else None,
         }
 
 
@@ -222,6 +224,9 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
     warnings = preflight.check(cell, image.element_size() * image.nelement() + 8, epochs=epochs)
     for warning in warnings:
         log.warning("%s", warning)
+    loading = costs.measure(workload, train_set, seed)
+    log.info("loading one sample in the main process: %.1f us (%d items)",
+             loading["load_per_sample"] * 1e6, loading["load_items"])
     if cell.loader == "tensor":  # every epoch's samples, on the device, before the clock
         if workload.per_epoch:
             limit_data = {e: tuple(t.to(device) for t in workload.tensors(e))
@@ -294,6 +299,7 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
                       "disturbed": noise.disturbed(reference_before, reference_after)},
         "machine_load": machine_load,
         "setup": setup,
+        "costs": loading,
         "started_at": started_at,
         "finished_at": finished_at,
         "environment": environment,

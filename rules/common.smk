@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from speedlimit import config as config_module  # noqa: E402
 from speedlimit.run import job  # noqa: E402
 from speedlimit import grid, project  # noqa: E402
-from speedlimit.data import idx  # noqa: E402
+from speedlimit.data import idx, imagefolder  # noqa: E402
 from speedlimit.run import workloads  # noqa: E402
 
 try:
@@ -61,6 +61,17 @@ def get_dataset_files():
     return idx.raw_paths(dataset_root())
 
 
+def imagefolder_root():
+    return imagefolder.root(dataset_root())
+
+
+def get_cell_input(wildcards):
+    """The data set's files; for an imagefolder cell also the images as files."""
+    if get_cell(wildcards).workload == "imagefolder":
+        return get_dataset_files() + [imagefolder_root()]
+    return get_dataset_files()
+
+
 def get_cell(wildcards):
     try:
         return CELL_PATHS[wildcards.cell]
@@ -69,9 +80,17 @@ def get_cell(wildcards):
 
 
 def workload_spec(name):
-    """A workload's function and a digest of its code: in its own cells' rerun trigger only."""
-    function = workloads.function_of(name)
-    return {"function": function, "code": code_digest(workloads.builtin_file(name))}
+    """A workload's function and a digest of its code (the custom one's module is looked up
+    in the working directory first): in its own cells' rerun trigger only."""
+    try:
+        function = workloads.function_of(name, config["workloads"]["custom"])
+        if name in workloads.BUILT_IN:
+            return {"function": function, "code": code_digest(workloads.builtin_file(name))}
+        name_of_module = workloads.parse(function)[0]
+        code = project.module_digest(name_of_module, [Path.cwd()])
+        return {"function": function, "code": code}
+    except (workloads.WorkloadError, FileNotFoundError) as err:
+        raise WorkflowError(f"workload {name}: {err}") from None
 
 
 def get_cell_spec(wildcards):

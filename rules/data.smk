@@ -1,4 +1,4 @@
-# Stage 1: the data set, downloaded (md5-checked) or generated offline.
+# Stage 1: the data set, downloaded (md5-checked) or generated offline; its images as files.
 
 
 # On a cluster the download runs on the submit host: compute nodes often have no internet.
@@ -32,3 +32,20 @@ rule make_synthetic:
         code=code_digest("scripts/make_synthetic.py"),
     script:
         "../scripts/make_synthetic.py"
+
+
+# The imagefolder workload's files: every training image as a PNG (only its cells need them).
+rule make_imagefolder:
+    input:
+        get_dataset_files(),
+    output:
+        directory(imagefolder_root()),
+    log:
+        "logs/data/make_imagefolder.log",
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        dataset_root=dataset_root(),
+        code=code_digest("scripts/make_imagefolder.py"),
+    script:
+        "../scripts/make_imagefolder.py"

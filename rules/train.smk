@@ -3,7 +3,7 @@
 
 rule train_cell:
     input:
-        get_dataset_files(),
+        get_cell_input,
     output:
         "results/runs/{cell}.json",
     log:

@@ -20,6 +20,9 @@ axis declares its roles:
 ``baseline``
     A cell's speed-up is against the ``num_workers=0`` cell with the same value of every
     flagged axis (persistent_workers and prefetch_factor cannot be set with 0 workers).
+``seed_value``
+    The value the seed experiment ran with, where it is known and other values make a
+    different experiment: only cells with it are compared with the published table.
 
 Two axes play fixed parts in every comparison: :data:`COMPARED` (num_workers: what the
 findings rank) within each :data:`ROWS` value (batch_size). Every other axis is a *setting*:
@@ -56,6 +59,7 @@ class Axis:
     seed_rank: int | None = None
     same_batches: bool = False
     baseline: bool = True
+    seed_value: object = None  # None: not known, or any value compares
 
     def parse(self, text: str):
         """The value of a path segment's text (inverse of :func:`format_value`)."""
@@ -83,7 +87,7 @@ AXES: tuple[Axis, ...] = (
     Axis("persistent_workers", bool, kinds=(DATALOADER,), baseline=False),
     Axis("prefetch_factor", int, kinds=(DATALOADER,), nullable=True, baseline=False),
     Axis("device", str, same_batches=True),
-    Axis("workload", str, same_batches=True),
+    Axis("workload", str, same_batches=True, seed_value="fashionmnist"),
 )
 BY_NAME = {axis.name: axis for axis in AXES}
 NAMES = tuple(BY_NAME)
@@ -98,6 +102,7 @@ RUN_ORDER = SEED + tuple(n for n in NAMES if n not in SEED)  # how cells are num
 SAME_BATCHES = tuple(a.name for a in AXES if a.same_batches)
 BASELINE = tuple(a.name for a in AXES if a.baseline)
 SETTINGS = tuple(n for n in NAMES if n not in (COMPARED, ROWS))
+SEED_VALUES = {a.name: a.seed_value for a in AXES if a.seed_value is not None}
 
 
 def of_kind(kind: str) -> tuple[str, ...]:

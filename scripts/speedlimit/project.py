@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.machinery
 import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ("Snakefile", "config.yaml", "rules", "scripts", "schemas", "report", "reference",
-         "envs", "profiles", "configs")
+         "envs", "profiles", "configs", "examples")
 
 
 def copy_to(dest: str | Path) -> Path:
@@ -43,22 +44,34 @@ def _module_file(dotted: str) -> Path | None:
     return None
 
 
+def _imported(path: Path, package: str | None = None) -> list[str]:
+    """Dotted names of what one file imports, anywhere in it (lazy imports too); relative
+    imports are resolved against ``package`` (the importing module's), or left out."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module
+            if node.level:
+                if package is None:
+                    continue
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                module = ".".join(parts + ([node.module] if node.module else []))
+            if module:
+                # `from speedlimit.run import job` names a module; `... import Request` does not.
+                names += [module] + [f"{module}.{alias.name}" for alias in node.names]
+    return names
+
+
 def _imports(path: Path) -> set[Path]:
     """Files of the speedlimit modules one file imports, anywhere in it (lazy imports too)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            # `from speedlimit.run import job` names a module; `... import Request` does not.
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        for name in names:
-            if name.split(".")[0] == "speedlimit":
-                file = _module_file(name)
-                if file is not None:
-                    found.add(file)
+    for name in _imported(path):
+        if name.split(".")[0] == "speedlimit":
+            file = _module_file(name)
+            if file is not None:
+                found.add(file)
     return found
 
 
@@ -83,4 +96,67 @@ def code_digest(script: str | Path) -> str:
     for name in modules_used_by(ROOT / script):
         digest.update(name.encode())
         digest.update((package_dir() / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# --- a user's module (the custom workload): where it is, and a digest of its code
+
+
+def _file_under(root: Path, module: str) -> Path | None:
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def module_location(module: str, search=()) -> tuple[Path, Path]:
+    """The file of module ``module`` and the folder its top-level package lies in: under the
+    first of ``search`` that has it, else where Python's path has it (found, not imported).
+    Raises FileNotFoundError."""
+    for folder in map(Path, search):
+        file = _file_under(folder, module)
+        if file is not None:
+            return file, folder
+    spec = importlib.machinery.PathFinder.find_spec(module.split(".")[0])
+    if spec is not None:
+        locations = list(spec.submodule_search_locations or [])
+        top = Path(locations[0]) if locations else Path(spec.origin or "")
+        file = _file_under(top.parent, module)
+        if file is not None:
+            return file, top.parent
+    where = ", ".join(str(f) for f in search)
+    raise FileNotFoundError(f"no module {module} in {where or '-'} or on Python's path")
+
+
+def module_digest(module: str, search=()) -> str:
+    """Digest of a user's module, its parent packages' ``__init__.py`` and the modules it
+    imports (directly or through each other) from the same folder: from any of it when the
+    module was found in ``search`` (the project), else from its own top-level package only.
+    Editing any of them changes the digest; nothing else does."""
+    file, root = module_location(module, search)
+    local = root in map(Path, search)
+    top = module.split(".")[0]
+    parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
+    found = {file: module}
+    found.update({f: name for name in parents if (f := _file_under(root, name))})
+    todo = list(found.items())
+    while todo:
+        path, name = todo.pop()
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        try:
+            imported = _imported(path, package or None)
+        except SyntaxError:
+            continue  # the cell will say so; its bytes are still in the digest
+        for other in imported:
+            if not local and other.split(".")[0] != top:
+                continue
+            other_file = _file_under(root, other)
+            if other_file is not None and other_file not in found:
+                found[other_file] = other
+                todo.append((other_file, other))
+    digest = hashlib.sha256()
+    for path in sorted(found):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

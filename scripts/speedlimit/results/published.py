@@ -92,7 +92,8 @@ def _setting_labels(ours: pd.DataFrame) -> pd.Series:
 
 def compare(published: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """Published vs reproduced speed-up for every (lr, batch_size, num_workers > 0) cell both
-    have; one row per of our settings (e.g. per torch_threads) when those vary.
+    have, among our cells with the seed's values where it has known ones (its workload); one
+    row per of our settings (e.g. per torch_threads) when those vary.
 
     ``agreement``: ``agree`` when our 95% interval lies wholly on the side of 1 where the
     published speed-up is (faster or slower), ``disagree`` when it lies wholly on the other
@@ -105,6 +106,9 @@ def compare(published: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     pub = pub[pub["num_workers"] > 0]
     ours = summary[summary["loader"].eq("dataloader") & summary["speedup"].notna()].copy()
     ours = ours[ours["num_workers"] > 0]
+    for axis, value in axes.SEED_VALUES.items():  # e.g. only the seed's workload
+        if axis in ours:
+            ours = ours[ours[axis].map(axes.as_text) == axes.format_value(value)]
     ours["setting"] = _setting_labels(ours)
     ours["lr_key"] = ours["lr"].astype(float).round(12)
     pub = pub.assign(lr_key=pub["lr"].astype(float).round(12))

@@ -39,6 +39,11 @@ CUSTOM = "custom"  # the user's own: its function is named in the config (worklo
 BUILT_IN = {
     "fashionmnist": (f"{PACKAGE}.fashionmnist:make",
                      "the seed: FashionMNIST in memory, ToTensor() only"),
+    "fashionmnist-augment": (f"{PACKAGE}.augment:make",
+                             "the same images through per-sample CPU augmentation "
+                             "(random resized crop, flip, rotation, jitter)"),
+    "imagefolder": (f"{PACKAGE}.imagefolder:make",
+                    "the same images as PNG files read with torchvision's ImageFolder"),
 }
 
 SPEC = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):([A-Za-z_]\w*)$")

@@ -8,7 +8,7 @@ import torchvision
 from torchvision import transforms
 
 
-class FashionMNIST(torchvision.datasets.FashionMNIST):
+class FashionMNIST(torchvision.datasets.FashionMNIST):  # (the name: torchvision's raw folder)
     def as_tensors(self):
         """Every sample at once, as indexing them gives them (ToTensor: uint8 / 255)."""
         return self.data.unsqueeze(1).float().div(255), self.targets

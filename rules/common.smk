@@ -155,6 +155,7 @@ REPORT_PAGES = ["findings", "published_vs_reproduced", "table", "summary"]
 def get_final_output():
     return (
         ["results/table.csv", "results/summary.csv", "results/findings.md"]
+        + ["results/recommendation.yaml"]
         + [f"results/plots/{name}.png" for name in FIGURES]
         + [f"results/report/{name}.html" for name in REPORT_PAGES]
     )

@@ -10,6 +10,12 @@ rule findings:
     output:
         md="results/findings.md",
         rst="results/report/description.rst",
+        recommendation=report(
+            "results/recommendation.yaml",
+            caption="../report/recommendation.rst",
+            category="1. Findings",
+            labels={"page": "recommendation.yaml: the DataLoader settings to use"},
+        ),
         config=report(
             "results/report/reproduce.yaml",
             caption="../report/reproduce.rst",

@@ -1,5 +1,6 @@
 """Write the findings (the `findings` rule): results/findings.md, the report's front-page rst,
-the findings page and the published-vs-reproduced table (CSV and sortable HTML)."""
+the findings page, results/recommendation.yaml and the published-vs-reproduced table (CSV and
+sortable HTML)."""
 
 import json
 import logging
@@ -30,6 +31,7 @@ def main(summary_csv, table_csv, run_files, published_csv, config, revision, out
     Path(outputs["md"]).write_text(doc.markdown())
     Path(outputs["rst"]).write_text(doc.rst())
     Path(outputs["config"]).write_text(doc.config_yaml)
+    Path(outputs["recommendation"]).write_text(doc.recommendation_yaml())
     Path(outputs["html"]).write_text(doc.html(extra=(
         "<h2>Published vs reproduced, cell by cell</h2><p class=\"caption\">"
         + COMPARISON_CAPTION + "</p>" + htmltable.table(comparison, "comparison"))))

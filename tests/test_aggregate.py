@@ -11,7 +11,24 @@ from speedlimit.results import aggregate
 from speedlimit.run import job
 
 
-def record(c: grid.Cell, duration: float, loss: float = 0.5, wait: float = 0.25) -> dict:
+def record(c: grid.Cell, duration: float, loss: float = 0.5, wait: float = 0.25,
+           load: float | None = None, compute: float | None = None, cpus: int | None = None,
+           cpu_model: str | None = None) -> dict:
+    """A metrics record; ``load``, ``compute`` (seconds per sample) and ``cpus`` (CPUs the
+    cell may use) only when given, as records of older runs lack them."""
+    rec = _record(c, duration, loss, wait)
+    if load is not None:
+        rec["costs"] = {"load_per_sample": load, "load_items": 256}
+    if compute is not None:
+        rec["epochs"][0]["compute_per_sample"] = compute
+    if cpus is not None:
+        rec["environment"]["cpus_allowed"] = cpus
+    if cpu_model is not None:
+        rec["environment"]["cpu_model"] = cpu_model
+    return rec
+
+
+def _record(c: grid.Cell, duration: float, loss: float, wait: float) -> dict:
     return {
         "schema_version": metrics.SCHEMA_VERSION, "status": "ok", "cell": c.path,
         "params": {**c.params(), "epochs": 1, "seed": 0, "dataset_size": 100},

@@ -7,7 +7,9 @@ then everything else speedlimit measures.
 ``results/summary.csv``: one row per cell (repeats pooled) and node: median epoch duration
 with its interval and spread, speed-up over num_workers=0 on the same node with its interval,
 and whether that speed-up is more than noise (``speedup_verdict``; the statistics:
-:mod:`speedlimit.results.stats`).
+:mod:`speedlimit.results.stats`); the loading and compute cost per sample, the speed-up they
+predict (:mod:`speedlimit.results.predict`), and how the cell compares with the fastest of
+its workload and batch size (``vs_fastest``, ``vs_fastest_verdict``).
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import numpy as np
 import pandas as pd
 
 from speedlimit import axes, grid, metrics
-from speedlimit.results import stats
+from speedlimit.results import predict, stats
 
 # The seed's table: its bookkeeping columns, then its axes (lr, batch_size, num_workers).
 SEED_COLUMNS = ["run", "epoch", "loss", "accuracy", "epoch_duration", "run_duration",
                 *axes.SEED]
 AXIS_COLUMNS = ["loader", "repeat", *(a for a in axes.NAMES if a not in axes.SEED)]
-MEASURE_COLUMNS = ["data_wait", "compute", "data_wait_share", "first_batch",
-                   "samples_per_second", "startup", "limit_ratio", "quality_consistent"]
+MEASURE_COLUMNS = ["data_wait", "compute", "data_wait_share", "load_per_sample",
+                   "compute_per_sample", "first_batch", "samples_per_second", "startup",
+                   "limit_ratio", "quality_consistent"]
 META_COLUMNS = ["status", "reason", "warnings", "node", "cpu_model", "cpus_allowed",
                 "torch_version",
                 "epochs", "seed", "cell", "started_at", "finished_at"]
@@ -37,6 +40,9 @@ QUALITY_KEYS = [*axes.SAME_BATCHES, "epochs", "seed", "epoch"]
 # e.g. in separate SLURM allocations, are never each other's limit, baseline or repeat.
 LIMIT_KEYS = [*axes.LIMIT, "epoch", axes.NODE]
 BASELINE_KEYS = ["loader", *axes.BASELINE, axes.NODE]
+# Cells that differ only in their DataLoader settings: compared with each other (every pair),
+# their fastest found, and one recommendation made per group.
+CONDITION_KEYS = ["loader", *axes.CONDITIONS, axes.NODE]
 CELL_KEYS = ["loader", *axes.NAMES]
 # One summary row per cell and node.
 SUMMARY_KEYS = CELL_KEYS + [axes.NODE]
@@ -68,14 +74,15 @@ def rows_of(record: dict, run: int) -> list[dict]:
         "finished_at": record.get("finished_at"),
         "run_duration": record.get("run_duration"),
         "startup": record.get("startup"),
+        "load_per_sample": (record.get("costs") or {}).get("load_per_sample"),
     }
     if not record["epochs"]:
         return [{**base, "epoch": None}]
     rows = []
     for ep in record["epochs"]:
         row = {**base, **{k: ep.get(k) for k in ("epoch", "loss", "accuracy", "epoch_duration",
-                                                 "data_wait", "compute", "first_batch",
-                                                 "samples_per_second")}}
+                                                 "data_wait", "compute", "compute_per_sample",
+                                                 "first_batch", "samples_per_second")}}
         row["data_wait_share"] = (ep["data_wait"] / ep["epoch_duration"]
                                   if ep["epoch_duration"] else None)
         rows.append(row)
@@ -167,9 +174,68 @@ SUMMARY_COLUMNS = SUMMARY_KEYS + [
     "repeats", "epoch_duration_median", "epoch_duration_ci_low", "epoch_duration_ci_high",
     "epoch_duration_mad", "unstable", "speedup", "speedup_ci_low", "speedup_ci_high",
     "speedup_p", "speedup_p_holm", "speedup_verdict", "speedup_significant", "comparisons",
-    "repeats_needed", "steady_epoch_duration_median", "steady_speedup",
+    "repeats_needed", "fastest", "vs_fastest", "vs_fastest_ci_low", "vs_fastest_ci_high",
+    "vs_fastest_p_holm", "vs_fastest_verdict", "pairs", "pairs_repeats_needed",
+    "load_per_sample_median", "compute_per_sample_median", "cpus_allowed",
+    "predicted_speedup", "steady_epoch_duration_median", "steady_speedup",
     "data_wait_share_median", "limit_ratio_median", "loss_median", "accuracy_median",
     "first_run"]
+
+
+def versus_fastest(groups: dict[str, list[str]], samples: dict[str, np.ndarray]) -> dict:
+    """Each cell against the fastest (smallest median) of its group, from one family of
+    tests: every pair of cells within each group, exact Mann-Whitney, Holm over all the pairs
+    of the run. Testing all pairs (not only those with the fastest) keeps the family-wise error
+    at ALPHA although the fastest is picked from the same data.
+
+    ``groups``: group -> its cells' keys; returns cell key -> summary columns."""
+    out, pairs, reads = {}, [], []
+    for keys in groups.values():
+        fastest = min(keys, key=lambda k: float(np.median(samples[k])))
+        out[fastest] = {"fastest": True, "vs_fastest": 1.0}
+        for i, a in enumerate(keys):
+            for b in keys[i + 1:]:
+                if b == fastest:
+                    a, b = b, a
+                pairs.append((samples[a], samples[b]))
+                reads.append(b if a == fastest else None)
+    tests = stats.verdicts(pairs)
+    size = max((t["comparisons"] for t in tests), default=0)
+    for key, test, (base, cell) in zip(reads, tests, pairs):
+        if key is None:
+            continue
+        out[key] = {"fastest": False, "vs_fastest": float(np.median(base) / np.median(cell)),
+                    "vs_fastest_ci_low": test["ci_low"], "vs_fastest_ci_high": test["ci_high"],
+                    "vs_fastest_p_holm": test["p_holm"], "vs_fastest_verdict": test["verdict"]}
+    for columns in out.values():
+        columns["pairs"] = size
+        columns["pairs_repeats_needed"] = stats.repeats_needed(size) if size else None
+    return out
+
+
+def group_costs(rows: pd.DataFrame) -> tuple[float, float]:
+    """(load, compute) seconds per sample of one group's DataLoader cells (summary rows):
+    the median of its cells' loading costs, and the median compute of its num_workers=0
+    cells (nan without one: with workers, they compete with the compute for the CPU)."""
+    load = float(rows["load_per_sample_median"].median())
+    alone = rows[rows[axes.COMPARED] == 0]["compute_per_sample_median"]
+    return load, float(alone.median()) if len(alone) else float("nan")
+
+
+def predictions(summary: pd.DataFrame) -> pd.Series:
+    """Predicted speed-up over num_workers=0 of every DataLoader cell, from its group's costs,
+    the CPUs its cells could use and its torch threads (nan where a cost is missing)."""
+    out = pd.Series(np.nan, index=summary.index)
+    loader = summary[summary["loader"].eq(axes.DATALOADER)]
+    for _, rows in loader.groupby(_key_frame(loader, CONDITION_KEYS).agg("|".join, axis=1)):
+        load, compute = group_costs(rows)
+        cpus = rows["cpus_allowed"].dropna()
+        if np.isnan(load) or np.isnan(compute) or cpus.empty:
+            continue
+        for index, row in rows.iterrows():
+            out[index] = predict.speedup(load, compute, int(row[axes.COMPARED]),
+                                         int(cpus.median()), int(row["torch_threads"]))
+    return out
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
@@ -184,11 +250,15 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
                  .agg(epoch_duration=("epoch_duration", "mean"),
                       steady=("steady", "mean"),
                       data_wait_share=("data_wait_share", "mean"),
+                      load_per_sample=("load_per_sample", "mean"),
+                      compute_per_sample=("compute_per_sample", "mean"),
+                      cpus_allowed=("cpus_allowed", "first"),
                       limit_ratio=("limit_ratio", "mean"),
                       loss=("loss", "last"), accuracy=("accuracy", "last"))
                  .reset_index())
     per_run["cell_key"] = _key_frame(per_run, SUMMARY_KEYS).agg("|".join, axis=1)
     per_run["base_key"] = _key_frame(per_run, BASELINE_KEYS).agg("|".join, axis=1)
+    per_run["condition_key"] = _key_frame(per_run, CONDITION_KEYS).agg("|".join, axis=1)
     samples = {k: g["epoch_duration"].to_numpy(float) for k, g in per_run.groupby("cell_key")}
     steady = {k: g["steady"].to_numpy(float) for k, g in per_run.groupby("cell_key")}
     baselines = {row.base_key: row.cell_key for row in per_run.itertuples()
@@ -202,6 +272,11 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
             pairs[key] = base
     tests = dict(zip(pairs, stats.verdicts([(samples[b], samples[k]) for k, b in pairs.items()])))
     comparisons = max((v["comparisons"] for v in tests.values()), default=0)
+    condition_groups: dict[str, list[str]] = {}
+    for key, group in groups:
+        if group["loader"].iloc[0] == axes.DATALOADER:
+            condition_groups.setdefault(group["condition_key"].iloc[0], []).append(key)
+    fastest = versus_fastest(condition_groups, samples)
     rows = []
     for key, group in groups:
         first = group.iloc[0]
@@ -232,6 +307,10 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
                 row["speedup_significant"] = test["verdict"] in (stats.FASTER, stats.SLOWER)
             row["comparisons"] = comparisons
             row["repeats_needed"] = stats.repeats_needed(comparisons) if comparisons else None
+        row.update(fastest.get(key, {}))
+        row["load_per_sample_median"] = float(group["load_per_sample"].median())
+        row["compute_per_sample_median"] = float(group["compute_per_sample"].median())
+        row["cpus_allowed"] = group["cpus_allowed"].dropna().median()
         row["data_wait_share_median"] = float(group["data_wait_share"].median())
         row["limit_ratio_median"] = float(group["limit_ratio"].median())
         row["loss_median"] = float(group["loss"].median())
@@ -240,6 +319,9 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     summary = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
     summary = summary.astype({c: "Int64" for c in (*axes.INTEGERS, "repeats", "first_run",
-                                                  "comparisons", "repeats_needed")})
-    summary = summary.astype({"speedup_significant": "boolean", "unstable": "boolean"})
+                                                  "comparisons", "repeats_needed", "pairs",
+                                                  "pairs_repeats_needed", "cpus_allowed")})
+    summary = summary.astype({"speedup_significant": "boolean", "unstable": "boolean",
+                              "fastest": "boolean"})
+    summary["predicted_speedup"] = predictions(summary)
     return summary.sort_values("first_run", kind="stable").reset_index(drop=True)

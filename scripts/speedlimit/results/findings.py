@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from speedlimit import axes
+from speedlimit.results import advice
 from speedlimit.results import published as published_module
 from speedlimit.results import stats
 from speedlimit.results.aggregate import QUALITY_RTOL
@@ -151,9 +152,10 @@ def batch_size_sentences(cells: pd.DataFrame, tensor: pd.DataFrame) -> list[str]
 
 def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
             context: dict | None = None, table: pd.DataFrame | None = None) -> list[Section]:
-    """Sections of sentences: headline, one section per batch size (per setting), quality
-    (from the results ``table``, when given), published vs reproduced, and how far to trust
-    the numbers."""
+    """Sections of sentences: headline, one section per workload and batch size (costs,
+    prediction, fastest, smallest num_workers within noise of it, the recommendation), one
+    per batch size (per setting), quality (from the results ``table``, when given), published
+    vs reproduced, and how far to trust the numbers."""
     context = context or {}
     ok = summary[summary["epoch_duration_median"].notna()]
     loader = ok[ok["loader"].eq("dataloader")]
@@ -181,6 +183,8 @@ def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
             "Fastest num_workers per batch size" + (f" with {label}" if label else "") + ": "
             + "; ".join(bests) + " (speed-up over `num_workers=0` in brackets).")
     headline.sentences.extend(noise_sentences(ok))
+    headline.sentences.extend(advice.pairs_sentence(ok))
+    found = advice.groups(ok)
     if context.get("data_source") == "synthetic":
         headline.sentences.append(
             f"These runs used the synthetic stand-in data ({context.get('train_size', '?')} "
@@ -189,6 +193,7 @@ def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
     if comparison is not None:
         headline.sentences.extend(published_glance(comparison))
     sections.append(headline)
+    sections.extend(Section(g.label[0].upper() + g.label[1:], g.sentences) for g in found)
     sections.extend(per_size)
     quality = quality_sentences(table) if table is not None else []
     if quality:
@@ -269,8 +274,8 @@ def published_sentences(comparison: pd.DataFrame) -> list[str]:
     """Where the published speed-ups and ours agree, and where they do not."""
     if comparison.empty:
         return ["No cell of this grid matches a published one (the published grid is "
-                "num_workers 0, 1, 2, 4, 8, 16 x batch_size 100, 1000, 10000 at lr 0.01), so "
-                "there is nothing to compare."]
+                "num_workers 0, 1, 2, 4, 8, 16 x batch_size 100, 1000, 10000 at lr 0.01, on the "
+                "seed's workload, fashionmnist), so there is nothing to compare."]
     out = []
     for label, part in _groups_by_setting(comparison):
         where = f" ({label})" if label else ""

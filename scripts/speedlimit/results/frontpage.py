@@ -15,9 +15,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from speedlimit.results import advice
 from speedlimit.results import findings as findings_module
 from speedlimit.results import htmltable
 from speedlimit.results.findings import Section
+from speedlimit.run import workloads
 
 CONFIG_NAME = "reproduce.yaml"
 
@@ -40,11 +42,18 @@ def what_was_run(summary: pd.DataFrame, config: dict) -> list[str]:
                   "FashionMNIST's format, generated offline)")
     else:
         source = "FashionMNIST (60,000 training images)"
-    out = [f"The seed experiment's small CNN (2 conv + 3 linear layers, Adam, cross-entropy) "
-           f"was trained for {train['epochs']} epoch(s) per cell on {source}"
+    names = grid.get("workload", [workloads.DEFAULT])
+    custom = config.get("workloads", {}).get("custom")
+    model = ("The seed experiment's small CNN (2 conv + 3 linear layers, Adam, cross-entropy)"
+             if workloads.CUSTOM not in names else
+             "The seed experiment's small CNN (2 conv + 3 linear layers; the custom workload "
+             "may bring its own model), with Adam and cross-entropy,")
+    out = [f"{model} was trained for {train['epochs']} epoch(s) per cell on {source}"
            + (", one cell at a time" if train.get("exclusive", True) else
               ", cells allowed to run at the same time (`train.exclusive: false`)")
            + ", and every epoch was timed."]
+    out.append("Workloads: " + "; ".join(f"{n} ({workloads.describe(n, custom)})"
+                                          for n in names) + ".")
     out.append(f"The grid: {axes}; loader {_values(grid.get('loader', []))}. That is {len(loader)} "
                f"DataLoader cell(s)" + (f" and {len(tensor)} loader-free cell(s) (the whole set "
                                         "as one tensor, the fastest possible epoch)"
@@ -79,6 +88,13 @@ class Document:
     sections: list[Section]  # everything: the findings page and results/findings.md
     front: list[Section]  # the report's front page: short enough to read at a glance
     config_yaml: str
+    recommendation: dict  # results/recommendation.yaml
+
+    def recommendation_yaml(self) -> str:
+        return ("# speedlimit: the DataLoader settings to use, per workload and batch size "
+                "(README: Workloads)\n"
+                + yaml.safe_dump(self.recommendation, sort_keys=False, width=100,
+                                 allow_unicode=True))
 
     def markdown(self) -> str:
         text = findings_module.markdown(self.sections, title="speedlimit: findings")
@@ -101,16 +117,21 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
     context = {"data_source": config["data"]["source"],
                "train_size": config["data"].get("synthetic", {}).get("train_size")}
     found = findings_module.compute(summary, comparison, context, table)
+    groups = advice.groups(summary[summary["epoch_duration_median"].notna()])
     run = Section("What was run", what_was_run(summary, config))
     machine = Section("Hardware", findings_module.hardware(environments))
+    recommended = Section("Recommendation", advice.front_sentences(groups))
     how = Section("How to reproduce", reproduce(revision))
-    sections = [found[0], run, machine, *found[1:], how]
-    more = Section("More", ["Per batch size (fastest setting, its interval, more workers, the "
+    sections = [found[0], run, machine, recommended, *found[1:], how]
+    more = Section("More", ["Per workload and batch size (loading cost, predicted and measured "
+                            "crossover, the smallest num_workers within noise of the fastest), "
+                            "per batch size (fastest setting, its interval, more workers, the "
                             "loader-free limit) and published vs reproduced cell by cell: "
                             "`1. Findings` in the menu. Figures: `2.` to `4.`; sortable "
                             "tables: `5. Tables`."])
-    front = [found[0], run, machine, how, more]
-    return Document(sections, front, config_yaml(config))
+    front = [found[0], run, machine] + ([recommended] if groups else []) + [how, more]
+    return Document(sections if groups else [s for s in sections if s is not recommended],
+                    front, config_yaml(config), advice.recommendation(groups, table))
 
 
 def config_yaml(config: dict) -> str:

@@ -1,0 +1,318 @@
+"""Per workload and batch size: costs, prediction, the fastest, the smallest num_workers within
+noise of it, prediction vs measured, and results/recommendation.yaml, from hand-made records
+run through the real aggregation (no training). Each sentence the findings can print about a
+workload is made true here, and false by another case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from docutils.core import publish_parts
+
+from speedlimit import grid
+from speedlimit.results import advice, aggregate, findings, frontpage, predict, stats
+
+from test_aggregate import record, write
+
+US = 1e-6
+
+
+def run(tmp_path, cells: dict, repeats: int = 7, load: float | None = 400 * US,
+        compute: float | None = 100 * US, cpus: int | None = 2, jitter: float = 0.01,
+        workload: str = "fashionmnist-augment", **grid_values):
+    """Summary and table (read back from CSV, as the findings rule reads them) of one
+    workload's cells: ``cells`` maps num_workers (or (num_workers, pin_memory)) to an epoch
+    duration, or to (duration, compute per sample)."""
+    pins = sorted({k[1] for k in cells if isinstance(k, tuple)}) or [False]
+    g = {"num_workers": sorted({k[0] if isinstance(k, tuple) else k for k in cells}),
+         "batch_size": [100], "lr": [0.01], "torch_threads": [1], "pin_memory": pins,
+         "persistent_workers": [False], "prefetch_factor": [None], "device": ["cpu"],
+         "workload": [workload], "loader": ["dataloader"], **grid_values}
+    def spec_of(c):
+        return cells.get((c.num_workers, c.pin_memory), cells.get(c.num_workers))
+
+    expected = [c for c in grid.expand(g, repeats)[0] if spec_of(c) is not None]
+    recs = []
+    for c in expected:
+        spec = spec_of(c)
+        duration, per_sample = spec if isinstance(spec, tuple) else (spec, compute)
+        factor = 1 + jitter * (c.repeat - (repeats - 1) / 2)
+        recs.append(record(c, duration * factor, load=load, compute=per_sample, cpus=cpus,
+                           cpu_model="Test CPU"))
+    table = aggregate.build_table(write(tmp_path, recs), expected)
+    table.to_csv(tmp_path / "table.csv", index=False)
+    aggregate.summarize(table).to_csv(tmp_path / "summary.csv", index=False)
+    return pd.read_csv(tmp_path / "summary.csv"), pd.read_csv(tmp_path / "table.csv")
+
+
+def only(tmp_path, cells, **kw) -> advice.Group:
+    summary, _ = run(tmp_path, cells, **kw)
+    (group,) = advice.groups(summary)
+    return group
+
+
+def text(group) -> str:
+    return " ".join(group.sentences)
+
+
+# --- the prediction -----------------------------------------------------------------------
+
+
+def test_the_prediction_is_the_largest_of_its_three_floors():
+    load, compute = 400 * US, 100 * US
+    assert predict.per_sample(load, compute, 0, 2) == pytest.approx(500 * US)
+    assert predict.per_sample(load, compute, 1, 2) == pytest.approx(400 * US)  # loading, 1 worker
+    assert predict.per_sample(load, compute, 2, 2) == pytest.approx(250 * US)  # the 2 CPUs
+    assert predict.per_sample(load, compute, 8, 16) == pytest.approx(100 * US)  # the compute
+    assert predict.per_sample(load, compute, 2, 2, threads=2) == pytest.approx(300 * US)
+    assert predict.speedup(load, compute, 2, 2) == pytest.approx(2.0)
+    assert predict.stops_helping(load, compute, [0, 1, 2, 3, 4], 2) == 2
+    assert predict.stops_helping(1 * US, compute, [0, 1, 2], 2) == 0  # 1% of the work
+    assert predict.enough_workers(load, compute, 16) == 4
+    assert predict.enough_workers(load, compute, 2) == 2
+    assert predict.enough_workers(1 * US, compute, 2) == 0
+
+
+def test_predicted_speedups_are_in_the_summary(tmp_path):
+    summary, table = run(tmp_path, {0: 10, 1: 8, 2: 5, 3: 5.05})
+    assert summary["predicted_speedup"].tolist() == pytest.approx([1.0, 1.25, 2.0, 2.0])
+    assert summary["load_per_sample_median"].tolist() == pytest.approx([400 * US] * 4)
+    assert summary["cpus_allowed"].tolist() == [2] * 4
+    assert {"load_per_sample", "compute_per_sample"} <= set(table.columns)
+    assert table["load_per_sample"].eq(400 * US).all()
+
+
+# --- against the fastest: one family of all pairs -----------------------------------------
+
+
+def test_every_cell_is_compared_with_the_fastest_of_its_group(tmp_path):
+    summary, _ = run(tmp_path, {0: 10, 1: 8, 2: 5, 3: 5.05})
+    rows = summary.set_index("num_workers")
+    assert rows["fastest"].tolist() == [False, False, True, False]
+    assert rows.loc[0, "vs_fastest"] == pytest.approx(0.5)
+    assert rows.loc[0, "vs_fastest_verdict"] == rows.loc[1, "vs_fastest_verdict"] == "slower"
+    assert rows.loc[3, "vs_fastest_verdict"] == "within noise"
+    assert rows.loc[3, "vs_fastest_ci_low"] < 1 < rows.loc[3, "vs_fastest_ci_high"]
+    assert pd.isna(rows.loc[2, "vs_fastest_verdict"])
+    assert rows["pairs"].eq(6).all()  # every pair of the 4 cells: C(4, 2)
+    assert rows["pairs_repeats_needed"].eq(stats.repeats_needed(6)).all()
+
+
+def test_picking_the_fastest_from_the_same_runs_keeps_false_claims_rare():
+    """Four settings of equal speed, 7 runs each, noise of any shape: the fastest is picked
+    from the data, yet a "slower than the fastest" claim (any, in a run) stays at most ALPHA
+    because every pair is in the family."""
+    rng = np.random.default_rng(1)
+    false_claims = 0
+    trials = 300
+    for _ in range(trials):
+        samples = {w: rng.lognormal(0, 0.05, 7) for w in range(4)}
+        found = aggregate.versus_fastest({"g": list(samples)}, samples)
+        false_claims += any(v.get("vs_fastest_verdict") in (stats.SLOWER, stats.FASTER)
+                            for v in found.values())
+    assert false_claims / trials <= stats.ALPHA + 0.02
+
+
+# --- sentences ---------------------------------------------------------------------------
+
+
+def test_costs_prediction_fastest_and_a_prediction_that_holds(tmp_path):
+    group = only(tmp_path, {0: 10, 1: 8, 2: 5, 3: 5.05})
+    s = group.sentences
+    assert group.label == "workload fashionmnist-augment, batch_size 100"
+    assert s[0] == ("Loading one sample took 400 µs in the main process (the workload's "
+                    "`__getitem__` on a fixed sample of items, before the clock; the median over "
+                    "4 cell(s)); computing one took 100 µs with `num_workers=0` (on the clock, "
+                    "1 torch thread(s)). Per batch of 100: 40 ms of loading against 10 ms of "
+                    "compute, so loading costs 4.00 times the compute.")
+    assert s[1] == ("Predicted from these costs with the 2 CPU(s) a cell may use: an epoch can "
+                    "be no shorter than its compute (10 ms per batch), its loading shared by the "
+                    "workers (40 ms / num_workers) or all its work shared by the CPUs (50 ms / 2 "
+                    "= 25 ms); so workers should stop helping at `num_workers=2`, 2.00x over "
+                    "`num_workers=0`.")
+    assert s[2].startswith("Measured: the fastest setting was `num_workers=2` (5 s per epoch, "
+                           "median), 2.00x (95% interval ")
+    assert s[2].endswith("; more than noise) over `num_workers=0`.")
+    assert s[3].startswith("Every setting with fewer workers was slower than the fastest by "
+                           "more than noise: `num_workers=0` (0.50x of its speed, 95% interval")
+    assert s[4] == ("The prediction holds: workers stopped helping at `num_workers=2`, as "
+                    "predicted, and every predicted speed-up lies inside its measured 95% "
+                    "interval.")
+    assert s[5].startswith("Predicted vs measured speed-up over `num_workers=0` per num_workers: "
+                           "1: 1.25x predicted, 1.25x measured (95% interval ")
+    assert "inside" in s[5] and "outside" not in s[5]
+    assert s[6].startswith("Recommended: `DataLoader(dataset, batch_size=100, shuffle=True, "
+                           "num_workers=2)`, 2.00x")
+    assert "Furthest off" not in text(group)
+
+
+def test_a_smaller_num_workers_within_noise_is_recommended_and_a_failed_prediction_said(
+        tmp_path):
+    group = only(tmp_path, {0: 10, 1: 5.05, 2: 5})
+    assert int(group.fastest["num_workers"]) == 2
+    assert int(group.recommended["num_workers"]) == 1 and group.smaller == "within noise"
+    s = text(group)
+    assert ("The smallest num_workers within noise of the fastest is `num_workers=1`: at 0.99x "
+            "of its speed (95% interval") in s
+    assert "it cannot be told apart from it, with fewer processes." in s
+    assert ("The prediction fails here: it put the crossover at `num_workers=2`, but workers "
+            "stopped helping at `num_workers=1`; 1 of 2 predicted speed-ups lie outside their "
+            "measured 95% interval.") in s
+    assert "1: 1.25x predicted, 1.98x measured (95% interval" in s and "outside)" in s
+    assert ("Furthest off: `num_workers=1`, whose epoch took 2.95 s (37%) less than predicted "
+            "from the `num_workers=0` epoch: faster than the measured costs allow") in s
+
+
+def test_loading_in_the_main_process_fastest_and_the_time_the_model_leaves_out(tmp_path):
+    group = only(tmp_path, {0: 5, 1: (6, 150 * US), 2: (6.5, 170 * US)}, load=10 * US,
+                 workload="fashionmnist")
+    s = group.sentences
+    assert s[2] == ("Measured: the fastest setting was `num_workers=0` (5 s per epoch, median): "
+                    "no worker setting beat loading in the main process.")
+    assert s[3] == "It is also the smallest num_workers in the grid here (`num_workers=0`)."
+    assert s[4] == ("The prediction fails here: it put the crossover at `num_workers=1`, but "
+                    "workers stopped helping at `num_workers=0`; 2 of 2 predicted speed-ups lie "
+                    "outside their measured 95% interval.")
+    assert s[6] == ("Furthest off: `num_workers=2`, whose epoch took 1.95 s (43%) longer than "
+                    "predicted from the `num_workers=0` epoch: time the model leaves out "
+                    f"({advice.LEFT_OUT}); computing one sample took 170 µs there against "
+                    "100 µs with `num_workers=0`.")
+    assert s[7] == ("Recommended: `DataLoader(dataset, batch_size=100, shuffle=True, "
+                    "num_workers=0)`.")
+    assert advice.how_sure(group) == ("tested", "no worker setting was faster than "
+                                      "`num_workers=0` by more than noise (7 runs per cell)")
+
+
+def test_too_few_repeats_leave_the_smaller_setting_and_the_crossover_open(tmp_path):
+    group = only(tmp_path, {0: 10, 1: 8, 2: 5, 3: 5.05}, repeats=3)
+    assert group.smaller == "untested" and int(group.recommended["num_workers"]) == 2
+    s = text(group)
+    assert ("Whether fewer workers would be as fast cannot be told: 3 runs per cell are too few "
+            "for the run's 6 pairwise comparisons (5 are needed); the recommendation is the "
+            "fastest as measured.") in s
+    assert ("The prediction put the crossover at `num_workers=2`; with these repeats the "
+            "measurement cannot place it, so that is not checked.") in s
+    assert "1: 1.25x predicted, 1.25x measured (no interval)" in s
+    assert advice.how_sure(group)[0] == "too few repeats"
+
+
+def test_one_run_per_cell_claims_nothing(tmp_path):
+    group = only(tmp_path, {0: 10, 1: 8, 2: 5}, repeats=1)
+    s = text(group)
+    assert "cannot be told: one run per cell" in s
+    assert "(one run per cell: no interval)" in s
+    assert advice.how_sure(group)[0] == "one run"
+    assert "more than noise" not in s
+
+
+def test_without_a_num_workers_0_cell_nothing_is_predicted(tmp_path):
+    group = only(tmp_path, {1: 6, 2: 5})
+    s = text(group)
+    assert ("with no `num_workers=0` cell the compute was never measured without workers "
+            "competing for the CPU, so nothing is predicted.") in s
+    assert "the grid has no `num_workers=0` cell to compare it with." in s
+    assert "Predicted" not in s
+
+
+def test_records_without_costs_predict_nothing(tmp_path):
+    group = only(tmp_path, {0: 10, 2: 5}, load=None, compute=None, cpus=None)
+    assert group.sentences[0] == ("The cells recorded no loading cost (metrics written before "
+                                  "speedlimit measured it), so nothing is predicted.")
+    assert not any(s.startswith("Predicted") for s in group.sentences)
+
+
+def test_loading_too_cheap_to_matter_predicts_no_workers(tmp_path):
+    group = only(tmp_path, {0: 5, 1: 5.1}, load=1 * US)
+    assert ("so no num_workers in the grid is predicted to gain more than the 2% noise "
+            "threshold: workers should not help (`num_workers=0`).") in text(group)
+    assert group.predicted_stop == 0
+
+
+def test_more_workers_than_the_grid_has_would_help(tmp_path):
+    group = only(tmp_path, {0: 11, 1: 10, 2: 5.5}, load=1000 * US, cpus=8)
+    assert ("More workers than the grid has would still help: loading stops limiting only at "
+            "`num_workers=8`.") in text(group)
+    assert "More workers than the grid has" not in text(only(tmp_path / "b", {0: 10, 1: 8, 2: 5}))
+
+
+def test_other_dataloader_settings_are_named_and_defaults_preferred_among_equals(tmp_path):
+    equal = only(tmp_path, {(0, False): 10, (2, False): 5.02, (2, True): 5})
+    assert equal.varying == ["pin_memory"] and equal.fastest["pin_memory"] == True  # noqa: E712
+    assert equal.recommended["pin_memory"] == False  # noqa: E712 - torch's default, as fast
+    assert "`num_workers=2, pin_memory=" in text(equal)
+    faster = only(tmp_path / "b", {(0, False): 10, (2, False): 6, (2, True): 5})
+    assert faster.recommended["pin_memory"] == True  # noqa: E712
+    assert "pin_memory=True" in advice.paste(faster, faster.recommended)
+
+
+def test_the_pairs_are_described_once(tmp_path):
+    summary, _ = run(tmp_path, {0: 10, 1: 8, 2: 5, 3: 5.05})
+    (sentence,) = advice.pairs_sentence(summary)
+    assert ("exact Mann-Whitney test, Holm over the run's 6 pairs, so the chance that any "
+            "\"slower than the fastest\" below is false is at most 5%") in sentence
+    assert "against the fastest, 2 setting(s) were slower by more than noise, 1 within noise." \
+        in sentence
+    summary3, _ = run(tmp_path / "b", {0: 10, 1: 8, 2: 5, 3: 5.05}, repeats=3)
+    assert "3 had too few repeats to tell" in advice.pairs_sentence(summary3)[0]
+
+
+# --- results/recommendation.yaml and the front page ------------------------------------------
+
+
+def test_the_recommendation_holds_what_to_paste_its_gain_machine_and_certainty(tmp_path):
+    summary, table = run(tmp_path, {0: 10, 1: 5.05, 2: 5})
+    rec = advice.recommendation(advice.groups(summary), table)
+    (entry,) = rec["recommendations"]
+    assert entry["workload"] == "fashionmnist-augment" and entry["batch_size"] == 100
+    assert entry["dataloader_kwargs"] == {"batch_size": 100, "shuffle": True, "num_workers": 1}
+    assert entry["paste"] == "DataLoader(dataset, batch_size=100, shuffle=True, num_workers=1)"
+    gain = entry["speedup_over_num_workers_0"]
+    assert gain["median"] == pytest.approx(10 / 5.05, rel=1e-3) and gain["verdict"] == "faster"
+    assert gain["ci_low"] < gain["median"] < gain["ci_high"]
+    assert entry["fastest_measured"]["dataloader_kwargs"]["num_workers"] == 2
+    assert entry["machine"] == {"node": "n1", "cpu_model": "Test CPU", "cpus": 2,
+                                "torch_threads": 1, "torch": "2"}
+    assert entry["holds_under"] == {"lr": 0.01, "torch_threads": 1, "device": "cpu"}
+    sure = entry["how_sure"]
+    assert sure["level"] == "tested" and sure["repeats"] == 7 and sure["pairs"] == 3
+    assert sure["in_words"] == ("faster than num_workers=0 by more than noise and within noise "
+                                "of the fastest measured (7 runs per cell)")
+    assert entry["predicted"]["workers_stop_helping_at"] == 2
+    assert entry["predicted"]["measured_stop"] == 1
+    # It is YAML a person can read back.
+    assert yaml.safe_load(yaml.safe_dump(rec)) == rec
+
+
+def test_the_front_page_shows_the_recommendation(tmp_path):
+    summary, table = run(tmp_path, {0: 10, 1: 5.05, 2: 5})
+    config = {"grid": {"num_workers": [0, 1, 2], "batch_size": [100],
+                       "workload": ["fashionmnist-augment"], "loader": ["dataloader"]},
+              "train": {"epochs": 1, "seed": 0, "repeats": 7},
+              "data": {"source": "synthetic", "synthetic": {"train_size": 2000}},
+              "workloads": {"custom": None}}
+    doc = frontpage.document(summary, None, [], config, "abc", table)
+    titles = [s.title for s in doc.front]
+    assert titles[:4] == ["At a glance", "What was run", "Hardware", "Recommendation"]
+    front = doc.front[3].sentences
+    assert front[0].startswith("Workload fashionmnist-augment, batch_size 100: `DataLoader("
+                               "dataset, batch_size=100, shuffle=True, num_workers=1)`, 1.98x")
+    assert "; tested: faster than `num_workers=0` by more than noise" in front[0]
+    body = publish_parts(doc.rst(), writer="html",
+                         settings_overrides={"report_level": 2, "halt_level": 2})["html_body"]
+    assert "Recommendation" in body and "num_workers=1)" in body
+    assert "fashionmnist-augment (the same images through per-sample CPU augmentation" in \
+        " ".join(doc.front[1].sentences)
+    assert doc.recommendation_yaml().startswith("# speedlimit: the DataLoader settings")
+    md = doc.markdown()
+    assert "## Workload fashionmnist-augment, batch_size 100" in md
+
+
+def test_findings_get_a_section_per_workload_and_batch_size(tmp_path):
+    a, _ = run(tmp_path / "a", {0: 10, 2: 5}, workload="fashionmnist-augment")
+    b, _ = run(tmp_path / "b", {0: 5, 2: 6}, workload="fashionmnist", load=10 * US)
+    summary = pd.concat([a, b]).assign(first_run=lambda f: range(1, len(f) + 1))
+    titles = [s.title for s in findings.compute(summary)]
+    assert "Workload fashionmnist-augment, batch_size 100" in titles
+    assert "Workload fashionmnist, batch_size 100" in titles

@@ -17,14 +17,18 @@ leaves a complete record with ``status: failed``: the job exits 0 under Snakemak
 of the grid runs, the aggregate step lists the cell as missing, and the next run retrains it.
 """
 
-import argparse
-import json
-import logging
-import os
-import sys
+import time
 
-from speedlimit import grid, logs
-from speedlimit.run import job
+STARTED = time.time()  # this Python's first statement: when the job's Python started running
+
+import argparse  # noqa: E402
+import json
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from speedlimit import grid, logs  # noqa: E402
+from speedlimit.run import job  # noqa: E402
 
 log = logging.getLogger("speedlimit.train_cell")
 RUN_ENV = "SPEEDLIMIT_RUN"
@@ -112,15 +116,17 @@ def main(argv=None, environ=os.environ) -> int:
         spec = json.loads(args.spec)
         cell, data_root = grid.Cell(**spec["cell"]), spec["dataset_root"]
         epochs, seed, failed_before = spec["epochs"], spec["seed"], spec["failed_before"]
+        hardware = spec.get("hardware")
     elif args.cell and args.data_root:
         cell, data_root = grid.parse_path(args.cell), args.data_root
         epochs, seed, failed_before = args.epochs, args.seed, args.failed_before
+        hardware = None
     else:
         parser.error("give either --spec or CELL and --data-root")
     request = job.Request(cell=cell, dataset_root=data_root, output=args.output, epochs=epochs,
                           seed=seed, time_limit=args.time_limit, log=args.log,
-                          process_started=job.process_start_time(),
-                          failed_before=failed_before)
+                          process_started=STARTED,
+                          failed_before=failed_before, hardware=hardware)
     code = run(request, args.output, warm=args.warm, exclusive=args.exclusive,
                record_failure=args.record_failure)
     record = job.read_status(args.output) if code and args.spec else None

@@ -97,10 +97,11 @@ class Document:
 
 def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environments: list[dict],
              config: dict, revision: str | None = None,
-             table: pd.DataFrame | None = None) -> Document:
+             table: pd.DataFrame | None = None,
+             grid_skipped: pd.DataFrame | None = None) -> Document:
     context = {"data_source": config["data"]["source"],
                "train_size": config["data"].get("synthetic", {}).get("train_size")}
-    found = findings_module.compute(summary, comparison, context, table)
+    found = findings_module.compute(summary, comparison, context, table, grid_skipped)
     run = Section("What was run", what_was_run(summary, config))
     machine = Section("Hardware", findings_module.hardware(environments))
     how = Section("How to reproduce", reproduce(revision))
@@ -109,7 +110,8 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
                             "loader-free limit) and published vs reproduced cell by cell: "
                             "`1. Findings` in the menu. Figures: `2.` to `4.`; sortable "
                             "tables: `5. Tables`."])
-    front = [found[0], run, machine, how, more]
+    not_run = [s for s in found if s.title == "Not run"]
+    front = [found[0], *not_run, run, machine, how, more]
     return Document(sections, front, config_yaml(config))
 
 

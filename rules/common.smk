@@ -196,7 +196,9 @@ os.environ.update(
         if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
         else sys.executable
     ),
-    SPEEDLIMIT_RUN=json.dumps({key: config["train"][key] for key in ("warm_start", "time_limit")}),
+    SPEEDLIMIT_RUN=json.dumps(
+        {key: config["train"][key] for key in ("warm_start", "time_limit", "redo_disturbed")}
+    ),
 )
 
 

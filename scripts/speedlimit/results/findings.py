@@ -198,6 +198,9 @@ def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
         noise = machine_noise_sentences(table, ok)
         if noise:
             sections.append(Section("The machine's noise", noise))
+    steady = steady_state_sentences(loader, table)
+    if steady:
+        sections.append(Section("Start-up and steady state", steady))
     sections.extend(per_size)
     quality = quality_sentences(table) if table is not None else []
     if quality:
@@ -241,6 +244,47 @@ def noise_sentences(summary: pd.DataFrame) -> list[str]:
                    f"{_pct(stats.UNSTABLE)} of their median (MAD), pyperf's threshold: "
                    + _join([_setting_text(r) for _, r in unstable.head(5).iterrows()])
                    + (f" and {len(unstable) - 5} more" if len(unstable) > 5 else "") + ".")
+    return out
+
+
+def _ranking(cells: pd.DataFrame, column: str) -> list[int]:
+    ranked = cells.dropna(subset=[column]).sort_values([column, "num_workers"])
+    return [int(w) for w in ranked["num_workers"]]
+
+
+def steady_state_sentences(loader: pd.DataFrame, table: pd.DataFrame | None) -> list[str]:
+    """With 2 or more epochs: the ranking of num_workers over whole runs against epochs 2+
+    only (worker start-up gone); and persistent_workers cells that cannot help (1 epoch)."""
+    out = []
+    if "steady_epoch_duration_median" in loader and loader[
+            "steady_epoch_duration_median"].notna().any():
+        same, changed = [], []
+        for label, part in _groups(loader):
+            for size, cells in part.groupby("batch_size", sort=True):
+                whole = _ranking(cells, "epoch_duration_median")
+                steady = _ranking(cells, "steady_epoch_duration_median")
+                where = f"batch_size {int(size)}" + (f" ({label})" if label else "")
+                if whole == steady:
+                    same.append(where)
+                else:
+                    changed.append(f"at {where}, whole runs rank num_workers "
+                                   f"{' < '.join(map(str, whole))} (fastest first), epochs "
+                                   f"after the first {' < '.join(map(str, steady))}")
+        out.append("Without the first epoch (worker start-up gone: the steady state, "
+                   "`steady_epoch_duration_median` in the summary), the ranking of num_workers "
+                   + ("is the same at every batch size." if not changed else
+                      "changes: " + "; ".join(changed) + "."
+                      + (f" It is the same at {_join(same)}." if same else "")))
+    if table is not None and "warnings" in table:
+        runs = table.drop_duplicates("cell")
+        flagged = runs[runs["warnings"].fillna("").str.contains(
+            "persistent_workers cannot help with train.epochs: 1", regex=False)]
+        if len(flagged):
+            out.append(f"`persistent_workers: true` cannot help with `train.epochs: 1` "
+                       f"({len(flagged)} run(s)): it keeps workers alive between epochs, and "
+                       "there is only one, so those cells measure the same work as "
+                       "`persistent_workers: false` (each pays its workers' start and "
+                       "shutdown on the clock); run 2 or more epochs to see what it saves.")
     return out
 
 

@@ -11,7 +11,9 @@
 
 ``SPEEDLIMIT_FAULT`` is a test hook, not a setting: ``worker`` (or ``worker:<text>``, for the
 cells whose path contains ``<text>``) makes the DataLoader workers of a cell raise, so the
-tests can provoke a failing cell for real. Nothing else reads it. This module imports no torch.
+tests can provoke a failing cell for real; ``disturb`` doubles the reference kernel's time
+after the clock (a cell flagged disturbed). Nothing else reads it. This module imports no
+torch.
 """
 
 from __future__ import annotations

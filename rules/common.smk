@@ -1,4 +1,5 @@
 # Glue: config validation, the grid, and input functions. Logic lives in scripts/speedlimit/.
+import collections
 import json
 import math
 import os
@@ -11,7 +12,7 @@ from snakemake.settings.types import DeploymentMethod
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from speedlimit import config as config_module  # noqa: E402
-from speedlimit.run import job  # noqa: E402
+from speedlimit.run import job, preflight  # noqa: E402
 from speedlimit import grid, project  # noqa: E402
 from speedlimit.data import idx, imagefolder  # noqa: E402
 from speedlimit.run import workloads  # noqa: E402
@@ -26,7 +27,12 @@ except config_module.ConfigError as err:
 CELLS, SKIPPED = grid.expand(config["grid"], config["train"]["repeats"])
 CELL_PATHS = {cell.path: cell for cell in CELLS}
 if not CELLS:
-    raise WorkflowError("the grid has no valid cell: " + "; ".join(r for _, r in SKIPPED))
+    reasons = collections.Counter(reason for _, reason in SKIPPED)
+    raise WorkflowError(
+        f"nothing to run: none of the grid's {len(SKIPPED)} runs can run here ("
+        + "; ".join(f"{n}: {reason}" for reason, n in reasons.items())
+        + "). Change the grid in config.yaml (or --config), or run where they can."
+    )
 
 
 wildcard_constraints:
@@ -105,8 +111,23 @@ def get_cell_spec(wildcards):
         "workload": WORKLOADS[cell.workload],
         # Snakemake compares params as a set of values: a bare count could hide among them.
         "failed_before": get_failed_before(wildcards),
+        "hardware": get_hardware_key(wildcards),
     }
     return json.dumps(spec, sort_keys=True)
+
+
+def get_hardware_key(wildcards):
+    """For cuda cells, a rerun trigger that retries a cell skipped for want of a GPU where one
+    shows (/dev/nvidia*): its record keeps the key it ran under; a skipped record's key turns
+    to "gpu" on a machine with a GPU, so it reruns there, and a measured record keeps its key
+    wherever the results go (a measurement is never replaced by a skip)."""
+    if get_cell(wildcards).device != "cuda":
+        return None
+    record = job.read_status(f"results/runs/{wildcards.cell}.json") or {}
+    key = (record.get("params") or {}).get("hardware", "first run")
+    if record.get("status") == "skipped" and preflight.gpus_visible():
+        return "gpu"
+    return key
 
 
 def get_failed_before(wildcards):
@@ -115,13 +136,24 @@ def get_failed_before(wildcards):
 
 
 def get_cell_threads(wildcards):
-    cell = get_cell(wildcards)
-    return cell.torch_threads + (cell.num_workers or 0)
+    """Cores a cell's job holds in Snakemake's local scheduling. Exclusive cells run one at a
+    time under the machine's lock whatever they hold, so each holds one core: then the job
+    that waits for the lock (asleep, in scripts/train_cell.sh) is always the next one in
+    priority order. Cells that may overlap hold a core per thread and per worker."""
+    if config["train"]["exclusive"]:
+        return 1
+    return get_cell_cpus(wildcards)
+
+
+def get_cell_slot(wildcards):
+    """One of the `cell_slot` resource (profiles/default: 2, one timed and one waiting)."""
+    return 1 if config["train"]["exclusive"] else 0
 
 
 def get_cell_cpus(wildcards):
     """CPUs of a cell's SLURM allocation: its main process's threads plus one per worker."""
-    return get_cell_threads(wildcards)
+    cell = get_cell(wildcards)
+    return cell.torch_threads + (cell.num_workers or 0)
 
 
 def get_cell_mem_mb(wildcards):
@@ -145,6 +177,19 @@ def get_cell_slurm_extra(wildcards):
 
 def get_run_files():
     return [f"results/runs/{path}.json" for path in CELL_PATHS]
+
+
+# Repeats interleaved: every cell's repeat 0, then every cell's repeat 1, ..., so that a slow
+# drift of the machine spreads over all cells instead of reading as a difference between
+# them. A job's priority is its place in that order (higher runs first); the table's `order`
+# records the order the clocks really ran in.
+CELL_PRIORITY = {
+    cell.path: len(CELLS) - place for place, cell in enumerate(grid.interleaved(CELLS))
+}
+
+
+def get_cell_priority(wildcards):
+    return CELL_PRIORITY.get(wildcards.cell, 0)
 
 
 FIGURES = ["epoch_duration", "speedup", "time_split", "quality", "published"]
@@ -181,7 +226,9 @@ os.environ.update(
         if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
         else sys.executable
     ),
-    SPEEDLIMIT_RUN=json.dumps({key: config["train"][key] for key in ("warm_start", "time_limit")}),
+    SPEEDLIMIT_RUN=json.dumps(
+        {key: config["train"][key] for key in ("warm_start", "time_limit", "redo_disturbed")}
+    ),
 )
 
 

@@ -5,6 +5,7 @@ rule findings:
     input:
         summary="results/summary.csv",
         table="results/table.csv",
+        skipped="results/skipped.csv",
         runs=get_run_files(),
         published=get_published_table(),
     output:

@@ -8,6 +8,7 @@ rule train_cell:
         "results/runs/{cell}.json",
     log:
         "logs/train_cell/{cell}.log",
+    priority: get_cell_priority
     conda:
         "../envs/pipeline.yaml"
     threads: get_cell_threads
@@ -20,6 +21,7 @@ rule train_cell:
         slurm_extra=get_cell_slurm_extra,
         # How the cell is run (no rerun trigger): the machine's cell lock, or "none".
         cell_lock=get_cell_lock,
+        cell_slot=get_cell_slot,
     params:
         # The job's whole hand-off (cell, epochs, seed, data set root, code digest, failures
         # so far), and its rerun trigger: one string, read once.

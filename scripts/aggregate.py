@@ -20,6 +20,13 @@ def main(run_files, cells, table_csv, summary_csv, skipped_csv, skipped,
     aggregate.summarize(table).to_csv(summary_csv, index=False)
     pd.DataFrame(skipped, columns=["cell", "reason"]).to_csv(skipped_csv, index=False)
     logging.info("table: %d rows; %d combinations skipped", len(table), len(skipped))
+    if not table["status"].eq("ok").any():
+        skipped_here = table[table["status"].eq("skipped")]
+        reasons = "; ".join(f"{n} cell(s): {reason}" for reason, n in
+                            skipped_here["reason"].value_counts().items())
+        print(f"speedlimit: nothing to summarize: none of the {len(expected)} runs finished"
+              + (f" ({reasons})" if reasons else "") + "; see results/table.csv and "
+              "results/findings.md", file=terminal or sys.stdout, flush=True)
     missing = table[table["status"].eq("missing")]
     if len(missing):
         lines = "\n  ".join(f"{r.cell}: {r.reason}" for r in missing.itertuples())

@@ -20,12 +20,15 @@ COMPARISON_CAPTION = (
     "published table records neither its hardware nor its thread settings.")
 
 
-def main(summary_csv, table_csv, run_files, published_csv, config, revision, outputs) -> None:
+def main(summary_csv, table_csv, run_files, published_csv, config, revision, outputs,
+         skipped_csv=None) -> None:
     summary = pd.read_csv(summary_csv)
     table = pd.read_csv(table_csv)
+    grid_skipped = pd.read_csv(skipped_csv) if skipped_csv else None
     comparison = published.compare(published.load(published_csv), summary)
     environments = [json.loads(Path(f).read_text()).get("environment", {}) for f in run_files]
-    doc = frontpage.document(summary, comparison, environments, config, revision, table)
+    doc = frontpage.document(summary, comparison, environments, config, revision, table,
+                             grid_skipped)
     if comparison["setting"].eq("").all():  # nothing varies besides the compared axes
         comparison = comparison.drop(columns="setting")
     Path(outputs["md"]).write_text(doc.markdown())
@@ -48,4 +51,4 @@ if __name__ == "__main__":
     main(smk.input.summary, smk.input.table, smk.input.runs, smk.input.published,
          json.loads(smk.params.config),
          frontpage.git_revision(smk.scriptdir),
-         dict(smk.output.items()))
+         dict(smk.output.items()), smk.input.skipped)

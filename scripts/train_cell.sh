@@ -39,7 +39,15 @@ if [ ! -e "$lock" ]; then
 fi
 exec 9<"$lock"
 waited=0
-until flock --wait 10 9; do
+while :; do
+    status=0
+    flock --wait 10 9 || status=$?
+    if [ "$status" -eq 0 ]; then
+        break
+    elif [ "$status" -ne 1 ]; then  # not a timeout: say so, never spin
+        echo "speedlimit: cannot lock the machine's cell lock $lock (flock exit $status)" >&2
+        exit "$status"
+    fi
     waited=$((waited + 10))
     echo "speedlimit: waited ${waited} s for the machine's cell lock $lock; held by:" \
         "$(head -c 300 "$lock" 2>/dev/null || echo unknown)" >&2

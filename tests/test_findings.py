@@ -237,3 +237,91 @@ def test_equal_quality_is_said_and_a_differing_cell_named(tmp_path, summary1):
     odd = text_of(findings.compute(summary1, table=quality_table(tmp_path / "b", 0.7)))
     assert "1 of 3 runs reached a different training loss" in odd
     assert "run 2 (`dataloader/batch_size~100/num_workers~2/" in odd and "0.700000" in odd
+
+
+def noisy_table(tmp_path, repeats=5, epochs=1, disturbed_cell=None, steady=None,
+                warnings=None):
+    """Table and summary from records that carry the reference kernel, machine load and, if
+    asked, more epochs with their own durations."""
+    g = {"num_workers": [0, 2], "batch_size": [100], "lr": [0.01], "torch_threads": [1],
+         "pin_memory": [False], "persistent_workers": [False], "prefetch_factor": [None],
+         "device": ["cpu"], "workload": ["fashionmnist"], "loader": ["dataloader"]}
+    expected = grid.expand(g, repeats)[0]
+    recs = []
+    for i, c in enumerate(expected):
+        first = {0: 10.0, 2: 8.0}[c.num_workers] * (1 + 0.01 * c.repeat)
+        r = record(c, first)
+        r["params"]["epochs"] = epochs
+        for e in range(2, epochs + 1):
+            later = (steady or {0: 10.0, 2: 8.0})[c.num_workers] * (1 + 0.01 * c.repeat)
+            r["epochs"].append({**r["epochs"][0], "epoch": e, "epoch_duration": later,
+                                "data_wait": later / 4, "compute": later * 3 / 4})
+        r["run_duration"] = sum(e["epoch_duration"] for e in r["epochs"])
+        bad = disturbed_cell is not None and c.path == expected[disturbed_cell].path
+        r["reference"] = {"before": 0.020 + 0.001 * (i % 3), "after": 0.040 if bad else 0.020,
+                          "disturbed": bad}
+        r["machine_load"] = {"other_cpu_seconds": 0.5, "steal_seconds": 0.1,
+                             "cell_cpu_seconds": 9.0}
+        r["timeline"] = {"clock_started": 1000.0 + c.repeat * 100 + i}
+        if warnings and c.num_workers:
+            r["warnings"] = [warnings]
+        recs.append(r)
+    table = aggregate.build_table(write(tmp_path, recs), expected)
+    return table, aggregate.summarize(table)
+
+
+def test_the_machines_noise_is_stated(tmp_path):
+    table, summary = noisy_table(tmp_path, disturbed_cell=3)
+    text = " ".join(findings.machine_noise_sentences(table, summary))
+    assert "The reference kernel (the same fixed computation" in text
+    assert "took a median 21 ms" in text
+    assert "1 of 10 runs were disturbed" in text and "run 4 (" not in text.split("disturbed")[0]
+    assert "Repeats were interleaved" in text
+    assert "the rest of the machine (everything but the cell's own processes) used a median " \
+           "6% of one CPU" in text
+    assert "The smallest difference this run could resolve at 5 repeats: about +-" in text
+    # Repeats run cell by cell instead: said, not hidden.
+    out_of_order = table.assign(order=table["run"])
+    text = " ".join(findings.machine_noise_sentences(out_of_order, summary))
+    assert "Repeats were not fully interleaved" in text
+    quiet, quiet_summary = noisy_table(tmp_path / "q")
+    assert "No run was disturbed" in " ".join(findings.machine_noise_sentences(quiet,
+                                                                            quiet_summary))
+
+
+def test_the_steady_state_ranking_is_compared_with_whole_runs(tmp_path):
+    table, summary = noisy_table(tmp_path, epochs=3)
+    loader = summary[summary["loader"].eq("dataloader")]
+    assert findings.steady_state_sentences(loader, table)[0].endswith(
+        "is the same at every batch size.")
+    # From the second epoch on, loading in the main process is faster: the ranking flips.
+    table, summary = noisy_table(tmp_path / "b", epochs=3, steady={0: 7.9, 2: 8.0})
+    loader = summary[summary["loader"].eq("dataloader")]
+    text = findings.steady_state_sentences(loader, table)[0]
+    assert ("changes: at batch_size 100, whole runs rank num_workers 2 < 0 (fastest first), "
+            "epochs after the first 0 < 2.") in text
+
+
+def test_persistent_workers_with_one_epoch_is_said(tmp_path):
+    from speedlimit.run import preflight
+
+    table, summary = noisy_table(tmp_path, warnings=preflight.PERSISTENT_ONE_EPOCH)
+    loader = summary[summary["loader"].eq("dataloader")]
+    text = " ".join(findings.steady_state_sentences(loader, table))
+    assert "`persistent_workers: true` cannot help with `train.epochs: 1` (5 run(s))" in text
+    clean, summary = noisy_table(tmp_path / "c")
+    assert findings.steady_state_sentences(summary, clean) == []
+
+
+def test_every_cell_not_run_is_named_with_its_reason(tmp_path):
+    cells, skipped = grid.expand({"num_workers": [0, 2], "batch_size": [100], "lr": [0.01],
+                                  "torch_threads": [1], "pin_memory": [False],
+                                  "persistent_workers": [False], "prefetch_factor": [None, 4],
+                                  "device": ["cpu"], "workload": ["fashionmnist"],
+                                  "loader": ["dataloader"]})
+    grid_skipped = pd.DataFrame([[c.path, r] for c, r in skipped], columns=["cell", "reason"])
+    table = aggregate.build_table(write(tmp_path, [record(c, 1.0) for c in cells]), cells)
+    [sentence] = findings.not_run_sentences(table, grid_skipped)
+    assert sentence.startswith("1 run(s) of the grid (`num_workers=0`, `prefetch_factor=4`) "
+                               "were not run because prefetch_factor needs num_workers > 0")
+    assert findings.not_run_sentences(table, grid_skipped.iloc[:0]) == []

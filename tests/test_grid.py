@@ -8,9 +8,13 @@ def seed_grid(**overrides):
     return cfg["grid"]
 
 
-def test_seed_grid_has_18_cells_in_the_seed_order():
+def test_seed_grid_has_18_cells_in_the_seed_order_and_the_limit_by_default():
     cells, skipped = grid.expand(seed_grid())
+    tensor = [c for c in cells if c.loader == "tensor"]
+    cells = [c for c in cells if c.loader == "dataloader"]
     assert len(cells) == 18 and not skipped
+    # The loader-free limit is part of every default run: one cell per batch size.
+    assert sorted(c.batch_size for c in tensor) == [100, 1000, 10000]
     order = [(c.batch_size, c.num_workers) for c in cells]
     assert order[:6] == [(100, w) for w in (0, 1, 2, 4, 8, 16)]
     assert order[-1] == (10000, 16)
@@ -55,7 +59,8 @@ def test_parse_rejects_what_is_not_a_canonical_cell_path(path):
 def test_invalid_combinations_are_skipped_with_a_reason():
     cells, skipped = grid.expand(seed_grid(num_workers=[0, 2], batch_size=[100],
                                            prefetch_factor=[None, 4],
-                                           persistent_workers=[False, True]))
+                                           persistent_workers=[False, True],
+                                           loader=["dataloader"]))
     assert {(c.num_workers, c.prefetch_factor, c.persistent_workers) for c in cells} == {
         (0, None, False), (2, None, False), (2, 4, False), (2, None, True), (2, 4, True)}
     reasons = sorted(r for _, r in skipped)

@@ -159,3 +159,66 @@ def test_more_axes_skips_and_new_values(project):
     more = {**axes, "grid": {**axes["grid"], "torch_threads": [1, 2]}}
     project.write_config("more.yaml", more)
     assert planned(project, "--configfile", "config.yaml", "more.yaml")["train_cell"] == 6
+
+
+def test_no_job_starts_while_a_cell_is_timed_and_repeats_interleave(project):
+    """While a cell's clock runs, no other job of the run starts its Python (the next job
+    waits in scripts/train_cell.sh, before Python); and every cell's repeat 0 runs before any
+    cell's repeat 1, as the table's `order` records."""
+    project.write_config("tiny.yaml", {**TINY, "train": {"repeats": 2}})
+    cfg = ["--configfile", "config.yaml", "tiny.yaml"]
+    project.run("--cores", "all", *cfg)
+    runs = project.runs()
+    assert len(runs) == 12
+    clocks = {cell: (r["timeline"]["clock_started"], r["timeline"]["clock_stopped"])
+              for cell, r in runs.items()}
+    for cell, r in runs.items():
+        started = r["timeline"]["process_started"]
+        assert started is not None
+        for other, (start, stop) in clocks.items():
+            if other != cell:
+                assert not start < started < stop, (cell, "started during", other)
+    first = max(r["timeline"]["clock_started"] for r in runs.values() if r["params"]["repeat"] == 0)
+    second = min(r["timeline"]["clock_started"] for r in runs.values()
+                 if r["params"]["repeat"] == 1)
+    assert first < second
+    table = pd.read_csv(project.path / "results" / "table.csv")
+    assert table.groupby("repeat")["order"].agg(["min", "max"]).to_dict() == {
+        "min": {0: 1, 1: 7}, "max": {0: 6, 1: 12}}
+    findings = (project.path / "results" / "findings.md").read_text()
+    assert "Repeats were interleaved" in findings
+
+
+def test_cells_this_machine_cannot_run_are_named_and_come_back_where_they_can(project,
+                                                                             tmp_path):
+    """cuda cells on a machine without a GPU: recorded as skipped, said in the findings and on
+    the report's front page with the reason; run again where a GPU shows (the test hook
+    SPEEDLIMIT_DEV_DIR stands in for /dev). A grid of only such cells: one clear sentence."""
+    grid = {**TINY["grid"], "device": ["cpu", "cuda"]}
+    project.write_config("tiny.yaml", {**TINY, "grid": grid})
+    cfg = ["--configfile", "config.yaml", "tiny.yaml"]
+    nogpu = tmp_path / "dev-without-gpu"
+    nogpu.mkdir()
+    env = {"SPEEDLIMIT_DEV_DIR": str(nogpu)}
+    project.run("--cores", "all", *cfg, env=env)
+    findings = (project.path / "results" / "findings.md").read_text()
+    front = (project.path / "results" / "report" / "description.rst").read_text()
+    for text in (findings, front):
+        assert "Not run" in text and "device=cuda" in text, text
+        assert "6 run(s)" in text and "torch.cuda.is_available() is False here" in text
+    table = pd.read_csv(project.path / "results" / "table.csv")
+    assert (table.loc[table["device"] == "cuda", "status"] == "skipped").all()
+    assert "Nothing to be done" in project.run("-n", *cfg, env=env).stdout
+    gpu = tmp_path / "dev-with-gpu"
+    gpu.mkdir()
+    (gpu / "nvidia0").write_text("")
+    out = project.run("-n", *cfg, env={"SPEEDLIMIT_DEV_DIR": str(gpu)}).stdout
+    assert re.search(r"^train_cell\s+6$", out, re.M), out  # the 6 skipped, nothing else
+
+    only = {**TINY, "grid": {**TINY["grid"], "device": ["cuda"]}}
+    project.write_config("only.yaml", only)
+    proc = project.run("--cores", "all", "--configfile", "config.yaml", "only.yaml", env=env)
+    said = proc.stdout + proc.stderr
+    assert "speedlimit: nothing to summarize: none of the 6 runs finished" in said
+    assert "Traceback" not in said
+    assert "No DataLoader cell finished" in (project.path / "results" / "findings.md").read_text()

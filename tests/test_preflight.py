@@ -148,3 +148,24 @@ def test_failures_so_far_is_a_stable_rerun_trigger(tmp_path):
     output.write_text("{}")  # a success does not touch the count: no further rerun
     assert job.failures_so_far(output) == 1
     assert job.count_failure(output) == 2
+
+
+@pytest.mark.parametrize("redo", [0, 2])
+def test_a_disturbed_cell_is_flagged_and_redone_when_asked(synthetic_root, tmp_path, redo):
+    """The test hook makes the reference kernel after the clock take twice as long as before:
+    the record is flagged disturbed; with --redo-disturbed N the cell runs N more times and
+    the record keeps the replaced attempts' reference timings."""
+    d = Path(tempfile.mkdtemp(prefix="sl-", dir="/tmp"))
+    out, log = tmp_path / "t.json", tmp_path / "t.log"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), dl(num_workers=0).path, "--data-root", synthetic_root,
+         "--output", str(out), "--log", str(log), "--no-warm", "--redo-disturbed", str(redo)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(SCRIPT.parent), "SPEEDLIMIT_LOCK_DIR": str(d),
+             "SPEEDLIMIT_FAULT": "disturb"})
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(out.read_text())
+    assert record["status"] == "ok" and record["reference"]["disturbed"]
+    assert record["reference"]["after"] > 1.25 * record["reference"]["before"]
+    assert len(record.get("redone", [])) == redo
+    assert proc.stderr.count("running it again") == redo

@@ -117,6 +117,11 @@ def expand(grid: dict, repeats: int = 1) -> tuple[list[Cell], list[tuple[Cell, s
     return cells, skipped
 
 
+def interleaved(cells: list[Cell]) -> list[Cell]:
+    """``cells`` in the order to run them: all repeats 0 (in run order), then all repeats 1..."""
+    return sorted(cells, key=lambda c: (c.repeat, _sort_key(c)))
+
+
 def run_numbers(cells: list[Cell]) -> dict[str, int]:
     """Run number (1-based, seed order) of every cell path."""
     return {c.path: i for i, c in enumerate(sorted(cells, key=_sort_key), start=1)}

@@ -26,13 +26,17 @@ SEED_COLUMNS = ["run", "epoch", "loss", "accuracy", "epoch_duration", "run_durat
 AXIS_COLUMNS = ["loader", "repeat", *(a for a in axes.NAMES if a not in axes.SEED)]
 MEASURE_COLUMNS = ["data_wait", "compute", "data_wait_share", "load_per_sample",
                    "compute_per_sample", "first_batch", "samples_per_second", "startup",
-                   "limit_ratio", "quality_consistent"]
+                   "shutdown", "limit_ratio", "quality_consistent"]
+# The machine's noise around each run's clock (speedlimit.run.noise), and when it ran.
+NOISE_COLUMNS = ["reference_before", "reference_after", "disturbed", "other_cpu_seconds",
+                 "steal_seconds", "order"]
 META_COLUMNS = ["status", "reason", "warnings", "node", "cpu_model", "cpus_allowed",
                 "torch_version",
                 "epochs", "seed", "cell", "started_at", "finished_at"]
-INTEGER_COLUMNS = ["run", "epoch", "repeat", *axes.INTEGERS, "cpus_allowed", "epochs", "seed"]
-BOOLEAN_COLUMNS = list(axes.BOOLEANS)
-TABLE_COLUMNS = SEED_COLUMNS + AXIS_COLUMNS + MEASURE_COLUMNS + META_COLUMNS
+INTEGER_COLUMNS = ["run", "epoch", "repeat", *axes.INTEGERS, "cpus_allowed", "epochs", "seed",
+                   "order"]
+BOOLEAN_COLUMNS = [*axes.BOOLEANS, "disturbed"]
+TABLE_COLUMNS = SEED_COLUMNS + AXIS_COLUMNS + MEASURE_COLUMNS + NOISE_COLUMNS + META_COLUMNS
 
 # Cells that differ only in other settings train on identical batches in identical order.
 QUALITY_KEYS = [*axes.SAME_BATCHES, "epochs", "seed", "epoch"]
@@ -75,6 +79,13 @@ def rows_of(record: dict, run: int) -> list[dict]:
         "run_duration": record.get("run_duration"),
         "startup": record.get("startup"),
         "load_per_sample": (record.get("costs") or {}).get("load_per_sample"),
+        "shutdown": record.get("shutdown"),
+        "reference_before": (record.get("reference") or {}).get("before"),
+        "reference_after": (record.get("reference") or {}).get("after"),
+        "disturbed": (record.get("reference") or {}).get("disturbed"),
+        "other_cpu_seconds": (record.get("machine_load") or {}).get("other_cpu_seconds"),
+        "steal_seconds": (record.get("machine_load") or {}).get("steal_seconds"),
+        "clock_started": (record.get("timeline") or {}).get("clock_started"),
     }
     if not record["epochs"]:
         return [{**base, "epoch": None}]
@@ -136,7 +147,10 @@ def build_table(files: dict[str, str], expected: list[grid.Cell],
     for cell in expected:
         record = records.get(cell.path) or missing_record(cell, missing[cell.path])
         rows.extend(rows_of(record, numbers[cell.path]))
-    table = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
+    table = pd.DataFrame(rows)
+    # order: 1 for the run whose clock started first (repeats are interleaved: see findings).
+    table["order"] = table["clock_started"].rank(method="dense").astype("Int64")
+    table = table.reindex(columns=TABLE_COLUMNS)
     table = table.astype({c: "Int64" for c in INTEGER_COLUMNS})
     table = table.astype({c: "boolean" for c in BOOLEAN_COLUMNS})
     table["limit_ratio"] = limit_ratios(table)
@@ -179,7 +193,7 @@ SUMMARY_COLUMNS = SUMMARY_KEYS + [
     "load_per_sample_median", "compute_per_sample_median", "cpus_allowed",
     "predicted_speedup", "steady_epoch_duration_median", "steady_speedup",
     "data_wait_share_median", "limit_ratio_median", "loss_median", "accuracy_median",
-    "first_run"]
+    "disturbed_runs", "first_run"]
 
 
 def versus_fastest(groups: dict[str, list[str]], samples: dict[str, np.ndarray]) -> dict:
@@ -244,6 +258,8 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     with its interval and verdict (see :mod:`speedlimit.results.stats`): every comparison of
     the run is one family, Holm-corrected."""
     ok = table[table["status"].eq("ok")].copy()
+    if ok.empty:  # every cell skipped or missing: nothing to summarize, and the findings say so
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
     ok["steady"] = ok["epoch_duration"].where(ok["epoch"] > 1)
     # A run's epoch duration is the mean over its epochs; its steady state, over epochs 2+.
     per_run = (ok.groupby(["run"] + SUMMARY_KEYS + ["repeat"], dropna=False)
@@ -254,7 +270,8 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
                       compute_per_sample=("compute_per_sample", "mean"),
                       cpus_allowed=("cpus_allowed", "first"),
                       limit_ratio=("limit_ratio", "mean"),
-                      loss=("loss", "last"), accuracy=("accuracy", "last"))
+                      loss=("loss", "last"), accuracy=("accuracy", "last"),
+                      disturbed=("disturbed", "max"))
                  .reset_index())
     per_run["cell_key"] = _key_frame(per_run, SUMMARY_KEYS).agg("|".join, axis=1)
     per_run["base_key"] = _key_frame(per_run, BASELINE_KEYS).agg("|".join, axis=1)
@@ -315,11 +332,13 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         row["limit_ratio_median"] = float(group["limit_ratio"].median())
         row["loss_median"] = float(group["loss"].median())
         row["accuracy_median"] = float(group["accuracy"].median())
+        row["disturbed_runs"] = int(group["disturbed"].fillna(False).astype(bool).sum())
         row["first_run"] = int(group["run"].min())
         rows.append(row)
     summary = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
     summary = summary.astype({c: "Int64" for c in (*axes.INTEGERS, "repeats", "first_run",
-                                                  "comparisons", "repeats_needed", "pairs",
+                                                  "comparisons", "repeats_needed",
+                                                  "disturbed_runs", "pairs",
                                                   "pairs_repeats_needed", "cpus_allowed")})
     summary = summary.astype({"speedup_significant": "boolean", "unstable": "boolean",
                               "fastest": "boolean"})

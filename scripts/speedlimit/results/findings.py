@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from speedlimit import axes
+from speedlimit import axes, grid
 from speedlimit.results import advice
 from speedlimit.results import published as published_module
 from speedlimit.results import stats
@@ -151,7 +151,8 @@ def batch_size_sentences(cells: pd.DataFrame, tensor: pd.DataFrame) -> list[str]
 
 
 def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
-            context: dict | None = None, table: pd.DataFrame | None = None) -> list[Section]:
+            context: dict | None = None, table: pd.DataFrame | None = None,
+            grid_skipped: pd.DataFrame | None = None) -> list[Section]:
     """Sections of sentences: headline, one section per workload and batch size (costs,
     prediction, fastest, smallest num_workers within noise of it, the recommendation), one
     per batch size (per setting), quality (from the results ``table``, when given), published
@@ -162,7 +163,9 @@ def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
     tensor = ok[ok["loader"].eq("tensor")]
     sections = []
     headline = Section("At a glance")
+    not_run = not_run_sentences(table, grid_skipped)
     if loader.empty:
+        headline.sentences.extend(not_run)
         headline.sentences.append("No DataLoader cell finished, so there is no num_workers "
                                   "setting to compare.")
         return [headline]
@@ -193,7 +196,16 @@ def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
     if comparison is not None:
         headline.sentences.extend(published_glance(comparison))
     sections.append(headline)
+    if not_run:
+        sections.append(Section("Not run", not_run))
     sections.extend(Section(g.label[0].upper() + g.label[1:], g.sentences) for g in found)
+    if table is not None:
+        noise = machine_noise_sentences(table, ok)
+        if noise:
+            sections.append(Section("The machine's noise", noise))
+    steady = steady_state_sentences(loader, table)
+    if steady:
+        sections.append(Section("Start-up and steady state", steady))
     sections.extend(per_size)
     quality = quality_sentences(table) if table is not None else []
     if quality:
@@ -238,6 +250,150 @@ def noise_sentences(summary: pd.DataFrame) -> list[str]:
                    + _join([_setting_text(r) for _, r in unstable.head(5).iterrows()])
                    + (f" and {len(unstable) - 5} more" if len(unstable) > 5 else "") + ".")
     return out
+
+
+def _ranking(cells: pd.DataFrame, column: str) -> list[int]:
+    ranked = cells.dropna(subset=[column]).sort_values([column, "num_workers"])
+    return [int(w) for w in ranked["num_workers"]]
+
+
+def steady_state_sentences(loader: pd.DataFrame, table: pd.DataFrame | None) -> list[str]:
+    """With 2 or more epochs: the ranking of num_workers over whole runs against epochs 2+
+    only (worker start-up gone); and persistent_workers cells that cannot help (1 epoch)."""
+    out = []
+    if "steady_epoch_duration_median" in loader and loader[
+            "steady_epoch_duration_median"].notna().any():
+        same, changed = [], []
+        for label, part in _groups(loader):
+            for size, cells in part.groupby("batch_size", sort=True):
+                whole = _ranking(cells, "epoch_duration_median")
+                steady = _ranking(cells, "steady_epoch_duration_median")
+                where = f"batch_size {int(size)}" + (f" ({label})" if label else "")
+                if whole == steady:
+                    same.append(where)
+                else:
+                    changed.append(f"at {where}, whole runs rank num_workers "
+                                   f"{' < '.join(map(str, whole))} (fastest first), epochs "
+                                   f"after the first {' < '.join(map(str, steady))}")
+        out.append("Without the first epoch (worker start-up gone: the steady state, "
+                   "`steady_epoch_duration_median` in the summary), the ranking of num_workers "
+                   + ("is the same at every batch size." if not changed else
+                      "changes: " + "; ".join(changed) + "."
+                      + (f" It is the same at {_join(same)}." if same else "")))
+    if table is not None and "warnings" in table:
+        runs = table.drop_duplicates("cell")
+        flagged = runs[runs["warnings"].fillna("").str.contains(
+            "persistent_workers cannot help with train.epochs: 1", regex=False)]
+        if len(flagged):
+            out.append(f"`persistent_workers: true` cannot help with `train.epochs: 1` "
+                       f"({len(flagged)} run(s)): it keeps workers alive between epochs, and "
+                       "there is only one, so those cells measure the same work as "
+                       "`persistent_workers: false` (each pays its workers' start and "
+                       "shutdown on the clock); run 2 or more epochs to see what it saves.")
+    return out
+
+
+def machine_noise_sentences(table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """How noisy the machine was during this run: the reference kernel's spread, the spread
+    of one cell's repeats, the smallest difference the run could resolve, disturbed runs and
+    the CPU time the rest of the machine used while clocks ran."""
+    ok = table[table["status"].eq("ok")]
+    runs = ok.drop_duplicates("cell")
+    out = []
+    ref = runs["reference_before"].dropna() if "reference_before" in runs else pd.Series()
+    if len(ref) >= 2:
+        rel = stats.spread(ref.to_numpy(float)) / float(ref.median())
+        out.append(f"The reference kernel (the same fixed computation, timed just before and "
+                   f"after every run's clock) took a median {1000 * ref.median():.0f} ms; "
+                   f"over the run it spread by {_pct(rel)} (MAD), and its slowest run took "
+                   f"{_pct(ref.max() / ref.min() - 1)} longer than its fastest.")
+    repeated = summary[summary["repeats"] > 1]
+    order = runs.dropna(subset=["order"]) if "order" in runs else pd.DataFrame()
+    if len(repeated) and len(order) and order["repeat"].nunique() > 1:
+        spans = order.groupby("repeat")["order"].agg(["min", "max"]).sort_index()
+        apart = (spans["max"].iloc[:-1].to_numpy() < spans["min"].iloc[1:].to_numpy()).all()
+        out.append("Repeats were interleaved: every cell's repeat 0 ran before any cell's "
+                   "repeat 1, and so on (the table's `order`), so a slow drift of the machine "
+                   "is spread over all cells rather than read as a difference between them."
+                   if apart else
+                   "Repeats were not fully interleaved (the table's `order`): some cell's "
+                   "later repeat ran before another cell's earlier one, so a slow drift of "
+                   "the machine may show as a difference between cells.")
+    if len(repeated):
+        rel = (repeated["epoch_duration_mad"] / repeated["epoch_duration_median"]).median()
+        out.append(f"Repeats of one cell spread by a median {_pct(rel)} of their median "
+                   "epoch duration (MAD).")
+        given = repeated.dropna(subset=["speedup_ci_low", "speedup_ci_high"])
+        if len(given):
+            half = ((given["speedup_ci_high"] - given["speedup_ci_low"])
+                    / (2 * given["speedup"])).median()
+            out.append(f"The smallest difference this run could resolve at "
+                       f"{int(repeated['repeats'].max())} repeats: about +-{_pct(half)} "
+                       "(the median half-width of the speed-up intervals); smaller "
+                       "differences between settings are within its noise.")
+        else:
+            out.append(f"At {int(repeated['repeats'].max())} repeats no speed-up interval "
+                       "exists (4 or more runs per cell are needed), so the run cannot say "
+                       "how small a difference it resolves.")
+    if "disturbed" in runs:
+        bad = runs[runs["disturbed"].astype("boolean").fillna(False)]
+        if len(bad):
+            out.append(f"{len(bad)} of {len(runs)} runs were disturbed: the reference kernel "
+                       "took more than 25% longer or shorter after the run's clock than before "
+                       "it, so the machine changed under them: "
+                       + _join([f"run {int(r.run)} (`{r.cell}`)" for r in bad.head(5)
+                                .itertuples()])
+                       + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+                       + ". `disturbed` in the table marks them.")
+        elif len(runs):
+            out.append(f"No run was disturbed (the reference kernel before and after each of "
+                       f"the {len(runs)} runs agreed within 25%).")
+    if "other_cpu_seconds" in runs and runs["other_cpu_seconds"].notna().any():
+        share = runs["other_cpu_seconds"] / runs["run_duration"]
+        out.append(f"While the clocks ran, the rest of the machine (everything but the cell's "
+                   f"own processes) used a median {_pct(share.median())} of one CPU "
+                   f"(at most {_pct(share.max())}); hypervisor steal time: "
+                   f"{runs['steal_seconds'].sum():.1f} s in all.")
+    return out
+
+
+def not_run_sentences(table: pd.DataFrame | None,
+                      grid_skipped: pd.DataFrame | None = None) -> list[str]:
+    """Every group of cells of the grid that has no measurement, and why: combinations torch
+    rejects (results/skipped.csv), cells skipped on this machine (``status: skipped``, e.g.
+    cuda without a GPU: they run again where they can) and cells missing after a failure."""
+    out = []
+    if grid_skipped is not None and len(grid_skipped):
+        cells = pd.DataFrame([grid.parse_path(p).params() for p in grid_skipped["cell"]],
+                             index=grid_skipped.index)
+        for reason, part in grid_skipped.groupby("reason", sort=True):
+            label = _common_setting(cells.loc[part.index],
+                                    table if table is not None and len(table) else cells)
+            out.append(f"{len(part)} run(s) of the grid{f' ({label})' if label else ''} were "
+                       f"not run because {reason} (listed in `results/skipped.csv`).")
+    if table is None or "status" not in table:
+        return out
+    for status, why in (("skipped", "skipped on this machine"), ("missing", "missing")):
+        rows = table[table["status"].eq(status)].drop_duplicates("cell")
+        for reason, part in rows.groupby("reason", sort=True, dropna=False):
+            label = _common_setting(part, table)
+            text = (f"{len(part)} run(s){f' ({label})' if label else ''} were {why}: "
+                    f"{reason if isinstance(reason, str) else 'no reason recorded'}")
+            if status == "skipped":
+                text += ("; their records say so (`status: skipped`), and they run again when "
+                         "the pipeline runs on a machine where they can")
+            out.append(text + ".")
+    return out
+
+
+def _common_setting(part: pd.DataFrame, reference: pd.DataFrame) -> str:
+    """The settings all rows of ``part`` share that some row of ``reference`` does not."""
+    labels = []
+    for axis in axes.NAMES:
+        values = part[axis].map(axes.as_text).unique()
+        if len(values) == 1 and not reference[axis].map(axes.as_text).eq(values[0]).all():
+            labels.append(f"`{axis}={values[0]}`")
+    return ", ".join(labels)
 
 
 def _setting_text(row) -> str:
@@ -347,7 +503,7 @@ def published_glance(comparison: pd.DataFrame) -> list[str]:
                 f"{int(counts.get(published_module.AGREE, 0))}, disagrees in "
                 f"{int(counts.get(published_module.DISAGREE, 0))}, is inconclusive in "
                 f"{int(counts.get(published_module.INCONCLUSIVE, 0))}"
-                + (f" and missing in {int(counts.get(published_module.NO_INTERVAL))}"
+                + (f" and has no interval in {int(counts.get(published_module.NO_INTERVAL))}"
                    if counts.get(published_module.NO_INTERVAL) else ""))
         one = part[part["num_workers"] == 1]
         if len(one):

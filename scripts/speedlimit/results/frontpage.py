@@ -113,10 +113,11 @@ class Document:
 
 def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environments: list[dict],
              config: dict, revision: str | None = None,
-             table: pd.DataFrame | None = None) -> Document:
+             table: pd.DataFrame | None = None,
+             grid_skipped: pd.DataFrame | None = None) -> Document:
     context = {"data_source": config["data"]["source"],
                "train_size": config["data"].get("synthetic", {}).get("train_size")}
-    found = findings_module.compute(summary, comparison, context, table)
+    found = findings_module.compute(summary, comparison, context, table, grid_skipped)
     groups = advice.groups(summary[summary["epoch_duration_median"].notna()])
     run = Section("What was run", what_was_run(summary, config))
     machine = Section("Hardware", findings_module.hardware(environments))
@@ -129,7 +130,9 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
                             "loader-free limit) and published vs reproduced cell by cell: "
                             "`1. Findings` in the menu. Figures: `2.` to `4.`; sortable "
                             "tables: `5. Tables`."])
-    front = [found[0], run, machine] + ([recommended] if groups else []) + [how, more]
+    not_run = [s for s in found if s.title == "Not run"]
+    front = ([found[0], *not_run, run, machine] + ([recommended] if groups else [])
+             + [how, more])
     return Document(sections if groups else [s for s in sections if s is not recommended],
                     front, config_yaml(config), advice.recommendation(groups, table))
 

@@ -51,10 +51,11 @@ class Request:
     seed: int = 0
     time_limit: float | None = None
     log: str | None = None
-    process_started: float | None = None  # when the job's process started (epoch seconds)
+    process_started: float | None = None  # when the job's Python started (epoch seconds)
     lock_acquired: float | None = None  # when it held the machine's cell lock
     on_failure: str | None = None  # where to write a status: failed record, if anywhere
     failed_before: int = 0  # failed records this cell had before this run (a rerun trigger)
+    hardware: str | None = None  # the spec's hardware key (a rerun trigger), kept in the record
     workload_function: str | None = None  # makes the cell's workload (None: the built-in one)
     cwd: str = field(default_factory=os.getcwd)
     env: dict = field(default_factory=lambda: dict(os.environ))
@@ -66,17 +67,6 @@ class Request:
     def from_json(cls, text: str) -> "Request":
         fields = json.loads(text)
         return cls(**{**fields, "cell": Cell(**fields["cell"])})
-
-
-def process_start_time(pid: int | str = "self") -> float | None:
-    """When a process started, in epoch seconds (Linux /proc), or None elsewhere."""
-    try:
-        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(float(line.split()[1]) for line in open("/proc/stat")
-                    if line.startswith("btime"))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def lock_path() -> Path:
@@ -161,7 +151,8 @@ def _record_without_epochs(cell: Cell, request: Request, status: str, reason: st
         "reason": reason,
         **extra,
         "cell": cell.path,
-        "params": {**cell.params(), "epochs": request.epochs, "seed": request.seed},
+        "params": {**cell.params(), "epochs": request.epochs, "seed": request.seed,
+                   "hardware": request.hardware},
         "epochs": [],
         "environment": fingerprint.machine(),
     }
@@ -281,6 +272,7 @@ def execute(request: Request) -> int:
         return _failed(cell, request, f"{type(err).__name__}: {summary}"[:500], 1)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+    record["params"]["hardware"] = request.hardware
     record.setdefault("timeline", {}).update(
         process_started=request.process_started, lock_acquired=request.lock_acquired,
         written=time.time())

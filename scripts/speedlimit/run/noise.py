@@ -23,8 +23,9 @@ DISTURBED = 0.25  # |after / before - 1| above this: the cell's machine changed 
 _SIZE, _ROUNDS = 192, 40  # ~20-60 ms on one core of a 2020s CPU
 
 
-def reference() -> float:
-    """Seconds of the fixed reference kernel (matrix products of a seeded 192x192 matrix)."""
+def reference(extra: float = 0.0) -> float:
+    """Seconds of the fixed reference kernel (matrix products of a seeded 192x192 matrix).
+    ``extra`` seconds of sleep join the timed work: the test hook SPEEDLIMIT_FAULT=disturb."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
@@ -34,6 +35,8 @@ def reference() -> float:
     for _ in range(_ROUNDS):
         b = torch.tanh(a @ b)
     float(b.sum())  # force the work
+    if extra:
+        time.sleep(extra)
     return time.perf_counter() - start
 
 

@@ -11,12 +11,15 @@
 
 ``SPEEDLIMIT_FAULT`` is a test hook, not a setting: ``worker`` (or ``worker:<text>``, for the
 cells whose path contains ``<text>``) makes the DataLoader workers of a cell raise, so the
-tests can provoke a failing cell for real. Nothing else reads it. This module imports no torch.
+tests can provoke a failing cell for real; ``disturb`` doubles the reference kernel's time
+after the clock (a cell flagged disturbed). Nothing else reads it. This module imports no
+torch.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 SHM_PATH = "/dev/shm"
 DEFAULT_PREFETCH = 2  # torch's prefetch_factor default with num_workers > 0
@@ -87,6 +90,15 @@ PERSISTENT_ONE_EPOCH = (
     "persistent_workers cannot help with train.epochs: 1 (it keeps workers alive between "
     "epochs, and there is only one): this cell measures the same work as persistent_workers: "
     "false")
+
+
+DEV_ENV = "SPEEDLIMIT_DEV_DIR"  # test hook: the folder looked at instead of /dev
+
+
+def gpus_visible() -> int:
+    """NVIDIA GPUs whose device files this machine shows (/dev/nvidia0, ...), without torch."""
+    dev = Path(os.environ.get(DEV_ENV) or "/dev")
+    return sum(1 for p in dev.glob("nvidia*") if p.name[len("nvidia"):].isdigit())
 
 
 def injected_fault(cell_path: str) -> str | None:

@@ -45,7 +45,7 @@ rule make_imagefolder:
     conda:
         "../envs/pipeline.yaml"
     params:
-        dataset_root=dataset_root(),
+        dataset_root=lambda wildcards, input: idx.dataset_root_of(input[0]),
         code=code_digest("scripts/make_imagefolder.py"),
     script:
         "../scripts/make_imagefolder.py"

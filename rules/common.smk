@@ -192,7 +192,7 @@ def get_cell_priority(wildcards):
     return CELL_PRIORITY.get(wildcards.cell, 0)
 
 
-FIGURES = ["epoch_duration", "speedup", "time_split", "quality", "published"]
+FIGURES = ["epoch_duration", "speedup", "prediction", "time_split", "quality", "published"]
 # The report's pages beyond the figures (rules/report.smk).
 REPORT_PAGES = ["findings", "published_vs_reproduced", "table", "summary"]
 

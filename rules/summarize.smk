@@ -53,6 +53,13 @@ rule plot:
             subcategory="duration and speed-up",
             labels={"figure": "speed-up over num_workers=0"},
         ),
+        prediction=report(
+            "results/plots/prediction.png",
+            caption="../report/prediction.rst",
+            category="3. Speed",
+            subcategory="duration and speed-up",
+            labels={"figure": "measured vs predicted speed-up"},
+        ),
         time_split=report(
             "results/plots/time_split.png",
             caption="../report/time_split.rst",

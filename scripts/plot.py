@@ -14,6 +14,7 @@ def main(table_csv: str, summary_csv: str, published_csv: str, outputs: dict) ->
     figures = {
         "epoch_duration": lambda: plots.epoch_duration(table),
         "speedup": lambda: plots.speedup(summary),
+        "prediction": lambda: plots.prediction(summary),
         "time_split": lambda: plots.time_split(table),
         "quality": lambda: plots.quality(table),
         "published": lambda: plots.published_vs_reproduced(

@@ -1,7 +1,8 @@
-"""The epoch-duration figure keeps machines apart: a panel per node when cells ran on several
-(separate SLURM allocations on different hardware), one panel when all ran on one."""
+"""The figures keep machines apart: a panel per node when cells ran on several (separate SLURM
+allocations on different hardware), one panel when all ran on one; and workloads apart."""
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import pytest
 
 from speedlimit.results import aggregate, plots
@@ -29,3 +30,17 @@ def test_a_panel_per_node_only_when_there_are_several(tmp_path, nodes):
     else:
         assert [t.splitlines()[0] for t in titles] == [f"Epoch duration - node {n}" for n in nodes]
         assert all("loader-free limit" in t for t in titles)
+
+
+def test_the_prediction_figure_has_a_panel_per_workload(tmp_path):
+    from test_advice import run
+
+    a, _ = run(tmp_path / "a", {0: 10, 1: 8, 2: 5}, workload="fashionmnist-augment")
+    b, _ = run(tmp_path / "b", {0: 5, 1: 6, 2: 6.5}, workload="fashionmnist", load=1e-5)
+    fig = plots.prediction(pd.concat([a, b]))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()]
+    plt.close(fig)
+    assert titles == ["Measured vs predicted - workload=fashionmnist",
+                      "Measured vs predicted - workload=fashionmnist-augment"]
+    assert labels == ["100 measured", "100 predicted"] * 2

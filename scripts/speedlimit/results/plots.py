@@ -146,6 +146,42 @@ def speedup(summary: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def prediction(summary: pd.DataFrame) -> plt.Figure:
+    """Measured speed-up over num_workers=0 (median, 95% interval where there is one) beside
+    the speed-up predicted from the loading and compute costs (dashed), per num_workers: a
+    line per batch size, a panel per setting (workload, ...)."""
+    _setup()
+    data = summary[summary["loader"].eq("dataloader") & summary["speedup"].notna()].copy()
+    panels = _panels(data)
+    fig, axes = _axes(len(panels), sharey=False)
+    sizes = sorted(data["batch_size"].unique())
+    palette = dict(zip(sizes, sns.color_palette(n_colors=len(sizes))))
+    for ax, panel in zip(axes, panels):
+        part = _select(data, panel).sort_values("num_workers")
+        for size, rows in part.groupby("batch_size"):
+            color = palette[size]
+            x = rows["num_workers"].astype(float).to_numpy()
+            y = rows["speedup"].to_numpy(float)
+            low = rows["speedup_ci_low"].to_numpy(float)
+            high = rows["speedup_ci_high"].to_numpy(float)
+            has = ~np.isnan(low) & ~np.isnan(high)
+            ax.plot(x, y, "o-", color=color, label=f"{int(size)} measured")
+            if has.any():
+                ax.errorbar(x[has], y[has], yerr=[y[has] - low[has], high[has] - y[has]],
+                            fmt="none", ecolor=color, capsize=3, lw=1)
+            if rows["predicted_speedup"].notna().any():
+                ax.plot(x, rows["predicted_speedup"].to_numpy(float), "--", color=color,
+                        alpha=0.8, label=f"{int(size)} predicted")
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_xticks(sorted(part["num_workers"].astype(int).unique()))
+        ax.set_xlabel("num_workers")
+        ax.set_ylabel("speed-up over num_workers=0 (x)")
+        ax.set_title(_title("Measured vs predicted", panel))
+        ax.legend(title="batch_size", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
 def time_split(table: pd.DataFrame) -> plt.Figure:
     """Share of each epoch spent waiting for data, per cell."""
     _setup()

@@ -75,6 +75,11 @@ def test_the_prediction_is_the_largest_of_its_three_floors():
     assert predict.enough_workers(1 * US, compute, 2) == 0
 
 
+def test_times_are_written_in_units_a_person_reads():
+    assert advice._us(138e-6) == "138 µs" and advice._us(0.00123) == "1.23 ms"
+    assert advice._ms(0.0139) == "13.9 ms" and advice._ms(1.17) == "1.17 s"
+
+
 def test_predicted_speedups_are_in_the_summary(tmp_path):
     summary, table = run(tmp_path, {0: 10, 1: 8, 2: 5, 3: 5.05})
     assert summary["predicted_speedup"].tolist() == pytest.approx([1.0, 1.25, 2.0, 2.0])
@@ -195,7 +200,8 @@ def test_too_few_repeats_leave_the_smaller_setting_and_the_crossover_open(tmp_pa
     assert ("The prediction put the crossover at `num_workers=2`; with these repeats the "
             "measurement cannot place it, so that is not checked.") in s
     assert "1: 1.25x predicted, 1.25x measured (no interval)" in s
-    assert advice.how_sure(group)[0] == "too few repeats"
+    assert advice.how_sure(group) == ("too few repeats", "3 runs per cell, 5 needed for this "
+                                      "run's comparisons: not tested")
 
 
 def test_one_run_per_cell_claims_nothing(tmp_path):
@@ -203,7 +209,8 @@ def test_one_run_per_cell_claims_nothing(tmp_path):
     s = text(group)
     assert "cannot be told: one run per cell" in s
     assert "(one run per cell: no interval)" in s
-    assert advice.how_sure(group)[0] == "one run"
+    assert advice.how_sure(group) == ("one run", "nothing behind this was tested; run with "
+                                      "repeats (configs/workloads.yaml) before relying on it")
     assert "more than noise" not in s
 
 

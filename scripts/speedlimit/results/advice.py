@@ -38,7 +38,8 @@ def _us(seconds: float) -> str:
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.3g} ms"
+    """Seconds of a batch's work in ms, or in s from a second on."""
+    return f"{seconds:.3g} s" if seconds >= 1 else f"{seconds * 1e3:.3g} ms"
 
 
 def _x(value: float) -> str:
@@ -435,15 +436,15 @@ def how_sure(group: Group) -> tuple[str, str]:
     rec = group.recommended
     n = int(group.cells["repeats"].max())
     if n <= 1:
-        return "one run", ("one run per cell: nothing behind this was tested; run with repeats "
+        return "one run", ("nothing behind this was tested; run with repeats "
                            "(configs/workloads.yaml) before relying on it")
     others = group.cells[group.cells["num_workers"] > 0]
     zero = int(rec["num_workers"]) == 0
     if (group.smaller == "untested"
             or (not zero and rec.get("speedup_verdict") in UNTESTED)
             or (zero and others["speedup_verdict"].isin(UNTESTED).any())):
-        return "too few repeats", (f"{n} runs per cell are too few to test it: {_needed(group)} "
-                                   "are needed for this run's comparisons")
+        return "too few repeats", (f"{n} runs per cell, {_needed(group)} needed for this run's "
+                                   "comparisons: not tested")
     if zero:
         return "tested", (f"no worker setting was faster than `num_workers=0` by more than "
                           f"noise ({n} runs per cell)")

@@ -151,24 +151,17 @@ def recommend(group: Group) -> None:
     workers could not be told apart, for too few repeats or one run)."""
     cells, fastest = group.cells, group.fastest
     fewer = cells[cells["num_workers"] < fastest["num_workers"]]
-    same = fewer[fewer["vs_fastest_verdict"].isin(SAME_SPEED)]
-    if fewer.empty:
-        group.smaller = "smallest"
-        equal = cells[(cells["num_workers"] == fastest["num_workers"])
-                      & (cells["fastest"].astype("boolean").fillna(False)
-                         | cells["vs_fastest_verdict"].isin(SAME_SPEED))]
-        group.recommended = _prefer(equal) if len(equal) else fastest
+    verdicts = fewer["vs_fastest_verdict"]
+    if verdicts.isin(UNTESTED).any() or (len(fewer) and verdicts.isna().all()):
+        group.smaller, group.recommended = "untested", fastest
         return
-    if fewer["vs_fastest_verdict"].isin(UNTESTED).any() or fewer["vs_fastest_verdict"].isna().all():
-        group.smaller = "untested"
-        group.recommended = fastest
-        return
-    if len(same):
+    if verdicts.isin(SAME_SPEED).any():
+        same = fewer[verdicts.isin(SAME_SPEED)]
         group.smaller = "within noise"
-        least = same[same["num_workers"] == same["num_workers"].min()]
-        group.recommended = _prefer(least)
+        group.recommended = _prefer(same[same["num_workers"] == same["num_workers"].min()])
         return
-    group.smaller = "slower"
+    group.smaller = "smallest" if fewer.empty else "slower"
+    # Among the fastest's num_workers, the cells as fast as it (other DataLoader settings).
     equal = cells[(cells["num_workers"] == fastest["num_workers"])
                   & (cells["fastest"].astype("boolean").fillna(False)
                      | cells["vs_fastest_verdict"].isin(SAME_SPEED))]

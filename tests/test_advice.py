@@ -24,7 +24,7 @@ def run(tmp_path, cells: dict, repeats: int = 7, load: float | None = 400 * US,
         workload: str = "fashionmnist-augment", **grid_values):
     """Summary and table (read back from CSV, as the findings rule reads them) of one
     workload's cells: ``cells`` maps num_workers (or (num_workers, pin_memory)) to an epoch
-    duration, or to (duration, compute per sample)."""
+    duration, or to (duration, compute per sample), or to a list of one per repeat."""
     pins = sorted({k[1] for k in cells if isinstance(k, tuple)}) or [False]
     g = {"num_workers": sorted({k[0] if isinstance(k, tuple) else k for k in cells}),
          "batch_size": [100], "lr": [0.01], "torch_threads": [1], "pin_memory": pins,
@@ -37,8 +37,11 @@ def run(tmp_path, cells: dict, repeats: int = 7, load: float | None = 400 * US,
     recs = []
     for c in expected:
         spec = spec_of(c)
+        if isinstance(spec, list):  # a duration per repeat, as given
+            spec, factor = spec[c.repeat], 1.0
+        else:
+            factor = 1 + jitter * (c.repeat - (repeats - 1) / 2)
         duration, per_sample = spec if isinstance(spec, tuple) else (spec, compute)
-        factor = 1 + jitter * (c.repeat - (repeats - 1) / 2)
         recs.append(record(c, duration * factor, load=load, compute=per_sample, cpus=cpus,
                            cpu_model="Test CPU"))
     table = aggregate.build_table(write(tmp_path, recs), expected)
@@ -168,6 +171,32 @@ def test_a_smaller_num_workers_within_noise_is_recommended_and_a_failed_predicti
     assert "1: 1.25x predicted, 1.98x measured (95% interval" in s and "outside)" in s
     assert ("Furthest off: `num_workers=1`, whose epoch took 2.95 s (37%) less than predicted "
             "from the `num_workers=0` epoch: faster than the measured costs allow") in s
+
+
+# num_workers=1 spreads so widely that it is told apart from neither the fastest nor from
+# num_workers=0: no gain shown, so it is not what to use when the fastest's gain is shown.
+WIDE = [4.9, 5.0, 5.1, 9.8, 10.0, 10.2, 5.05]
+
+
+def test_a_setting_as_fast_as_the_fastest_but_with_no_gain_shown_is_not_recommended(tmp_path):
+    group = only(tmp_path, {0: 10, 1: WIDE, 2: 5})
+    assert group.smaller == "gain unshown" and int(group.recommended["num_workers"]) == 2
+    assert ("Fewer workers cannot be told apart from the fastest, `num_workers=1` (0.98x of its "
+            "speed, 95% interval 0.50-1.01x), but none is faster than `num_workers=0` by more "
+            "than noise, as the fastest is: the recommendation keeps the gain that was shown, "
+            "with the fastest's num_workers.") in text(group)
+    between = only(tmp_path / "b", {0: 10, 1: WIDE, 2: 5.05, 3: 5})
+    assert between.smaller == "within noise" and int(between.recommended["num_workers"]) == 2
+    s = text(between)
+    assert ("The smallest num_workers within noise of the fastest that also shows a gain over "
+            "`num_workers=0` is `num_workers=2`: at 0.99x of its speed") in s
+    assert ("Fewer workers cannot be told apart from the fastest either, `num_workers=1` (0.98x "
+            "of its speed, 95% interval 0.50-1.01x), but show no gain over `num_workers=0` by "
+            "more than noise, as the fastest does.") in s
+    # Where the fastest shows no gain either, the smallest as fast is what to use.
+    no_gain = only(tmp_path / "c", {0: 10, 1: WIDE, 2: WIDE[::-1]})
+    assert no_gain.smaller in ("within noise", "smallest")
+    assert int(no_gain.recommended["num_workers"]) == 0
 
 
 def test_loading_in_the_main_process_fastest_and_the_time_the_model_leaves_out(tmp_path):

@@ -75,6 +75,7 @@ class Group:
     fastest: pd.Series | None = None
     recommended: pd.Series | None = None
     smaller: str = ""  # how the recommendation was found: see recommend()
+    unshown: pd.DataFrame | None = None  # as fast as the fastest, but no gain shown
     predicted_stop: int | None = None
     sentences: list[str] = field(default_factory=list)
 
@@ -144,28 +145,40 @@ def _defaults_kept(row) -> int:
 def recommend(group: Group) -> None:
     """The smallest num_workers within noise of the fastest (torch's defaults for the other
     settings among equals), or the fastest when nothing smaller can be told apart from it.
+    Where the fastest is faster than num_workers=0 by more than noise, a smaller setting must
+    be too: "within noise of the fastest" is no gain shown, and the gain is the point.
 
     ``group.smaller`` says how it was found: ``smallest`` (the fastest has the fewest workers
-    of the group), ``within noise`` (a cell with fewer workers is as fast), ``slower`` (every
-    cell with fewer workers is slower by more than noise), ``untested`` (some cell with fewer
-    workers could not be told apart, for too few repeats or one run)."""
+    of the group), ``within noise`` (a cell with fewer workers is as fast), ``gain unshown``
+    (cells with fewer workers cannot be told apart from the fastest, but none shows the gain
+    over num_workers=0 that the fastest shows), ``slower`` (every cell with fewer workers is
+    slower by more than noise), ``untested`` (some cell with fewer workers could not be
+    compared, for too few repeats or one run). ``group.unshown``: the cells within noise of
+    the fastest, with fewer workers than the recommendation, left out for their gain."""
     cells, fastest = group.cells, group.fastest
     fewer = cells[cells["num_workers"] < fastest["num_workers"]]
     verdicts = fewer["vs_fastest_verdict"]
     if verdicts.isin(UNTESTED).any() or (len(fewer) and verdicts.isna().all()):
         group.smaller, group.recommended = "untested", fastest
         return
-    if verdicts.isin(SAME_SPEED).any():
-        same = fewer[verdicts.isin(SAME_SPEED)]
+    same = fewer[verdicts.isin(SAME_SPEED)]
+    if int(fastest["num_workers"]) > 0 and fastest.get("speedup_verdict") == stats.FASTER:
+        same = same[same["num_workers"] > 0]  # the fastest is shown faster than these
+        eligible = same[same["speedup_verdict"].eq(stats.FASTER)]
+    else:
+        eligible = same
+    if len(eligible):
         group.smaller = "within noise"
-        group.recommended = _prefer(same[same["num_workers"] == same["num_workers"].min()])
-        return
-    group.smaller = "smallest" if fewer.empty else "slower"
-    # Among the fastest's num_workers, the cells as fast as it (other DataLoader settings).
-    equal = cells[(cells["num_workers"] == fastest["num_workers"])
-                  & (cells["fastest"].astype("boolean").fillna(False)
-                     | cells["vs_fastest_verdict"].isin(SAME_SPEED))]
-    group.recommended = _prefer(equal) if len(equal) else fastest
+        least = eligible[eligible["num_workers"] == eligible["num_workers"].min()]
+        group.recommended = _prefer(least)
+    else:
+        group.smaller = "smallest" if fewer.empty else "gain unshown" if len(same) else "slower"
+        # Among the fastest's num_workers, the cells as fast as it (other DataLoader settings).
+        equal = cells[(cells["num_workers"] == fastest["num_workers"])
+                      & (cells["fastest"].astype("boolean").fillna(False)
+                         | cells["vs_fastest_verdict"].isin(SAME_SPEED))]
+        group.recommended = _prefer(equal) if len(equal) else fastest
+    group.unshown = same[same["num_workers"] < group.recommended["num_workers"]]
 
 
 def _prefer(cells: pd.DataFrame) -> pd.Series:
@@ -276,14 +289,27 @@ def smallest_sentence(group: Group) -> str:
                f"{n} runs per cell")
         return ("Whether fewer workers would be as fast cannot be told: " + why
                 + "; the recommendation is the fastest as measured.")
+    if group.smaller == "gain unshown":
+        return ("Fewer workers cannot be told apart from the fastest, "
+                + ", ".join(_versus_text(r) for _, r in group.unshown.iterrows())
+                + ", but none is faster than `num_workers=0` by more than noise, as the "
+                "fastest is: the recommendation keeps the gain that was shown, with the "
+                "fastest's num_workers.")
     if group.smaller == "within noise":
         verdict = rec.get("vs_fastest_verdict")
         how = ("cannot be told apart from it" if verdict == stats.NO_CLEAR else
                f"differs from it by less than the {_pct(stats.NOISE_THRESHOLD)} noise threshold")
-        text = (f"The smallest num_workers within noise of the fastest is "
-                f"{_workers(rec['num_workers'])}: at {_x(rec['vs_fastest'])} of its speed "
-                f"({_interval(rec, 'vs_fastest_ci_low', 'vs_fastest_ci_high')}) it {how}, "
-                "with fewer processes.")
+        unshown = group.unshown if group.unshown is not None else cells.iloc[:0]
+        text = ("The smallest num_workers within noise of the fastest"
+                + (" that also shows a gain over `num_workers=0`" if len(unshown) else "")
+                + f" is {_workers(rec['num_workers'])}: at {_x(rec['vs_fastest'])} of its "
+                f"speed ({_interval(rec, 'vs_fastest_ci_low', 'vs_fastest_ci_high')}) it "
+                f"{how}, with fewer processes.")
+        if len(unshown):
+            text += (" Fewer workers cannot be told apart from the fastest either, "
+                     + ", ".join(_versus_text(r) for _, r in unshown.iterrows())
+                     + ", but show no gain over `num_workers=0` by more than noise, as the "
+                     "fastest does.")
         below = slower[slower["num_workers"] < rec["num_workers"]]
         if len(below):
             text += (" Fewer workers than that were slower by more than noise: "

@@ -233,6 +233,8 @@ def quality_table(tmp_path, odd_loss=None) -> pd.DataFrame:
 def test_equal_quality_is_said_and_a_differing_cell_named(tmp_path, summary1):
     same = text_of(findings.compute(summary1, table=quality_table(tmp_path / "a")))
     assert "Quality: Quality is not what the settings trade" in same
+    assert ("all cells with the same batch_size, lr, torch_threads, device and workload trained "
+            "on the same batches") in same
     assert "(3 runs checked)" in same
     odd = text_of(findings.compute(summary1, table=quality_table(tmp_path / "b", 0.7)))
     assert "1 of 3 runs reached a different training loss" in odd

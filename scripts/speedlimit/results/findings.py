@@ -411,12 +411,13 @@ def quality_sentences(table: pd.DataFrame) -> list[str]:
     flags = ok["quality_consistent"].astype("boolean")
     off = ok[flags.eq(False)]
     if off.empty:
+        same = [a for a in axes.NAMES if a in axes.SAME_BATCHES]
+        other = [a for a in axes.NAMES if a not in axes.SAME_BATCHES] + ["loader"]
         return ["Quality is not what the settings trade: every cell is seeded the same way "
-                "(model init, shuffling, workers), so all cells with the same batch size, lr, "
-                "torch_threads and device trained on the same batches in the same order and "
-                f"reached the same training loss (to {QUALITY_RTOL:g} relative), whatever "
-                "num_workers, pin_memory, prefetch_factor or loader they used "
-                f"({len(ok)} runs checked)."]
+                "(model init, shuffling, workers, augmentation), so all cells with the same "
+                f"{_join(same)} trained on the same batches in the same order and reached the "
+                f"same training loss (to {QUALITY_RTOL:g} relative), whatever {_join(other)} "
+                f"they used ({len(ok)} runs checked)."]
     runs = _join([f"run {int(r.run)} (`{r.cell}`, loss {r.loss:.6f})"
                   for r in off.head(10).itertuples()])
     more = f" and {len(off) - 10} more" if len(off) > 10 else ""

@@ -58,7 +58,8 @@ def resources_per_cell(out: str) -> dict[str, dict[str, str]]:
 
 def test_each_cell_asks_for_its_cpus_memory_gpu_partition_and_account(project):
     project.write_config("grid.yaml", {
-        "grid": {"num_workers": [0, 3], "batch_size": [100], "device": ["cpu", "cuda"]},
+        "grid": {"num_workers": [0, 3], "batch_size": [100], "device": ["cpu", "cuda"],
+                 "loader": ["dataloader"]},
         "data": {"source": "synthetic"},
         "train": {"time_limit": 600},
         "cluster": {"mem_mb": 1000, "mem_mb_per_worker": 100, "runtime": 20},

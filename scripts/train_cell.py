@@ -71,15 +71,6 @@ def run(request: job.Request, output: str, *, warm: bool = True, exclusive: bool
         return code
 
 
-def _flag(text: str) -> bool:
-    """A command-line boolean as Snakemake formats a config value (True/False) or as typed."""
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def _seconds(text: str) -> float | None:
     return None if text.lower() in ("none", "null", "") else float(text)
 
@@ -105,8 +96,9 @@ def main(argv=None, environ=os.environ) -> int:
                         help="failed runs of this cell so far (recorded in the metrics)")
     parser.add_argument("--record-failure", action=argparse.BooleanOptionalAction,
                         default=True, help="write a status: failed record when the cell fails")
-    parser.add_argument("--warm", type=_flag, default=run_env.get("warm_start", True),
-                        help="warm start (true/false)")
+    parser.add_argument("--warm", action=argparse.BooleanOptionalAction,
+                        default=run_env.get("warm_start", True),
+                        help="warm start (when available; else a cold start)")
     parser.add_argument("--exclusive", action=argparse.BooleanOptionalAction, default=True,
                         help="take the machine's cell lock here (unless train_cell.sh holds it)")
     args = parser.parse_args(argv)

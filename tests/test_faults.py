@@ -6,6 +6,7 @@ runs at once, resource limits. Each test says what the user sees.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -58,10 +59,16 @@ def said(proc) -> str:
 
 
 def cell_jobs(project) -> list[int]:
-    """Live train_cell client processes of this project (orphans once snakemake is gone)."""
-    out = subprocess.run(["pgrep", "-f", f"{project.path}/.snakemake/scripts/.*train_cell"],
-                         capture_output=True, text=True).stdout
-    return [int(p) for p in out.split() if alive(int(p))]
+    """Live train_cell jobs of this project (orphans once snakemake is gone): the rule's
+    command runs scripts/train_cell.py in the project's folder."""
+    out = subprocess.run(["pgrep", "-f", "train_cell.py --spec"], capture_output=True,
+                         text=True).stdout
+    found = []
+    for pid in map(int, out.split()):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cwd").resolve() == project.path.resolve() and alive(pid):
+                found.append(pid)
+    return found
 
 
 def wait_for(predicate, timeout: float, what: str):

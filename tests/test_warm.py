@@ -221,11 +221,16 @@ def test_a_child_that_cannot_become_the_cells_process_means_a_cold_start(
     assert record["status"] == "ok" and record["environment"]["warm_start"] is False
     warned = [r.getMessage() for r in caplog.records if "warm start unavailable" in r.message]
     assert len(warned) == 1 and "could not become the cell's: ValueError" in warned[0]
-    # The same server runs the next cell, warm.
+    retired = int(re.findall(r"the server (\d+) retires", warned[0])[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and alive(retired):
+        time.sleep(0.1)
+    assert not alive(retired)
+    # The next cell starts a fresh server (with its job's settings), and runs warm.
     again = cell_request(tmp_path, synthetic_root, "c")
     assert train_cell.run(again, str(tmp_path / "c.json"), exclusive=False) == 0
     assert json.loads((tmp_path / "c.json").read_text())["environment"]["warm_start"] is True
-    assert len(list(warm_dir.glob("*.pid"))) == 1
+    assert int(next(warm_dir.glob("*.pid")).read_text()) != retired
 
 
 def test_a_server_whose_code_folder_is_gone_refuses_and_exits(synthetic_root, tmp_path,

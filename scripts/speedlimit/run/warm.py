@@ -542,9 +542,14 @@ def _handle(listener: socket.socket, conn: socket.socket, own: dict) -> None:
             code = job.exit_code(os.waitpid(pid, 0)[1])
             if started:
                 _send(conn, {"exit": code})
-            else:
-                _send(conn, {"unavailable": why or f"its forked process exited with code "
-                                                   f"{code} before the cell started"})
+                os._exit(0)
+            # Most likely the server itself is more restricted than this job (lower limits,
+            # a higher niceness, another control group): it retires, and the next cell's job
+            # starts a server with its own settings.
+            why = why or f"its forked process exited with code {code} before the cell started"
+            _send(conn, {"unavailable": f"{why} (the server {os.getppid()} retires)"})
+            print(f"retiring: a child could not become its cell's process: {why}", flush=True)
+            os.kill(os.getppid(), signal.SIGTERM)
             os._exit(0)
 
 

@@ -9,7 +9,7 @@ def test_defaults_are_the_seed_grid():
     assert cfg["grid"]["batch_size"] == [100, 1000, 10000]
     assert cfg["grid"]["lr"] == [0.01]
     assert cfg["train"] == {"epochs": 1, "seed": 0, "repeats": 1, "exclusive": True,
-                            "warm_start": True, "time_limit": None}
+                            "warm_start": True, "time_limit": None, "redo_disturbed": 0}
     assert cfg["data"]["source"] == "fashionmnist"
     assert cfg["data"]["md5"]["train-images-idx3-ubyte.gz"] == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
     assert cfg["data"]["synthetic"] == {"train_size": 60000, "test_size": 10000, "seed": 0}

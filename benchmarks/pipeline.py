@@ -103,7 +103,7 @@ def main(argv=None) -> None:
         # A private warm-server folder, so the server's start (the torch import) is counted.
         env = {**os.environ, "SPEEDLIMIT_WARM_DIR": str(base / f"{name}-server"),
                "SPEEDLIMIT_WARM_IDLE": "30"}
-        Path(env["SPEEDLIMIT_WARM_DIR"]).mkdir(exist_ok=True)
+        Path(env["SPEEDLIMIT_WARM_DIR"]).mkdir(mode=0o700, exist_ok=True)  # private, or refused
         overlay = {"grid": args.grid,
                    "data": {"source": "synthetic", "root": str(base / "data"),
                             "synthetic": {"train_size": args.train_size}},

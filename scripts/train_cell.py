@@ -8,8 +8,11 @@ command line:
 
 where CELL is the cell's path under results/runs/ (e.g. dataloader/batch_size~100/...). With
 a warm start (the default) the cell runs in a process forked from a warm server that has
-already imported torch; cold, it runs here. Exclusive (the default), it first takes the
-machine's cell lock, so no two cells are ever timed at the same time on one machine.
+already imported torch; cold (or when the warm start is unavailable: one warning in the log,
+never a failure), in a process forked from this one. Either way this process waits, and
+kills the cell's process group when it outlives train.time_limit (plus a grace) without
+stopping itself. Exclusive (the default), it first takes the machine's cell lock, so no two
+cells are ever timed at the same time on one machine.
 
 The job owns its output for its whole life (stopping an orphaned job of a killed run that
 still owns it), and only a finished record is renamed into place. A cell that fails (an
@@ -54,12 +57,16 @@ def run(request: job.Request, output: str, *, warm: bool = True, exclusive: bool
         request.on_failure = str(staged) if record_failure else None
         with job.machine_lock(exclusive, holder=request.cell.path) as acquired:
             request.lock_acquired = acquired
+            code = None
             if use_warm_start(warm):
                 from speedlimit.run import warm as warm_start
 
-                code = warm_start.run(request)
-            else:
-                code = job.execute(request)
+                try:
+                    code = warm_start.run(request)
+                except warm_start.WarmUnavailable as why:  # before the clock: start it cold
+                    log.warning("warm start unavailable, so the cell starts cold: %s", why)
+            if code is None:
+                code = job.run_cold(request)
         if code and record_failure and not staged.exists():
             # The cell's process died without a word (a signal, the OOM killer, a bus error).
             reason = (f"the cell's process died (signal {code - 128})" if code > 128
@@ -106,7 +113,8 @@ def main(argv=None, environ=os.environ) -> int:
     parser.add_argument("--record-failure", action=argparse.BooleanOptionalAction,
                         default=True, help="write a status: failed record when the cell fails")
     parser.add_argument("--warm", action=argparse.BooleanOptionalAction,
-                        default=run_env.get("warm_start", True), help="warm start")
+                        default=run_env.get("warm_start", True),
+                        help="warm start (when available; else a cold start)")
     parser.add_argument("--redo-disturbed", type=int,
                         default=run_env.get("redo_disturbed", 0),
                         help="runs again at most this many times while the cell is disturbed")

@@ -10,26 +10,31 @@
 #
 # Waiting costs no CPU (flock blocks), so while one cell's clock runs, the next cell's job is
 # only this shell, asleep: no Python start, no Snakemake preamble, no import touches the timed
-# epoch. The moment the lock frees, the next job runs. Every few seconds of waiting it says
-# who holds the lock (the holder writes its pid, user and cell into the file).
+# epoch. The moment the lock frees, the next job runs. Every 10 s of waiting it says who holds
+# the lock (the holder writes its pid, user and cell into the file) in the cell's log (--log),
+# and also on the terminal when the holder is another user's cell.
 set -euo pipefail
 lock=$1
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 run=("${SPEEDLIMIT_PYTHON:-python3}" "$here/train_cell.py" "$@")
-if [ "$lock" = none ]; then
-    exec "${run[@]}"
-fi
-# A job of a killed run (an orphan) may still run this very cell and hold the lock: then start
-# at once, without waiting for the lock: train_cell.py stops the orphan (whose measurement is
-# lost anyway) before it takes the lock itself.
+log=/dev/stderr
 output=
-while [ $# -gt 0 ]; do
-    if [ "$1" = --output ] && [ $# -gt 1 ]; then output=$2; fi
+while [ $# -gt 1 ]; do
+    case "$1" in
+    --log) log=$2 ;;
+    --output) output=$2 ;;
+    esac
     shift
 done
+if [ "$lock" = none ]; then
+    exec "${run[@]}" --no-exclusive
+fi
+# An orphaned job of a killed run that still owns this cell's output (and may hold the cell
+# lock for a long time) is stopped by train_cell.py (job.own_output), which then takes the
+# cell lock itself: do not wait for the lock here then.
 owner="$(dirname "$output")/.$(basename "$output").owner"
-if [ -n "$output" ] && [ -e "$owner" ] && ! flock --nonblock "$owner" true 2>/dev/null; then
+if [ -n "$output" ] && [ -e "$owner" ] && ! flock --nonblock --shared "$owner" true; then
     exec "${run[@]}"
 fi
 # The lock file is shared by every user of the machine: create it world-writable once, and
@@ -39,6 +44,7 @@ if [ ! -e "$lock" ]; then
 fi
 exec 9<"$lock"
 waited=0
+me=$(id -un 2>/dev/null || id -u)
 while :; do
     status=0
     flock --wait 10 9 || status=$?
@@ -49,8 +55,14 @@ while :; do
         exit "$status"
     fi
     waited=$((waited + 10))
-    echo "speedlimit: waited ${waited} s for the machine's cell lock $lock; held by:" \
-        "$(head -c 300 "$lock" 2>/dev/null || echo unknown)" >&2
+    holder=$(head -c 300 "$lock" 2>/dev/null | head -n 1) || holder=
+    notice="speedlimit: waited ${waited} s for the machine's cell lock $lock; held by:"
+    notice="$notice ${holder:-unknown (a holder that did not say)}"
+    echo "$notice" >>"$log"
+    case "$holder" in
+    *", user $me, "*) ;;
+    *) [ "$log" = /dev/stderr ] || echo "$notice" >&2 ;;
+    esac
 done
 SPEEDLIMIT_LOCK_HELD=$(date +%s.%N)
 export SPEEDLIMIT_LOCK_HELD

@@ -6,6 +6,7 @@ runs at once, resource limits. Each test says what the user sees.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -21,9 +22,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import SNAKEMAKE, alive
+from conftest import SNAKEMAKE, Project, alive
 from httpmirror import Mirror, gz_files
 from speedlimit.data import idx
+from speedlimit.run import warm
 
 pytestmark = pytest.mark.e2e
 
@@ -58,10 +60,16 @@ def said(proc) -> str:
 
 
 def cell_jobs(project) -> list[int]:
-    """Live train_cell client processes of this project (orphans once snakemake is gone)."""
-    out = subprocess.run(["pgrep", "-f", f"{project.path}/scripts/train_cell.py"],
-                         capture_output=True, text=True).stdout
-    return [int(p) for p in out.split() if alive(int(p))]
+    """Live train_cell jobs of this project (orphans once snakemake is gone): the rule's
+    command runs scripts/train_cell.py in the project's folder."""
+    out = subprocess.run(["pgrep", "-f", "train_cell.py --spec"], capture_output=True,
+                         text=True).stdout
+    found = []
+    for pid in map(int, out.split()):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cwd").resolve() == project.path.resolve() and alive(pid):
+                found.append(pid)
+    return found
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -345,3 +353,53 @@ def test_a_second_run_in_the_same_folder_is_refused_and_the_first_finishes(proje
     assert "cannot be locked" in second.stderr and "--unlock" in second.stderr
     table = pd.read_csv(project.path / "results" / "table.csv")
     assert table["cell"].nunique() == 2 and (table["status"] == "ok").all()
+
+
+# ------------------------------------------------------------------ 7. the warm start (issue 10)
+
+
+def test_two_copies_share_a_python_and_one_is_deleted_between_runs(tmp_path, env):
+    """Copy A's run leaves its warm server idling; A is deleted; copy B runs within the idle
+    time. B's cells must neither fail nor run in A's server."""
+    a, b = Project(tmp_path / "a"), Project(tmp_path / "b")
+    for copy in (a, b):
+        copy.write_config("small.yaml", SMALL)
+    env = {**env, "SPEEDLIMIT_WARM_IDLE": "300"}  # A's server idles through B's run
+    folder = Path(env["SPEEDLIMIT_WARM_DIR"])
+    try:
+        a.run("--cores", "all", *CFG, env=env)
+        assert all(r["environment"]["warm_start"] for r in a.runs().values())
+        a_server, = (int(p.read_text()) for p in folder.glob("*.pid"))
+        assert alive(a_server)
+        shutil.rmtree(a.path)
+        b.run("--cores", "all", *CFG, env=env)
+        servers = [int(p.read_text()) for p in folder.glob("*.pid")]
+    finally:
+        warm.stop_servers(folder)
+    runs = b.runs()
+    assert len(runs) == 2 and all(r["status"] == "ok" for r in runs.values())
+    logs = "".join(p.read_text() for p in (b.path / "logs").rglob("*.log"))
+    assert "ImportError" not in logs and "Traceback" not in logs
+    # Served warm, by a fresh server of B's own (A's, stale, has gone with its files).
+    assert all(r["environment"]["warm_start"] for r in runs.values())
+    assert not alive(a_server)
+    assert len(servers) == 1 and servers[0] != a_server
+    assert (b.path / "results" / "table.csv").exists()
+
+
+def test_a_cell_hung_in_c_code_is_stopped_and_the_grid_goes_on(project, env):
+    project.write_config("small.yaml", {**SMALL, "train": {"time_limit": 4}})
+    hang = {**env, "SPEEDLIMIT_FAULT": "hang:num_workers~2"}
+    start = time.monotonic()
+    proc = project.run("--cores", "all", *CFG, check=False, env=hang)
+    assert time.monotonic() - start < 120
+    assert proc.returncode != 0  # the aggregate step refuses: a cell has no metrics
+    runs = {k: json.loads(p.read_text()) for k, p in runs_of(project).items()}
+    bad = next(k for k in runs if "num_workers~2" in k)
+    good = next(k for k in runs if "num_workers~0" in k)
+    assert runs[good]["status"] == "ok"
+    reason = ("stopped from outside after 14 s: ran past train.time_limit = 4 s and did not "
+              "stop by itself (hung in C code?); its process group was killed")
+    assert runs[bad]["status"] == "failed" and runs[bad]["reason"] == reason
+    assert f"speedlimit: cell {bad} FAILED: {reason}" in said(proc)
+    assert "1 of 2 cells have no metrics" in said(proc)

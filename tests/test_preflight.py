@@ -97,18 +97,23 @@ def live_group(pgid: int) -> list[int]:
     return pids
 
 
-@pytest.mark.parametrize("mode", ["--warm", "--no-warm"])
-def test_the_time_limit_stops_a_cell_with_workers(synthetic_root, tmp_path, mode):
+def run_limited(synthetic_root, out, log, mode, timeout, **env):
+    """train_cell.py on a 2-worker cell of 1000 epochs with a 2 s time limit."""
     d = Path(tempfile.mkdtemp(prefix="sl-", dir="/tmp"))  # a socket path must stay short
-    out, log = tmp_path / "t.json", tmp_path / "t.log"
-    start = time.monotonic()
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(SCRIPT), dl(num_workers=2).path, "--data-root", synthetic_root,
          "--output", str(out), "--log", str(log), "--epochs", "1000", "--time-limit", "2",
          mode],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(SCRIPT.parent), "SPEEDLIMIT_LOCK_DIR": str(d),
-             "SPEEDLIMIT_WARM_DIR": str(d), "SPEEDLIMIT_WARM_IDLE": "5"})
+             "SPEEDLIMIT_WARM_DIR": str(d), "SPEEDLIMIT_WARM_IDLE": "5", **env})
+
+
+@pytest.mark.parametrize("mode", ["--warm", "--no-warm"])
+def test_the_time_limit_stops_a_cell_with_workers(synthetic_root, tmp_path, mode):
+    out, log = tmp_path / "t.json", tmp_path / "t.log"
+    start = time.monotonic()
+    proc = run_limited(synthetic_root, out, log, mode, timeout=120)
     assert proc.returncode == 3
     assert time.monotonic() - start < 60
     text = (log.read_text() if mode == "--warm" else "") + proc.stderr
@@ -121,6 +126,29 @@ def test_the_time_limit_stops_a_cell_with_workers(synthetic_root, tmp_path, mode
         while live_group(child) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not live_group(child)
+
+
+@pytest.mark.parametrize("mode", ["--warm", "--no-warm"])
+def test_a_cell_hung_in_c_code_is_stopped_from_outside(synthetic_root, tmp_path, mode):
+    """SIGALRM blocked, then libc's pause() (the test hook SPEEDLIMIT_FAULT=hang, after the
+    first batch): train.time_limit's alarm never runs. The job that waits kills the cell's
+    process group after the limit and the grace, and records why."""
+    out, log = tmp_path / "h.json", tmp_path / "h.log"
+    start = time.monotonic()
+    proc = run_limited(synthetic_root, out, log, mode, timeout=180, SPEEDLIMIT_FAULT="hang")
+    elapsed = time.monotonic() - start
+    assert proc.returncode == job.TIME_LIMIT_EXIT, proc.stderr
+    text = (log.read_text() if log.exists() else "") + proc.stderr  # (cold: on stderr)
+    outside = 2 + job.GRACE_SECONDS
+    said = (f"stopped from outside after {outside:.0f} s: ran past train.time_limit = 2 s and "
+            "did not stop by itself (hung in C code?); its process group was killed")
+    assert said in text and "stopped: ran past" not in text  # (the alarm never ran)
+    record = json.loads(out.read_text())
+    assert record["status"] == "failed" and record["reason"] == said
+    assert record["exit_code"] == job.TIME_LIMIT_EXIT
+    assert elapsed < outside + 60  # (+ a warm server's start or a cold torch import)
+    child = int(re.findall(r"running in process (\d+)", text)[0])
+    assert not live_group(child)  # the cell and its DataLoader workers, killed and reaped
 
 
 def test_an_orphaned_job_that_owns_the_output_is_stopped(tmp_path):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import shutil
 import socket
 import sys
+from pathlib import Path
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -35,6 +37,53 @@ def _cpuinfo() -> tuple[str | None, int | None]:
     if core is not None:
         cores.add((phys, core))
     return model, (len(cores) or None)
+
+
+# Resource limits a cell's process carries (``resource.RLIMIT_<NAME>``), where this Python has them.
+RLIMITS = tuple(name for name in ("as", "core", "cpu", "data", "fsize", "memlock", "msgqueue",
+                                  "nice", "nofile", "nproc", "rss", "rtprio", "rttime",
+                                  "sigpending", "stack")
+                if hasattr(resource, f"RLIMIT_{name.upper()}"))
+
+
+def _umask() -> int:
+    """The process's file mode creation mask."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # (no /proc: read it by setting it, and put it back)
+    os.umask(mask)
+    return mask
+
+
+def cgroup() -> str | None:
+    """The control groups of this process (Linux), one ``hierarchy:controllers:path`` a line."""
+    try:
+        return Path("/proc/self/cgroup").read_text().strip()
+    except OSError:
+        return None
+
+
+def process() -> dict:
+    """What this process runs with, beyond threads: the CPUs it may use, its niceness, its
+    resource limits ([soft, hard], -1 for none), umask and control groups. A job sends its
+    own to a warm server, whose forked child takes them on; every record carries the ones
+    its cell actually ran with."""
+    try:
+        affinity = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        affinity = None
+    return {
+        "affinity": affinity,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "rlimits": {name: list(resource.getrlimit(getattr(resource, f"RLIMIT_{name.upper()}")))
+                    for name in RLIMITS},
+        "umask": f"{_umask():04o}",
+        "cgroup": cgroup(),
+    }
 
 
 def _memory_bytes() -> int | None:
@@ -66,6 +115,7 @@ def machine() -> dict:
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "slurm_cpus_per_task": os.environ.get("SLURM_CPUS_PER_TASK"),
         "thread_env": {k: os.environ[k] for k in THREAD_VARS if k in os.environ},
+        "process": process(),
     }
 
 

@@ -14,21 +14,26 @@ This module imports no torch at import time: the client side of a warm start onl
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import json
 import logging
 import os
 import pwd
+import selectors
 import signal
+import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from speedlimit.atomic import write_atomic
 from speedlimit.grid import Cell
 from speedlimit.metrics import SCHEMA_VERSION
+from speedlimit.run import fingerprint  # torch-free
 
 log = logging.getLogger("speedlimit.run.job")
 
@@ -57,16 +62,26 @@ class Request:
     failed_before: int = 0  # failed records this cell had before this run (a rerun trigger)
     hardware: str | None = None  # the spec's hardware key (a rerun trigger), kept in the record
     workload_function: str | None = None  # makes the cell's workload (None: the built-in one)
+    warm_start: bool = False  # run in a process forked from a warm server (recorded)
     cwd: str = field(default_factory=os.getcwd)
     env: dict = field(default_factory=lambda: dict(os.environ))
+    # The job's CPU affinity, niceness, resource limits, umask and control groups: a warm
+    # server's child takes them on, so that it is the process a cold start would have been.
+    process: dict = field(default_factory=lambda: fingerprint.process())
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "cell": self.cell.params()}
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> "Request":
+        return cls(**{**fields, "cell": Cell(**fields["cell"])})
 
     def to_json(self) -> str:
-        return json.dumps({**self.__dict__, "cell": self.cell.params()})
+        return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> "Request":
-        fields = json.loads(text)
-        return cls(**{**fields, "cell": Cell(**fields["cell"])})
+        return cls.from_dict(json.loads(text))
 
 
 def lock_path() -> Path:
@@ -143,8 +158,6 @@ def write_json(path: str | os.PathLike, record: dict) -> None:
 
 def _record_without_epochs(cell: Cell, request: Request, status: str, reason: str,
                            **extra) -> dict:
-    from speedlimit.run import fingerprint  # torch-free
-
     return {
         "schema_version": SCHEMA_VERSION,
         "status": status,
@@ -205,7 +218,7 @@ def count_failure(output: str | os.PathLike) -> int:
 
 
 _ALARM_RETRY = 1.0  # seconds between alarms once the limit has passed
-_ALARM_GIVE_UP = 30  # alarms before the cell is ended without unwinding
+_ALARM_GIVE_UP = 5  # alarms before the cell is ended without unwinding (within GRACE_SECONDS)
 
 
 def _on_alarm(signum, frame):
@@ -219,9 +232,9 @@ def _on_alarm(signum, frame):
                   request.cell.path if request else "?")
         if request is not None:
             with contextlib.suppress(Exception):
-                _failed(request.cell, request, _timeout_reason(request), 3)
+                _failed(request.cell, request, _timeout_reason(request), TIME_LIMIT_EXIT)
         logging.shutdown()
-        os._exit(3)
+        os._exit(TIME_LIMIT_EXIT)
     raise CellTimeout
 
 
@@ -234,10 +247,35 @@ def _timeout_reason(request: Request) -> str:
             "(raise train.time_limit, or null for no limit)")
 
 
+TIME_LIMIT_EXIT = 3  # the exit code of a cell stopped by train.time_limit
+GRACE_SECONDS = 10.0  # past train.time_limit, before the job kills the cell from outside
+
+
+def outside_limit(time_limit: float | None) -> float | None:
+    """Seconds from the moment a cell's clock may start to the moment its job kills it from
+    outside: train.time_limit and a grace (10 s, or a tenth of the limit when longer), so
+    that the cell's own alarm always has the first chance to stop it cleanly. None: no limit.
+    """
+    if not time_limit:
+        return None
+    return time_limit + max(GRACE_SECONDS, 0.1 * time_limit)
+
+
+def stopped_from_outside(request: Request, seconds: float) -> int:
+    """Record a cell that its job had to kill (its own alarm never got through: a hang in C
+    code); return the time limit's exit code."""
+    reason = (f"stopped from outside after {seconds:.0f} s: ran past train.time_limit = "
+              f"{request.time_limit:g} s and did not stop by itself (hung in C code?); its "
+              "process group was killed")
+    log.error("cell %s %s", request.cell.path, reason)
+    return _failed(request.cell, request, reason, TIME_LIMIT_EXIT)
+
+
 def execute(request: Request) -> int:
     """Run the cell of ``request`` in this process and write its JSON; return an exit code.
 
-    Called in the job's own process (cold start) or in a process forked from a warm server.
+    Called in the process that :func:`run_cold` forks from the job, or in one forked from a
+    warm server: never in the job's own process, which waits and enforces the time limit.
     """
     cell = request.cell
     log.info("cell %s: running in process %d", cell.path, os.getpid())
@@ -260,7 +298,7 @@ def execute(request: Request) -> int:
         signal.setitimer(signal.ITIMER_REAL, 0)
         reason = _timeout_reason(request)
         log.error("cell %s %s", cell.path, reason)
-        return _failed(cell, request, reason, 3)
+        return _failed(cell, request, reason, TIME_LIMIT_EXIT)
     except ResourceError as err:
         log.error("cell %s cannot run here: %s", cell.path, err)
         return _failed(cell, request, str(err), 4)
@@ -273,6 +311,7 @@ def execute(request: Request) -> int:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     record["params"]["hardware"] = request.hardware
+    record["environment"]["warm_start"] = request.warm_start
     record.setdefault("timeline", {}).update(
         process_started=request.process_started, lock_acquired=request.lock_acquired,
         written=time.time())
@@ -285,6 +324,116 @@ def _failed(cell: Cell, request: Request, reason: str, code: int) -> int:
     if request.on_failure:
         write_json(request.on_failure, failed_record(cell, request, reason, code))
     return code
+
+
+READY = b"ready\n"  # what a cell's process says, warm or cold, when its clock may start
+
+
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux ``PR_SET_PDEATHSIG``):
+    a job killed outright never leaves its cell running."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128 + the signal."""
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process left in the cell's process group (its DataLoader workers too)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def run_cold(request: Request) -> int:
+    """Run the cell in a child of the job, in a session of its own that its DataLoader
+    workers join, and wait for it with :func:`wait_for`; return its exit code."""
+    parent = os.getpid()
+    ready_r, ready_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(ready_r)
+            os.setsid()
+            die_with_parent()
+            if os.getppid() != parent:  # the job died before the line above
+                os._exit(1)
+            from speedlimit.run import train  # noqa: F401 - the torch import, before the clock
+
+            os.write(ready_w, READY)
+            os.close(ready_w)
+            code = execute(request)
+        except BaseException:  # noqa: BLE001 - the traceback goes to the cell's log
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(ready_w)
+    try:
+        return wait_for(pid, ready_r, request)
+    finally:
+        os.close(ready_r)
+
+
+def _kill_and_reraise(pgid: int):
+    def handler(signum, frame):
+        kill_group(pgid)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    return handler
+
+
+def wait_for(pid: int, ready: int, request: Request) -> int:
+    """Wait for the cold cell's process ``pid`` (the leader of its process group); return its
+    exit code. ``ready`` is the pipe on which it says that its clock may start.
+
+    The time limit, enforced from outside: train.time_limit is an alarm inside the cell, which
+    a hang in C code never lets run; past :func:`outside_limit`, counted from the moment the
+    cell was ready (or from the fork, while it was not), the job kills the cell's whole group
+    and records it as failed. A signal that ends the job (SIGTERM, SIGINT, SIGHUP) ends the
+    cell's group first; SIGKILL does through :func:`die_with_parent`.
+    """
+    limit = outside_limit(request.time_limit)
+    since = time.monotonic()
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: poll
+        pidfd = None
+    sel = selectors.DefaultSelector()
+    sel.register(ready, selectors.EVENT_READ)
+    if pidfd is not None:
+        sel.register(pidfd, selectors.EVENT_READ)
+    handlers = {sig: signal.signal(sig, _kill_and_reraise(pid))
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        while True:
+            left = None if limit is None else since + limit - time.monotonic()
+            if left is not None and left <= 0:
+                kill_group(pid)
+                os.waitpid(pid, 0)
+                return stopped_from_outside(request, time.monotonic() - since)
+            wait = left if pidfd is not None else min(left or 0.05, 0.05)
+            for key, _ in sel.select(wait):
+                if key.fd == ready:
+                    os.read(ready, len(READY))  # READY, or end of file: counts from now
+                    sel.unregister(ready)
+                    since = time.monotonic()
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                kill_group(pid)  # workers a crash left behind (the zombie still holds the id)
+                return exit_code(os.waitpid(pid, 0)[1])
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def staging_path(output: str | os.PathLike) -> Path:

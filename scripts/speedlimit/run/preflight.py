@@ -10,15 +10,18 @@
   log and its metrics record (``warnings``) carry into the table.
 
 ``SPEEDLIMIT_FAULT`` is a test hook, not a setting: ``worker`` (or ``worker:<text>``, for the
-cells whose path contains ``<text>``) makes the DataLoader workers of a cell raise, so the
-tests can provoke a failing cell for real; ``disturb`` doubles the reference kernel's time
-after the clock (a cell flagged disturbed). Nothing else reads it. This module imports no
-torch.
+cells whose path contains ``<text>``) makes the DataLoader workers of a cell raise, and
+``hang`` makes the cell's process hang in C code after its first batch (:func:`hang`), so
+the tests can provoke a failing or a hung cell for real; ``disturb`` doubles the reference
+kernel's time after the clock (a cell flagged disturbed). Nothing else reads it. This module
+imports no torch.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 from pathlib import Path
 
 SHM_PATH = "/dev/shm"
@@ -108,3 +111,13 @@ def injected_fault(cell_path: str) -> str | None:
         return None
     kind, _, where = spec.partition(":")
     return kind if where in cell_path else None
+
+
+def hang() -> None:
+    """Hang in C code for good, as a deadlocked library call would: SIGALRM blocked (so
+    train.time_limit's alarm never runs) and libc's ``pause()``. Only SIGKILL ends it.
+    The test hook ``SPEEDLIMIT_FAULT=hang``."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    libc = ctypes.CDLL(None)
+    while True:
+        libc.pause()

@@ -250,6 +250,7 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
     loader = (make_loader(train_set, cell, seed, shuffle_gen) if cell.loader == "dataloader"
               else None)
     non_blocking = bool(cell.pin_memory) and device.type == "cuda"
+    hang = preflight.injected_fault(cell.path) == "hang"  # a test hook
     records = []
     for epoch in range(1, epochs + 1):
         shuffle_gen.manual_seed(epoch_seed(seed, epoch))
@@ -260,12 +261,16 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
         if loader is not None:
             for images, labels in loader:
                 acc.step(network, optimizer, images, labels, non_blocking)
+                if hang:
+                    preflight.hang()
         else:
             all_images, all_labels = limit_data[epoch]
             perm = torch.randperm(n, generator=shuffle_gen).to(device)
             for i in range(0, n, cell.batch_size):
                 batch = perm[i : i + cell.batch_size]
                 acc.step(network, optimizer, all_images[batch], all_labels[batch], False)
+                if hang:
+                    preflight.hang()
         records.append(acc.finish(epoch, n))
         log.info("epoch %d: %s", epoch, records[-1])
     shutdown_start = time.perf_counter()

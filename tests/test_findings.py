@@ -327,3 +327,29 @@ def test_every_cell_not_run_is_named_with_its_reason(tmp_path):
     assert sentence.startswith("1 run(s) of the grid (`num_workers=0`, `prefetch_factor=4`) "
                                "were not run because prefetch_factor needs num_workers > 0")
     assert findings.not_run_sentences(table, grid_skipped.iloc[:0]) == []
+
+
+def test_unstable_cells_are_named_by_every_setting_that_varies(tmp_path):
+    """Runs spread by more than 10% of their median: those cells, and only those, are named,
+    each with the settings that tell it apart (here torch_threads), so no two read alike."""
+    g = {"num_workers": [0, 2], "batch_size": [100], "lr": [0.01], "torch_threads": [1, 2],
+         "pin_memory": [False], "persistent_workers": [False], "prefetch_factor": [None],
+         "device": ["cpu"], "workload": ["fashionmnist"], "loader": ["dataloader"]}
+    expected = grid.expand(g, 5)[0]
+    spread = [0.7, 0.85, 1.0, 1.15, 1.3]  # MAD 15% of the median
+    steady = [0.99, 0.995, 1.0, 1.005, 1.01]
+
+    def duration(c):
+        runs = spread if c.num_workers == 2 else steady
+        return (8.0 if c.num_workers == 2 else 10.0) * runs[c.repeat]
+
+    table = aggregate.build_table(write(tmp_path, [record(c, duration(c)) for c in expected]),
+                                  expected)
+    text = " ".join(findings.noise_sentences(aggregate.summarize(table)))
+    assert ("2 cell(s) may be unstable: their runs spread by more than 10% of their median "
+            "(MAD), pyperf's threshold: batch_size 100 with `num_workers=2` (torch_threads=1) and "
+            "batch_size 100 with `num_workers=2` (torch_threads=2).") in text, text
+    calm = aggregate.build_table(
+        write(tmp_path / "calm", [record(c, 10.0 * steady[c.repeat]) for c in expected]),
+        expected)
+    assert "unstable" not in " ".join(findings.noise_sentences(aggregate.summarize(calm)))

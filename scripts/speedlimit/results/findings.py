@@ -247,7 +247,8 @@ def noise_sentences(summary: pd.DataFrame) -> list[str]:
     if len(unstable):
         out.append(f"{len(unstable)} cell(s) may be unstable: their runs spread by more than "
                    f"{_pct(stats.UNSTABLE)} of their median (MAD), pyperf's threshold: "
-                   + _join([_setting_text(r) for _, r in unstable.head(5).iterrows()])
+                   + _join([_setting_text(r, axes.varying(summary))
+                            for _, r in unstable.head(5).iterrows()])
                    + (f" and {len(unstable) - 5} more" if len(unstable) > 5 else "") + ".")
     return out
 
@@ -396,10 +397,18 @@ def _common_setting(part: pd.DataFrame, reference: pd.DataFrame) -> str:
     return ", ".join(labels)
 
 
-def _setting_text(row) -> str:
+def _setting_text(row, settings=()) -> str:
+    """A cell in words: its batch size and workers (or the loader-free limit), and the value
+    of every other setting named in ``settings`` (those that vary), so that no two cells read
+    the same."""
     if row["loader"] == "tensor":
-        return f"the loader-free cell at batch_size {int(row['batch_size'])}"
-    return f"batch_size {int(row['batch_size'])} with {_workers(row['num_workers'])}"
+        text = f"the loader-free cell at batch_size {int(row['batch_size'])}"
+    else:
+        text = f"batch_size {int(row['batch_size'])} with {_workers(row['num_workers'])}"
+    others = [f"{a}={axes.as_text(row[a])}" for a in settings
+              if a not in (axes.ROWS, axes.COMPARED, "loader")
+              and (a in axes.of_kind(row["loader"]) or a == axes.NODE)]
+    return text + (f" ({', '.join(others)})" if others else "")
 
 
 def quality_sentences(table: pd.DataFrame) -> list[str]:

@@ -5,6 +5,8 @@ workload is made true here, and false by another case."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,6 +108,26 @@ def test_every_cell_is_compared_with_the_fastest_of_its_group(tmp_path):
     assert pd.isna(rows.loc[2, "vs_fastest_verdict"])
     assert rows["pairs"].eq(6).all()  # every pair of the 4 cells: C(4, 2)
     assert rows["pairs_repeats_needed"].eq(stats.repeats_needed(6)).all()
+
+
+def test_the_family_is_every_pair_once_with_the_fastest_first(monkeypatch):
+    """Whatever the fastest's place in its group, each pair of cells is tested exactly once,
+    and the pairs with the fastest put it first (its speed-up over the other)."""
+    samples = {k: np.full(3, float(d)) for k, d in zip("abcd", (10, 8, 5, 6))}  # fastest: c
+    seen, verdicts = [], stats.verdicts
+
+    def record_pairs(pairs, alpha=stats.ALPHA):
+        seen.extend(pairs)
+        return verdicts(pairs, alpha)
+
+    monkeypatch.setattr(aggregate.stats, "verdicts", record_pairs)
+    aggregate.versus_fastest({"g": list(samples)}, samples)
+    name = {id(v): k for k, v in samples.items()}
+    tested = [(name[id(x)], name[id(y)]) for x, y in seen]
+    assert sorted(frozenset(p) for p in tested) == sorted(
+        frozenset(p) for p in itertools.combinations("abcd", 2))
+    assert len(set(map(frozenset, tested))) == 6
+    assert all(x == "c" for x, y in tested if "c" in (x, y))
 
 
 def test_picking_the_fastest_from_the_same_runs_keeps_false_claims_rare():

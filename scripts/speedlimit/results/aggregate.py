@@ -14,6 +14,8 @@ its workload and batch size (``vs_fastest``, ``vs_fastest_verdict``).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -207,12 +209,10 @@ def versus_fastest(groups: dict[str, list[str]], samples: dict[str, np.ndarray])
     for keys in groups.values():
         fastest = min(keys, key=lambda k: float(np.median(samples[k])))
         out[fastest] = {"fastest": True, "vs_fastest": 1.0}
-        for i, a in enumerate(keys):
-            for b in keys[i + 1:]:
-                if b == fastest:
-                    a, b = b, a
-                pairs.append((samples[a], samples[b]))
-                reads.append(b if a == fastest else None)
+        for a, b in itertools.combinations(keys, 2):
+            first, second = (b, a) if b == fastest else (a, b)  # the fastest first
+            pairs.append((samples[first], samples[second]))
+            reads.append(second if first == fastest else None)
     tests = stats.verdicts(pairs)
     size = max((t["comparisons"] for t in tests), default=0)
     for key, test, (base, cell) in zip(reads, tests, pairs):

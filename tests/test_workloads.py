@@ -191,7 +191,9 @@ def test_the_loading_cost_is_measured_in_the_main_process_before_the_clock(data_
     monkeypatch.setenv(train.SAMPLE_DELAY_ENV, str(delay))
     slow = train.run_cell(cell(num_workers=2), data_root, seed=0)
     added = slow["costs"]["load_per_sample"] - plain["costs"]["load_per_sample"]
-    assert added == pytest.approx(delay, rel=0.3)
+    # A sleep never ends early, but a loaded machine wakes sleepers late: tight from below,
+    # generous from above.
+    assert 0.9 * delay < added < 2.5 * delay
     assert slow["setup"] > (costs.ITEMS + costs.WARMUP) * delay  # all of it before the clock
 
 

@@ -26,6 +26,9 @@ from speedlimit.results.aggregate import CONDITION_KEYS, group_costs
 # Verdicts (vs the fastest) that mean "as fast as the fastest": not told apart from it, or
 # a real difference within the noise threshold.
 SAME_SPEED = (stats.NO_CLEAR, stats.SMALL)
+# How much slower than the fastest a setting with fewer workers may be, at the end of its 95%
+# interval, to be recommended in its place ("the same speed, fewer processes").
+EQUIVALENCE = 0.10
 UNTESTED = (stats.TOO_FEW, stats.SINGLE)
 DEFAULTS = {"pin_memory": False, "persistent_workers": False, "prefetch_factor": None}
 LEFT_OUT = ("collating batches and handing them from the workers to the main process, "
@@ -75,7 +78,8 @@ class Group:
     fastest: pd.Series | None = None
     recommended: pd.Series | None = None
     smaller: str = ""  # how the recommendation was found: see recommend()
-    unshown: pd.DataFrame | None = None  # as fast as the fastest, but no gain shown
+    gain_shown: bool = False  # some setting is faster than num_workers=0 by more than noise
+    passed_over: pd.DataFrame | None = None  # fewer workers than the recommendation
     predicted_stop: int | None = None
     sentences: list[str] = field(default_factory=list)
 
@@ -119,7 +123,7 @@ def groups(summary: pd.DataFrame) -> list[Group]:
                                            if a != axes.COMPARED]))
         group.load, group.compute = group_costs(cells)
         cpus = cells["cpus_allowed"].dropna()
-        group.cpus = int(cpus.median()) if len(cpus) else None
+        group.cpus = int(cpus.min()) if len(cpus) else None  # what every cell had
         flagged = cells[cells["fastest"].astype("boolean").fillna(False)]
         group.fastest = (flagged.iloc[0] if len(flagged)
                          else cells.loc[cells["epoch_duration_median"].idxmin()])
@@ -142,43 +146,56 @@ def _defaults_kept(row) -> int:
     return sum(axes.as_text(row[a]) == axes.as_text(v) for a, v in DEFAULTS.items() if a in row)
 
 
-def recommend(group: Group) -> None:
-    """The smallest num_workers within noise of the fastest (torch's defaults for the other
-    settings among equals), or the fastest when nothing smaller can be told apart from it.
-    Where the fastest is faster than num_workers=0 by more than noise, a smaller setting must
-    be too: "within noise of the fastest" is no gain shown, and the gain is the point.
+def as_fast(cells: pd.DataFrame) -> pd.Series:
+    """Which cells stand in for the fastest of their group: the fastest itself, or a cell not
+    told apart from it (or apart by less than the noise threshold) whose 95% interval also
+    rules out being more than :data:`EQUIVALENCE` slower. A cell whose runs spread so widely
+    that nothing can be told apart from it is not "as fast"."""
+    fastest = cells["fastest"].astype("boolean").fillna(False)
+    close = (cells["vs_fastest_verdict"].isin(SAME_SPEED)
+             & cells["vs_fastest_ci_low"].ge(1 - EQUIVALENCE).fillna(False))
+    return (fastest | close).astype(bool)
 
-    ``group.smaller`` says how it was found: ``smallest`` (the fastest has the fewest workers
-    of the group), ``within noise`` (a cell with fewer workers is as fast), ``gain unshown``
-    (cells with fewer workers cannot be told apart from the fastest, but none shows the gain
-    over num_workers=0 that the fastest shows), ``slower`` (every cell with fewer workers is
-    slower by more than noise), ``untested`` (some cell with fewer workers could not be
-    compared, for too few repeats or one run). ``group.unshown``: the cells within noise of
-    the fastest, with fewer workers than the recommendation, left out for their gain."""
+
+def shows_gain(cells: pd.DataFrame) -> pd.Series:
+    """Which cells are faster than num_workers=0 by more than noise."""
+    return cells["speedup_verdict"].eq(stats.FASTER) & cells["num_workers"].gt(0)
+
+
+def recommend(group: Group) -> None:
+    """The smallest num_workers as fast as the fastest (:func:`as_fast`; torch's defaults for
+    the other DataLoader settings among equals). Where any setting of the group is faster
+    than num_workers=0 by more than noise, the recommendation must be too: "as fast as the
+    fastest" is no gain shown, and the gain is the point.
+
+    ``group.smaller`` says how it was found: ``untested`` (a cell with fewer workers than the
+    fastest could not be compared with it, for too few repeats or one run: the fastest as
+    measured), ``fastest`` (the fastest's num_workers), ``within noise`` (fewer workers, as
+    fast), ``gain elsewhere`` (neither the fastest nor any cell as fast as it shows the gain
+    that other cells show: the fastest of those). ``group.passed_over``: the cells with fewer
+    workers than the recommendation, each left out for a reason :func:`_why_not` gives."""
     cells, fastest = group.cells, group.fastest
     fewer = cells[cells["num_workers"] < fastest["num_workers"]]
     verdicts = fewer["vs_fastest_verdict"]
     if verdicts.isin(UNTESTED).any() or (len(fewer) and verdicts.isna().all()):
         group.smaller, group.recommended = "untested", fastest
+        group.passed_over = cells.iloc[:0]
         return
-    same = fewer[verdicts.isin(SAME_SPEED)]
-    if int(fastest["num_workers"]) > 0 and fastest.get("speedup_verdict") == stats.FASTER:
-        same = same[same["num_workers"] > 0]  # the fastest is shown faster than these
-        eligible = same[same["speedup_verdict"].eq(stats.FASTER)]
+    group.gain_shown = bool(shows_gain(cells).any())
+    eligible = cells[as_fast(cells)]
+    if group.gain_shown:  # (a cell with no num_workers=0 cell of its settings is not tested)
+        eligible = eligible[shows_gain(eligible) | (eligible["num_workers"].gt(0)
+                                                    & eligible["speedup"].isna())]
+    if eligible.empty:  # only where a gain is shown, but not by the fastest nor its equals
+        gains = cells[shows_gain(cells)]
+        group.smaller = "gain elsewhere"
+        group.recommended = gains.loc[gains["epoch_duration_median"].idxmin()]
     else:
-        eligible = same
-    if len(eligible):
-        group.smaller = "within noise"
         least = eligible[eligible["num_workers"] == eligible["num_workers"].min()]
         group.recommended = _prefer(least)
-    else:
-        group.smaller = "smallest" if fewer.empty else "gain unshown" if len(same) else "slower"
-        # Among the fastest's num_workers, the cells as fast as it (other DataLoader settings).
-        equal = cells[(cells["num_workers"] == fastest["num_workers"])
-                      & (cells["fastest"].astype("boolean").fillna(False)
-                         | cells["vs_fastest_verdict"].isin(SAME_SPEED))]
-        group.recommended = _prefer(equal) if len(equal) else fastest
-    group.unshown = same[same["num_workers"] < group.recommended["num_workers"]]
+        group.smaller = ("fastest" if group.recommended["num_workers"] == fastest["num_workers"]
+                         else "within noise")
+    group.passed_over = cells[cells["num_workers"] < group.recommended["num_workers"]]
 
 
 def _prefer(cells: pd.DataFrame) -> pd.Series:
@@ -264,6 +281,11 @@ def fastest_sentence(group: Group) -> str:
         others = group.cells[group.cells["num_workers"] > 0]
         if int(f["num_workers"]) == 0 and len(others):
             return text + ": no worker setting beat loading in the main process."
+        if (group.cells["num_workers"] == 0).any():
+            same = ", ".join(f"{a}={axes.as_text(f[a])}" for a in group.varying
+                             if a in axes.BASELINE)
+            return (text + f"; the grid has no `num_workers=0` cell with its other settings "
+                    f"(`{same}`) to compare it with.")
         return text + "; the grid has no `num_workers=0` cell to compare it with."
     return text + f", {_verdict_words(f)} over `num_workers=0`."
 
@@ -273,13 +295,23 @@ def _versus_text(row) -> str:
             + _interval(row, "vs_fastest_ci_low", "vs_fastest_ci_high") + ")")
 
 
+def _why_not(group: Group, row) -> str:
+    """Why a cell with fewer workers than the recommendation is not recommended."""
+    verdict = row["vs_fastest_verdict"]
+    if verdict in (stats.SLOWER, stats.FASTER):
+        return f"{_versus_text(row)} was slower than the fastest by more than noise"
+    if not as_fast(row.to_frame().T).iloc[0]:
+        return (f"{_versus_text(row)} could not be told apart from the fastest, but may be "
+                f"more than {_pct(EQUIVALENCE)} slower")
+    if int(row["num_workers"]) == 0:
+        return (f"{_versus_text(row)} was as fast as the fastest, but other settings were "
+                "shown faster than it")
+    return (f"{_versus_text(row)} was as fast as the fastest, but not faster than "
+            "`num_workers=0` by more than noise")
+
+
 def smallest_sentence(group: Group) -> str:
     f, rec, cells = group.fastest, group.recommended, group.cells
-    fewer = cells[cells["num_workers"] < f["num_workers"]]
-    slower = fewer[fewer["vs_fastest_verdict"].isin((stats.SLOWER, stats.FASTER))]
-    if group.smaller == "smallest":
-        return ("It is also the smallest num_workers in the grid here "
-                f"({_workers(f['num_workers'])}).")
     if group.smaller == "untested":
         n = int(cells["repeats"].max())
         needed = cells["pairs_repeats_needed"].dropna()
@@ -289,34 +321,28 @@ def smallest_sentence(group: Group) -> str:
                f"{n} runs per cell")
         return ("Whether fewer workers would be as fast cannot be told: " + why
                 + "; the recommendation is the fastest as measured.")
-    if group.smaller == "gain unshown":
-        return ("Fewer workers cannot be told apart from the fastest, "
-                + ", ".join(_versus_text(r) for _, r in group.unshown.iterrows())
-                + ", but none is faster than `num_workers=0` by more than noise, as the "
-                "fastest is: the recommendation keeps the gain that was shown, with the "
-                "fastest's num_workers.")
-    if group.smaller == "within noise":
+    if group.smaller == "gain elsewhere":
+        text = (f"The fastest is not faster than `num_workers=0` by more than noise, nor is any "
+                f"setting as fast as it, but {group.settings(rec)} is ({_verdict_words(rec)}): "
+                "the recommendation is the fastest setting with a gain shown.")
+    elif group.smaller == "within noise":
         verdict = rec.get("vs_fastest_verdict")
         how = ("cannot be told apart from it" if verdict == stats.NO_CLEAR else
                f"differs from it by less than the {_pct(stats.NOISE_THRESHOLD)} noise threshold")
-        unshown = group.unshown if group.unshown is not None else cells.iloc[:0]
-        text = ("The smallest num_workers within noise of the fastest"
-                + (" that also shows a gain over `num_workers=0`" if len(unshown) else "")
-                + f" is {_workers(rec['num_workers'])}: at {_x(rec['vs_fastest'])} of its "
-                f"speed ({_interval(rec, 'vs_fastest_ci_low', 'vs_fastest_ci_high')}) it "
-                f"{how}, with fewer processes.")
-        if len(unshown):
-            text += (" Fewer workers cannot be told apart from the fastest either, "
-                     + ", ".join(_versus_text(r) for _, r in unshown.iterrows())
-                     + ", but show no gain over `num_workers=0` by more than noise, as the "
-                     "fastest does.")
-        below = slower[slower["num_workers"] < rec["num_workers"]]
-        if len(below):
-            text += (" Fewer workers than that were slower by more than noise: "
-                     + ", ".join(_versus_text(r) for _, r in below.iterrows()) + ".")
-        return text
-    return ("Every setting with fewer workers was slower than the fastest by more than noise: "
-            + ", ".join(_versus_text(r) for _, r in slower.iterrows()) + ".")
+        text = (f"The smallest num_workers as fast as the fastest is {_workers(rec['num_workers'])}"
+                f": at {_x(rec['vs_fastest'])} of its speed "
+                f"({_interval(rec, 'vs_fastest_ci_low', 'vs_fastest_ci_high')}) it {how} and is "
+                f"at most {_pct(EQUIVALENCE)} slower, with fewer processes.")
+    elif group.passed_over is None or group.passed_over.empty:
+        return ("It is also the smallest num_workers in the grid here "
+                f"({_workers(f['num_workers'])}).")
+    else:
+        text = "No setting with fewer workers stands in for the fastest."
+    passed = group.passed_over
+    if passed is not None and len(passed):
+        text += (" Fewer workers than " + _workers(rec["num_workers"]) + ": "
+                 + "; ".join(_why_not(group, r) for _, r in passed.iterrows()) + ".")
+    return text
 
 
 def measured_stop(group: Group) -> int | None:
@@ -324,7 +350,8 @@ def measured_stop(group: Group) -> int | None:
     too few repeats left that open (a setting with fewer workers than the fastest, or, when
     the fastest has the fewest, one with more, that could not be compared with it)."""
     others = group.cells[~group.cells["fastest"].astype("boolean").fillna(False)]
-    if group.smaller == "untested" or (group.smaller == "smallest" and len(others) and
+    fewest = int(group.fastest["num_workers"]) == int(group.cells["num_workers"].min())
+    if group.smaller == "untested" or (fewest and len(others) and
                                        others["vs_fastest_verdict"].isin(UNTESTED).any()):
         return None
     return int(group.recommended["num_workers"])
@@ -462,18 +489,23 @@ def how_sure(group: Group) -> tuple[str, str]:
     if (group.smaller == "untested"
             or (not zero and rec.get("speedup_verdict") in UNTESTED)
             or (zero and others["speedup_verdict"].isin(UNTESTED).any())):
-        return "too few repeats", (f"{n} runs per cell, {_needed(group)} needed for this run's "
-                                   "comparisons: not tested")
+        return "too few repeats", (f"{n} runs per cell, {_needed(group)} needed for this "
+                                   "run's comparisons: not tested")
+    same = ("the fastest measured" if bool(rec.get("fastest")) else
+            "the fastest of the settings with a gain shown" if group.smaller == "gain elsewhere"
+            else f"as fast as the fastest measured (at most {_pct(EQUIVALENCE)} slower, 95% "
+            "interval)")
     if zero:
         return "tested", (f"no worker setting was faster than `num_workers=0` by more than "
-                          f"noise ({n} runs per cell)")
+                          f"noise, and it is {same} ({n} runs per cell)")
     verdict = rec.get("speedup_verdict")
+    if pd.isna(verdict):
+        verdict = ("not compared with `num_workers=0` (the grid has no such cell with its "
+                   "other settings)")
     words = {stats.FASTER: "faster than `num_workers=0` by more than noise",
              stats.SLOWER: "slower than `num_workers=0` by more than noise",
              stats.NO_CLEAR: "not told apart from `num_workers=0`",
              stats.SMALL: "faster than `num_workers=0`, but within the noise threshold"}
-    same = ("the fastest measured" if bool(rec.get("fastest")) else
-            "within noise of the fastest measured")
     return "tested", f"{words.get(verdict, verdict)} and {same} ({n} runs per cell)"
 
 
@@ -540,8 +572,15 @@ def recommendation(found: list[Group], table: pd.DataFrame | None = None) -> dic
                           if predictable(group) else None),
         })
     return {"about": ("DataLoader settings per workload and batch size, measured by speedlimit "
-                      "on the machine named in each entry: the smallest num_workers within "
-                      "noise of the fastest. Paste `paste` (dataset: your data set)."),
+                      "on the machine named in each entry: the smallest num_workers as fast as "
+                      "the fastest (not told apart from it, and at most "
+                      f"{_pct(EQUIVALENCE)} slower at the end of its 95% interval), and faster "
+                      "than num_workers=0 by more than noise where any setting was. Two "
+                      "families of tests stand behind an entry, each Holm-corrected at "
+                      f"{_pct(stats.ALPHA)} over the run (speed-ups over num_workers=0; every "
+                      "pair of settings of a workload and batch size), so the chance that a "
+                      f"claim of either family is false is at most {_pct(2 * stats.ALPHA)}. "
+                      "Paste `paste` (dataset: your data set)."),
             "recommendations": entries}
 
 

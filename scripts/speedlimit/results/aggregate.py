@@ -327,7 +327,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         row.update(fastest.get(key, {}))
         row["load_per_sample_median"] = float(group["load_per_sample"].median())
         row["compute_per_sample_median"] = float(group["compute_per_sample"].median())
-        row["cpus_allowed"] = group["cpus_allowed"].dropna().median()
+        row["cpus_allowed"] = group["cpus_allowed"].dropna().min()  # what every run had
         row["data_wait_share_median"] = float(group["data_wait_share"].median())
         row["limit_ratio_median"] = float(group["limit_ratio"].median())
         row["loss_median"] = float(group["loss"].median())

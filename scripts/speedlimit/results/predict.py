@@ -49,10 +49,12 @@ def stops_helping(load: float, compute: float, workers, cpus: int, threads: int 
     return min(w for w, t in times.items() if t <= best * (1 + threshold))
 
 
-def enough_workers(load: float, compute: float, cpus: int, threads: int = 1) -> int:
-    """The fewest workers with which loading no longer limits the epoch, whatever the grid
-    (0 when the loading is within the noise threshold of the work)."""
-    if load <= NOISE_THRESHOLD * (load + compute):
+def enough_workers(load: float, compute: float, cpus: int, threads: int = 1,
+                   threshold: float = NOISE_THRESHOLD) -> int:
+    """The fewest workers predicted within ``threshold`` of the best any number of workers
+    can do, whatever the grid (the same criterion as :func:`stops_helping`; 0 when no number
+    of workers is predicted to gain more than the threshold)."""
+    floor = max(compute, (load + threads * compute) / max(1, cpus))  # no W does better
+    if per_sample(load, compute, 0, cpus, threads) <= floor * (1 + threshold):
         return 0
-    floor = max(compute, (load + threads * compute) / max(1, cpus))
-    return max(1, math.ceil(load / floor - 1e-9))
+    return max(1, math.ceil(load / (floor * (1 + threshold)) - 1e-9))

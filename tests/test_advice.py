@@ -251,8 +251,8 @@ def test_a_setting_as_fast_as_the_fastest_but_with_no_gain_shown_is_not_recommen
     calm = only(tmp_path / "b", {0: 5.02, 1: 5.0, 2: 5.01})
     assert not calm.gain_shown and int(calm.recommended["num_workers"]) == 0
     assert advice.how_sure(calm) == (
-        "tested", "no worker setting was faster than `num_workers=0` by more than noise, and it "
-        "is as fast as the fastest measured (at most 10% slower, 95% interval) (7 runs per cell)")
+        "tested", "no worker setting was faster than `num_workers=0` by more than noise and the "
+        "2% noise threshold, and it is as fast as the fastest measured (at most 10% slower, 95% interval) (7 runs per cell)")
 
 
 def test_a_gain_shown_by_another_setting_than_the_fastest_is_kept(tmp_path):
@@ -287,8 +287,9 @@ def test_loading_in_the_main_process_fastest_and_the_time_the_model_leaves_out(t
     assert s[7] == ("Recommended: `DataLoader(dataset, batch_size=100, shuffle=True, "
                     "num_workers=0)`.")
     assert advice.how_sure(group) == ("tested", "no worker setting was faster than "
-                                      "`num_workers=0` by more than noise, and it is the "
-                                      "fastest measured (7 runs per cell)")
+                                      "`num_workers=0` by more than noise and the 2% "
+                                      "noise threshold, and it is the fastest measured (7 runs "
+                                      "per cell)")
 
 
 def test_too_few_repeats_leave_the_smaller_setting_and_the_crossover_open(tmp_path):
@@ -427,6 +428,8 @@ def test_the_front_page_shows_the_recommendation(tmp_path):
     assert "Recommendation" in body and "num_workers=1)" in body
     assert "fashionmnist-augment (the same images through per-sample CPU augmentation" in \
         " ".join(doc.front[1].sentences)
+    assert front[-1] == ("All of it, with the machine each holds for: "
+                         "`results/recommendation.yaml`.")
     assert doc.recommendation_yaml().startswith("# speedlimit: the DataLoader settings")
     md = doc.markdown()
     assert "## Workload fashionmnist-augment, batch_size 100" in md
@@ -439,3 +442,40 @@ def test_findings_get_a_section_per_workload_and_batch_size(tmp_path):
     titles = [s.title for s in findings.compute(summary)]
     assert "Workload fashionmnist-augment, batch_size 100" in titles
     assert "Workload fashionmnist, batch_size 100" in titles
+
+
+def test_a_real_difference_within_the_noise_threshold_is_said_as_such(tmp_path):
+    """Runs so steady that a 1% difference is real: within the 2% threshold, both over
+    num_workers=0 and against the fastest; num_workers=0 then stands in for the fastest."""
+    group = only(tmp_path, {0: 5.05, 1: 5.0}, jitter=0.0005)
+    s = text(group)
+    assert ("1.01x (95% interval 1.01-1.01x; within the 2% noise threshold) over "
+            "`num_workers=0`.") in s
+    assert ("The smallest num_workers as fast as the fastest is `num_workers=0`: at 0.99x of "
+            "its speed (95% interval 0.99-0.99x) it differs from it by less than the 2% noise "
+            "threshold and is at most 10% slower, with fewer processes.") in s
+    assert not group.gain_shown and int(group.recommended["num_workers"]) == 0
+    steady = only(tmp_path / "b", {0: 10, 1: 5.05, 2: 5.0}, jitter=0.0005)
+    assert advice.how_sure(steady) == (
+        "tested", "faster than `num_workers=0` by more than noise and as fast as the fastest "
+        "measured (at most 10% slower, 95% interval) (7 runs per cell)")
+    small = only(tmp_path / "c", {0: 5.05, 1: 5.0, 2: 5.2}, jitter=0.0005)
+    small.recommended = small.fastest  # as if num_workers=1 had been picked
+    small.smaller = "fastest"
+    assert advice.how_sure(small)[1].startswith("faster than `num_workers=0`, but within the "
+                                                "noise threshold and the fastest measured")
+
+
+def test_what_cannot_be_told_is_said(tmp_path):
+    wide = only(tmp_path, {0: 10, 1: WIDE, 2: WIDE[::-1]})
+    assert "(95% interval 0.99-2.02x; cannot be told apart from noise) over" in text(wide)
+    assert advice.how_sure(wide)[1].startswith("not told apart from `num_workers=0` and the "
+                                               "fastest measured")
+    few = only(tmp_path / "b", {0: 10, 1: 8, 2: 5, 3: 5.05}, repeats=3)
+    assert few.sentences[2] == ("Measured: the fastest setting was `num_workers=2` (5 s per "
+                                "epoch, median), 2.00x (too few repeats to tell: 5 runs per "
+                                "cell are needed) over `num_workers=0`.")
+    uncomputed = only(tmp_path / "c", {0: 10, 2: 5}, compute=None)
+    assert uncomputed.sentences[0].endswith("; no compute time was recorded, so nothing is "
+                                            "predicted.")
+    assert "; no compute time" not in only(tmp_path / "d", {0: 10, 2: 5}).sentences[0]

@@ -250,8 +250,6 @@ def cost_sentence(group: Group) -> str:
 def prediction_sentence(group: Group) -> str:
     b, load, compute, cpus, threads = (group.batch_size, group.load, group.compute,
                                        group.cpus, group.threads)
-    if not group.cpus:
-        return "The cells did not record how many CPUs they could use, so nothing is predicted."
     work = (load + threads * compute) * b
     stop = group.predicted_stop
     text = (f"Predicted from these costs with the {cpus} CPU(s) a cell may use: an epoch can "
@@ -384,8 +382,7 @@ def check_sentences(group: Group) -> list[str]:
     elif seen == stop and not misses:
         out = [f"The prediction holds: workers stopped helping at {_workers(stop)}, as "
                "predicted" + (", and every predicted speed-up lies inside its measured 95% "
-                              "interval." if checked else
-                              "; its speed-ups have no measured interval to check.")]
+                              "interval." if checked else ".")]
     elif seen == stop:
         out = [f"The prediction holds for the crossover (workers stopped helping at "
                f"{_workers(stop)}, as predicted) but fails for the speed-ups: {outside}."]
@@ -497,7 +494,8 @@ def how_sure(group: Group) -> tuple[str, str]:
             "interval)")
     if zero:
         return "tested", (f"no worker setting was faster than `num_workers=0` by more than "
-                          f"noise, and it is {same} ({n} runs per cell)")
+                          f"noise and the {_pct(stats.NOISE_THRESHOLD)} noise threshold, and it "
+                          f"is {same} ({n} runs per cell)")
     verdict = rec.get("speedup_verdict")
     if pd.isna(verdict):
         verdict = ("not compared with `num_workers=0` (the grid has no such cell with its "

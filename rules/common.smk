@@ -92,7 +92,9 @@ def workload_spec(name):
         function = workloads.function_of(name, config["workloads"]["custom"])
         if name in workloads.BUILT_IN:
             return {"function": function, "code": code_digest(workloads.builtin_file(name))}
-        name_of_module = workloads.parse(function)[0]
+        name_of_module, name_of_function = workloads.parse(function)
+        file, _ = project.module_location(name_of_module, [Path.cwd()])
+        workloads.check_defines(file, name_of_function, function)
         code = project.module_digest(name_of_module, [Path.cwd()])
         return {"function": function, "code": code}
     except (workloads.WorkloadError, FileNotFoundError) as err:

@@ -234,6 +234,24 @@ def test_a_user_modules_digest_follows_its_own_imports_only(tmp_path):
         project_files.module_digest("mypkg.nothing", [tmp_path])
 
 
+def test_a_user_modules_digest_follows_what_it_uses_of_speedlimit(tmp_path, monkeypatch):
+    """A user's module that builds on a speedlimit module (here the built-in augmentation)
+    reruns when that module changes, though it lies outside the user's folder."""
+    package = tmp_path / "package" / "speedlimit"
+    (package / "run" / "workloads").mkdir(parents=True)
+    for init in (package, package / "run", package / "run" / "workloads"):
+        (init / "__init__.py").write_text("")
+    augment = package / "run" / "workloads" / "augment.py"
+    augment.write_text("STEPS = 1\n")
+    monkeypatch.setattr(project_files, "package_dir", lambda: package)
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "mine.py").write_text("from speedlimit.run.workloads import augment\n")
+    digest = project_files.module_digest("mine", [user])
+    augment.write_text("STEPS = 2\n")
+    assert project_files.module_digest("mine", [user]) != digest
+
+
 # --- end to end -----------------------------------------------------------------------------
 
 
@@ -321,6 +339,18 @@ def test_a_custom_workload_without_a_function_or_module_stops_before_any_job(pro
                                       "workloads": {"custom": "examples.nothing:make"}})
     proc = project.run("-n", "--configfile", "config.yaml", "bad.yaml", check=False)
     assert proc.returncode != 0 and "no module examples.nothing" in said(proc)
+    project.write_config("bad.yaml", {**TINY, "grid": {**TINY["grid"], "workload": ["custom"]},
+                                      "workloads": {"custom": "examples.compressed:mkae"}})
+    proc = project.run("-n", "--configfile", "config.yaml", "bad.yaml", check=False)
+    assert proc.returncode != 0 and "defines no 'mkae' at its top level (it defines: " \
+        in said(proc) and "make" in said(proc)
+    broken = project.path / "examples" / "broken.py"
+    broken.write_text("def make(root, seed):\n    return (\n")
+    project.write_config("bad.yaml", {**TINY, "grid": {**TINY["grid"], "workload": ["custom"]},
+                                      "workloads": {"custom": "examples.broken:make"}})
+    proc = project.run("-n", "--configfile", "config.yaml", "bad.yaml", check=False)
+    assert proc.returncode != 0 and f"{broken}, line 2" in said(proc)
+    assert not (project.path / "results" / "runs").exists()
     shutil.rmtree(project.path / "examples")
     project.write_config("bad.yaml", {**TINY, "workloads": {"custom": "not a function"}})
     proc = project.run("-n", "--configfile", "config.yaml", "bad.yaml", check=False)

@@ -149,6 +149,12 @@ def module_digest(module: str, search=()) -> str:
         except SyntaxError:
             continue  # the cell will say so; its bytes are still in the digest
         for other in imported:
+            if other.split(".")[0] == "speedlimit":  # this project's package, wherever it is
+                other_file = _module_file(other)
+                if other_file is not None and other_file not in found:
+                    found[other_file] = other
+                    todo.append((other_file, other))
+                continue
             if not local and other.split(".")[0] != top:
                 continue
             other_file = _file_under(root, other)
@@ -157,6 +163,6 @@ def module_digest(module: str, search=()) -> str:
                 todo.append((other_file, other))
     digest = hashlib.sha256()
     for path in sorted(found):
-        digest.update(str(path.relative_to(root)).encode())
+        digest.update(found[path].encode())  # the module's dotted name: where it is, in words
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -28,6 +28,7 @@ trigger); it imports no torch. :mod:`speedlimit.run.workloads.build` constructs 
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -86,3 +87,27 @@ def builtin_file(name: str) -> Path:
     """The module file of a built-in workload."""
     module, _ = parse(BUILT_IN[name][0])
     return Path(__file__).with_name(module.rsplit(".", 1)[1] + ".py")
+
+
+def check_defines(file: Path, function: str, spec: str) -> None:
+    """Raise WorkloadError unless module ``file`` parses and defines ``function`` at its top
+    level (a def, a class, an assignment or an import of that name): what the config names
+    is checked before any job runs, not found missing in every cell."""
+    try:
+        tree = ast.parse(Path(file).read_text(), str(file))
+    except SyntaxError as err:
+        raise WorkloadError(f"workloads.custom = {spec}: {file}, line {err.lineno}: "
+                            f"{err.msg}") from None
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    if function not in names:
+        defined = sorted(n for n in names if not n.startswith("_"))
+        raise WorkloadError(f"workloads.custom = {spec}: {file} defines no {function!r} at its "
+                            f"top level (it defines: {', '.join(defined) or 'nothing'})")

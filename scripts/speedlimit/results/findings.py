@@ -283,7 +283,7 @@ def steady_state_sentences(loader: pd.DataFrame, table: pd.DataFrame | None) -> 
                       + (f" It is the same at {_join(same)}." if same else "")))
     if table is not None and "warnings" in table:
         runs = table.drop_duplicates("cell")
-        flagged = runs[runs["warnings"].fillna("").str.contains(
+        flagged = runs[runs["warnings"].astype("string").fillna("").str.contains(
             "persistent_workers cannot help with train.epochs: 1", regex=False)]
         if len(flagged):
             out.append(f"`persistent_workers: true` cannot help with `train.epochs: 1` "

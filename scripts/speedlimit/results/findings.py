@@ -112,8 +112,17 @@ def batch_size_sentences(cells: pd.DataFrame, tensor: pd.DataFrame) -> list[str]
     one = cells[cells["num_workers"] == 1]
     if w_best > 1 and len(one):
         cut = 1 - best["epoch_duration_median"] / one.iloc[0]["epoch_duration_median"]
-        out.append(f"More than one worker helped here: {_workers(w_best)} took {_pct(cut)} "
-                   f"less time per epoch than `num_workers=1`.")
+        took = f"{_workers(w_best)} took {_pct(cut)} less time per epoch than `num_workers=1`"
+        verdict = one.iloc[0].get("vs_fastest_verdict")  # num_workers=1 against the fastest
+        if verdict in (stats.SLOWER, stats.FASTER):
+            out.append(f"More than one worker helped here: {took} (more than noise).")
+        elif verdict in (stats.NO_CLEAR, stats.SMALL):
+            out.append(f"{took[0].upper()}{took[1:]}, but that cannot be told apart from noise"
+                       " (or is within the noise threshold): more than one worker is not shown "
+                       "to help.")
+        else:
+            out.append(f"{took[0].upper()}{took[1:]}; whether more than one worker helps is not "
+                       "tested (too few repeats, or one run per cell).")
     more = cells[cells["num_workers"] > w_best]
     if len(more):
         slower = more["epoch_duration_median"] / best["epoch_duration_median"] - 1

@@ -6,8 +6,8 @@ A *group* is the DataLoader cells that differ only in their DataLoader settings 
 pin_memory, persistent_workers, prefetch_factor): one workload, batch size, lr, thread count,
 device and node. Within a group every cell was compared with every other (the summary's
 ``vs_fastest*`` columns: exact Mann-Whitney tests, Holm over all the run's pairs). The
-recommendation is the smallest num_workers within noise of the fastest (fewer processes, the
-same speed), preferring torch's defaults for the other settings among equals.
+recommendation is the smallest num_workers as fast as the fastest (:func:`as_fast`: fewer
+processes, the same speed), preferring torch's defaults for the other settings among equals.
 
 Everything here is computed from the summary and the table; sentences mark code with single
 backticks, as :mod:`speedlimit.results.findings` does.

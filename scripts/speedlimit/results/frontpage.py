@@ -125,7 +125,7 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
     how = Section("How to reproduce", reproduce(revision))
     sections = [found[0], run, machine, recommended, *found[1:], how]
     more = Section("More", ["Per workload and batch size (loading cost, predicted and measured "
-                            "crossover, the smallest num_workers within noise of the fastest), "
+                            "crossover, the smallest num_workers as fast as the fastest), "
                             "per batch size (fastest setting, its interval, more workers, the "
                             "loader-free limit) and published vs reproduced cell by cell: "
                             "`1. Findings` in the menu. Figures: `2.` to `4.`; sortable "

@@ -39,12 +39,14 @@ FAST_POLLS = ["--slurm-init-seconds-before-status-checks", "1",
               "--default-resources", "slurm_partition=debug"]
 # What may differ between two runs of the same cell: when, how fast, and where.
 TIMINGS = {"started_at", "finished_at", "run_duration", "startup", "setup", "environment",
-           "timeline", "shutdown", "reference", "machine_load", "redone"}
-EPOCH_TIMINGS = {"epoch_duration", "data_wait", "compute", "first_batch", "samples_per_second"}
+           "timeline", "shutdown", "reference", "machine_load", "redone", "costs"}
+EPOCH_TIMINGS = {"epoch_duration", "data_wait", "compute", "first_batch", "samples_per_second",
+                 "compute_per_sample"}
 TABLE_TIMINGS = ["epoch_duration", "run_duration", "data_wait", "compute", "data_wait_share",
                  "first_batch", "samples_per_second", "startup", "shutdown", "limit_ratio",
                  "node", "cpus_allowed", "started_at", "finished_at", "reference_before",
-                 "reference_after", "disturbed", "other_cpu_seconds", "steal_seconds", "order"]
+                 "reference_after", "disturbed", "other_cpu_seconds", "steal_seconds", "order",
+                 "load_per_sample", "compute_per_sample"]
 
 
 @pytest.fixture(scope="module")

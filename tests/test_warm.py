@@ -154,8 +154,11 @@ def cell_request(tmp_path, root, name, **kw) -> job.Request:
 
 def spec(cell: Cell, root: str) -> str:
     """The train_cell rule's spec param for ``cell``."""
+    from speedlimit.run import workloads
+
     return json.dumps({"cell": cell.params(), "dataset_root": root, "epochs": 1, "seed": 0,
-                       "failed_before": 0})
+                       "failed_before": 0,
+                       "workload": {"function": workloads.function_of(cell.workload)}})
 
 
 def run_job(cell: Cell, root: str, output: Path, log: Path, *options: str, env=None,
@@ -376,7 +379,8 @@ def test_a_cold_job_killed_takes_its_cell_and_workers_with_it(synthetic_root, tm
 def test_a_cell_waiting_for_the_machine_lock_says_who_holds_it(synthetic_root, tmp_path,
                                                                monkeypatch):
     monkeypatch.setenv("SPEEDLIMIT_LOCK_DIR", str(tmp_path))
-    cell = Cell(loader="tensor", batch_size=500, lr=0.01, torch_threads=1, device="cpu")
+    cell = Cell(loader="tensor", batch_size=500, lr=0.01, torch_threads=1, device="cpu",
+                workload="fashionmnist")
     log = tmp_path / "wait.log"
     with job.machine_lock(holder="dataloader/some/other/cell"):
         waiting = subprocess.Popen(

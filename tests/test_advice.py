@@ -252,7 +252,8 @@ def test_a_setting_as_fast_as_the_fastest_but_with_no_gain_shown_is_not_recommen
     assert not calm.gain_shown and int(calm.recommended["num_workers"]) == 0
     assert advice.how_sure(calm) == (
         "tested", "no worker setting was faster than `num_workers=0` by more than noise and the "
-        "2% noise threshold, and it is as fast as the fastest measured (at most 10% slower, 95% interval) (7 runs per cell)")
+        "2% noise threshold, and it is as fast as the fastest measured (at most 10% slower, "
+        "95% interval) (7 runs per cell)")
 
 
 def test_a_gain_shown_by_another_setting_than_the_fastest_is_kept(tmp_path):

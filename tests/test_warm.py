@@ -471,6 +471,21 @@ def stopped(proc: subprocess.Popen) -> str:
     return proc.communicate()[0]
 
 
+def cold_beside(squatter: subprocess.Popen, root: str, tmp_path: Path) -> tuple[str, str]:
+    """One cell's job while another user's ``squatter`` listens: the cell must finish, cold,
+    with one warning. Returns what the squatter heard and that warning."""
+    try:
+        assert squatter.stdout.readline().strip() == "listening"
+        proc = run_job(CELL, root, tmp_path / "c.json", tmp_path / "c.log")
+    finally:
+        heard = stopped(squatter)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "c.json").read_text())
+    assert record["status"] == "ok" and record["environment"]["warm_start"] is False
+    line, = warnings_in(tmp_path / "c.log")
+    return heard, line
+
+
 @pytest.mark.parametrize("how", ["folder", "symlink"])
 def test_another_users_planted_folder_gets_nothing_and_the_cell_runs_cold(
         other_user, how, synthetic_root, tmp_path, monkeypatch):
@@ -480,16 +495,8 @@ def test_another_users_planted_folder_gets_nothing_and_the_cell_runs_cold(
     monkeypatch.setenv("TMPDIR", str(shared))
     folder = shared / f"speedlimit-warm-{os.getuid()}"  # where this user's would be
     squatter = as_user(other_user, LISTEN, str(folder / f"{warm.digest()}.sock"), how)
-    try:
-        assert squatter.stdout.readline().strip() == "listening"
-        proc = run_job(CELL, synthetic_root, tmp_path / "c.json", tmp_path / "c.log")
-    finally:
-        heard = stopped(squatter)
-    assert proc.returncode == 0, proc.stderr
+    heard, line = cold_beside(squatter, synthetic_root, tmp_path)
     assert "connection" not in heard  # never connected to, so sent nothing
-    record = json.loads((tmp_path / "c.json").read_text())
-    assert record["status"] == "ok" and record["environment"]["warm_start"] is False
-    line, = warnings_in(tmp_path / "c.log")
     owner = f"user {other_user.pw_name} (uid {other_user.pw_uid})"
     said = {"folder": f"{folder} belongs to {owner}, not to you",
             "symlink": f"{folder} is a symbolic link, not a folder of yours"}[how]
@@ -502,16 +509,8 @@ def test_another_users_process_on_the_socket_gets_nothing(other_user, synthetic_
     path = warm_dir / f"{warm.digest()}.sock"
     squatter = as_user(other_user, LISTEN, str(path), "drop", str(other_user.pw_uid),
                        str(other_user.pw_gid), root=True)
-    try:
-        assert squatter.stdout.readline().strip() == "listening"
-        proc = run_job(CELL, synthetic_root, tmp_path / "c.json", tmp_path / "c.log")
-    finally:
-        heard = stopped(squatter)
-    assert proc.returncode == 0, proc.stderr
+    heard, line = cold_beside(squatter, synthetic_root, tmp_path)
     assert heard.splitlines() == ["connection: 0 bytes"]  # the client hung up, saying nothing
-    record = json.loads((tmp_path / "c.json").read_text())
-    assert record["status"] == "ok" and record["environment"]["warm_start"] is False
-    line, = warnings_in(tmp_path / "c.log")
     assert (f"the process listening on {path} (pid {squatter.pid}) runs as user "
             f"{other_user.pw_name} (uid {other_user.pw_uid}), not as you: sent it nothing"
             in line), line

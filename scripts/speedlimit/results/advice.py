@@ -121,9 +121,7 @@ def groups(summary: pd.DataFrame) -> list[Group]:
         group = Group(conditions, label, cells,
                       axes.varying(cells, [a for a in axes.LOADER_SETTINGS
                                            if a != axes.COMPARED]))
-        group.load, group.compute = group_costs(cells)
-        cpus = cells["cpus_allowed"].dropna()
-        group.cpus = int(cpus.min()) if len(cpus) else None  # what every cell had
+        group.load, group.compute, group.cpus = group_costs(cells)
         flagged = cells[cells["fastest"].astype("boolean").fillna(False)]
         group.fastest = (flagged.iloc[0] if len(flagged)
                          else cells.loc[cells["epoch_duration_median"].idxmin()])

@@ -227,13 +227,17 @@ def versus_fastest(groups: dict[str, list[str]], samples: dict[str, np.ndarray])
     return out
 
 
-def group_costs(rows: pd.DataFrame) -> tuple[float, float]:
-    """(load, compute) seconds per sample of one group's DataLoader cells (summary rows):
-    the median of its cells' loading costs, and the median compute of its num_workers=0
-    cells (nan without one: with workers, they compete with the compute for the CPU)."""
+def group_costs(rows: pd.DataFrame) -> tuple[float, float, int | None]:
+    """(load, compute, cpus) of one group's DataLoader cells (summary rows): the median of its
+    cells' loading costs per sample, the median compute per sample of its num_workers=0 cells
+    (nan without one: with workers, they compete with the compute for the CPU), and the CPUs
+    every cell could use (None where none recorded it). The prediction and the findings'
+    sentences both take them from here."""
     load = float(rows["load_per_sample_median"].median())
     alone = rows[rows[axes.COMPARED] == 0]["compute_per_sample_median"]
-    return load, float(alone.median()) if len(alone) else float("nan")
+    cpus = rows["cpus_allowed"].dropna()
+    return (load, float(alone.median()) if len(alone) else float("nan"),
+            int(cpus.min()) if len(cpus) else None)
 
 
 def predictions(summary: pd.DataFrame) -> pd.Series:
@@ -242,13 +246,12 @@ def predictions(summary: pd.DataFrame) -> pd.Series:
     out = pd.Series(np.nan, index=summary.index)
     loader = summary[summary["loader"].eq(axes.DATALOADER)]
     for _, rows in loader.groupby(_key_frame(loader, CONDITION_KEYS).agg("|".join, axis=1)):
-        load, compute = group_costs(rows)
-        cpus = rows["cpus_allowed"].dropna()
-        if np.isnan(load) or np.isnan(compute) or cpus.empty:
+        load, compute, cpus = group_costs(rows)
+        if np.isnan(load) or np.isnan(compute) or cpus is None:
             continue
         for index, row in rows.iterrows():
-            out[index] = predict.speedup(load, compute, int(row[axes.COMPARED]),
-                                         int(cpus.median()), int(row["torch_threads"]))
+            out[index] = predict.speedup(load, compute, int(row[axes.COMPARED]), cpus,
+                                         int(row["torch_threads"]))
     return out
 
 

@@ -113,8 +113,15 @@ def batch_size_sentences(cells: pd.DataFrame, tensor: pd.DataFrame) -> list[str]
     if w_best > 1 and len(one):
         cut = 1 - best["epoch_duration_median"] / one.iloc[0]["epoch_duration_median"]
         took = f"{_workers(w_best)} took {_pct(cut)} less time per epoch than `num_workers=1`"
-        verdict = one.iloc[0].get("vs_fastest_verdict")  # num_workers=1 against the fastest
-        if verdict in (stats.SLOWER, stats.FASTER):
+        # num_workers=1 against the fastest of all the DataLoader settings at this batch size:
+        # a test of this paragraph's best only where that is the fastest.
+        fastest = bool(pd.notna(best.get("fastest")) and best.get("fastest"))
+        verdict = one.iloc[0].get("vs_fastest_verdict") if fastest else None
+        if not fastest:
+            out.append(f"{took[0].upper()}{took[1:]}; not tested against each other (each "
+                       "setting was tested against the fastest of all DataLoader settings at "
+                       "this batch size, another one).")
+        elif verdict in (stats.SLOWER, stats.FASTER):
             out.append(f"More than one worker helped here: {took} (more than noise).")
         elif verdict in (stats.NO_CLEAR, stats.SMALL):
             out.append(f"{took[0].upper()}{took[1:]}, but that cannot be told apart from noise"

@@ -502,3 +502,13 @@ def test_the_costs_and_cpus_behind_the_prediction_are_the_ones_it_prints(tmp_pat
     assert "all its work shared by the CPUs (60 ms / 2 = 30 ms)" in threads.sentences[1]
     assert threads.cells.set_index("num_workers").loc[2, "predicted_speedup"] == \
         pytest.approx(500 / 300)
+
+
+def test_a_grid_without_workers_claims_nothing_about_them(tmp_path):
+    zeros = text(only(tmp_path, {(0, False): 10, (0, True): 9}))
+    assert "the grid has no setting with workers to compare it with." in zeros
+    assert "No setting with workers was measured here, so the prediction is not checked." \
+        in zeros
+    assert "cell with its other settings" not in zeros and "prediction holds" not in zeros
+    both = text(only(tmp_path / "b", {0: 10, 2: 5}))
+    assert "no setting with workers" not in both and "prediction holds" in both

@@ -277,6 +277,8 @@ def fastest_sentence(group: Group) -> str:
         others = group.cells[group.cells["num_workers"] > 0]
         if int(f["num_workers"]) == 0 and len(others):
             return text + ": no worker setting beat loading in the main process."
+        if int(f["num_workers"]) == 0:
+            return text + "; the grid has no setting with workers to compare it with."
         if (group.cells["num_workers"] == 0).any():
             same = ", ".join(f"{a}={axes.as_text(f[a])}" for a in group.varying
                              if a in axes.BASELINE)
@@ -358,6 +360,8 @@ def check_sentences(group: Group) -> list[str]:
     where it fails."""
     if not predictable(group) or group.predicted_stop is None:
         return []
+    if not (group.cells["num_workers"] > 0).any():
+        return ["No setting with workers was measured here, so the prediction is not checked."]
     cells = group.cells[group.cells["num_workers"] > 0]
     cells = cells[cells["speedup"].notna() & cells["predicted_speedup"].notna()]
     rows, misses = [], []

@@ -203,6 +203,15 @@ class _Epoch:
         }
 
 
+class _HangingEpoch(_Epoch):
+    """The test hook ``SPEEDLIMIT_FAULT=hang``: after its first step, the cell hangs in C
+    code for good (:func:`speedlimit.run.preflight.hang`)."""
+
+    def step(self, *args, **kwargs) -> None:
+        super().step(*args, **kwargs)
+        preflight.hang()
+
+
 def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
              workload_function: str | None = None) -> dict:
     """Train ``cell`` and return its metrics record (see schemas/metrics.schema.json).
@@ -236,6 +245,8 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
                                        tuple(t.to(device) for t in workload.tensors(1)))
     setup = time.perf_counter() - setup_start
 
+    fault = preflight.injected_fault(cell.path)  # the test hooks, chosen before the clock
+    epoch_class = _HangingEpoch if fault == "hang" else _Epoch
     torch.manual_seed(seed)
     network = workload.model().to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=cell.lr)
@@ -250,27 +261,22 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
     loader = (make_loader(train_set, cell, seed, shuffle_gen) if cell.loader == "dataloader"
               else None)
     non_blocking = bool(cell.pin_memory) and device.type == "cuda"
-    hang = preflight.injected_fault(cell.path) == "hang"  # a test hook
     records = []
     for epoch in range(1, epochs + 1):
         shuffle_gen.manual_seed(epoch_seed(seed, epoch))
         workload.set_epoch(epoch)
-        acc = _Epoch(device)
+        acc = epoch_class(device)
         if epoch == 1:
             loader_setup = acc.start - run_start
         if loader is not None:
             for images, labels in loader:
                 acc.step(network, optimizer, images, labels, non_blocking)
-                if hang:
-                    preflight.hang()
         else:
             all_images, all_labels = limit_data[epoch]
             perm = torch.randperm(n, generator=shuffle_gen).to(device)
             for i in range(0, n, cell.batch_size):
                 batch = perm[i : i + cell.batch_size]
                 acc.step(network, optimizer, all_images[batch], all_labels[batch], False)
-                if hang:
-                    preflight.hang()
         records.append(acc.finish(epoch, n))
         log.info("epoch %d: %s", epoch, records[-1])
     shutdown_start = time.perf_counter()
@@ -282,7 +288,7 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
     clock_stopped = time.time()
     # (test hook: SPEEDLIMIT_FAULT=disturb makes the machine seem to change under the cell)
     reference_after = noise.reference(
-        extra=reference_before if preflight.injected_fault(cell.path) == "disturb" else 0.0)
+        extra=reference_before if fault == "disturb" else 0.0)
     if noise.disturbed(reference_before, reference_after):
         log.warning("the reference kernel took %.3f s before the clock and %.3f s after: the "
                     "machine changed under this cell (flagged disturbed)", reference_before,

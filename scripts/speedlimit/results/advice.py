@@ -21,6 +21,8 @@ import pandas as pd
 
 from speedlimit import axes
 from speedlimit.results import predict, stats
+from speedlimit.results.words import percent as _pct, times as _x
+from speedlimit.results.words import workers as _workers
 from speedlimit.results.aggregate import CONDITION_KEYS, group_costs
 
 # Verdicts (vs the fastest) that mean "as fast as the fastest": not told apart from it, or
@@ -45,23 +47,11 @@ def _ms(seconds: float) -> str:
     return f"{seconds:.3g} s" if seconds >= 1 else f"{seconds * 1e3:.3g} ms"
 
 
-def _x(value: float) -> str:
-    return f"{value:.2f}x"
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.0f}%"
-
-
 def _value(value):
     """A table value as plain Python (numpy and pandas scalars, NaN as None)."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     return value.item() if hasattr(value, "item") else value
-
-
-def _workers(w) -> str:
-    return f"`num_workers={int(w)}`"
 
 
 @dataclass
@@ -79,6 +69,7 @@ class Group:
     recommended: pd.Series | None = None
     smaller: str = ""  # how the recommendation was found: see recommend()
     gain_shown: bool = False  # some setting is faster than num_workers=0 by more than noise
+    fast: pd.Series | None = None  # as_fast() of the cells
     passed_over: pd.DataFrame | None = None  # fewer workers than the recommendation
     predicted_stop: int | None = None
     sentences: list[str] = field(default_factory=list)
@@ -179,13 +170,15 @@ def recommend(group: Group) -> None:
         group.smaller, group.recommended = "untested", fastest
         group.passed_over = cells.iloc[:0]
         return
-    group.gain_shown = bool(shows_gain(cells).any())
-    eligible = cells[as_fast(cells)]
+    gain, group.fast = shows_gain(cells), as_fast(cells)
+    group.gain_shown = bool(gain.any())
     if group.gain_shown:  # (a cell with no num_workers=0 cell of its settings is not tested)
-        eligible = eligible[shows_gain(eligible) | (eligible["num_workers"].gt(0)
-                                                    & eligible["speedup"].isna())]
+        gain_or_untested = gain | (cells["num_workers"].gt(0) & cells["speedup"].isna())
+        eligible = cells[group.fast & gain_or_untested]
+    else:
+        eligible = cells[group.fast]
     if eligible.empty:  # only where a gain is shown, but not by the fastest nor its equals
-        gains = cells[shows_gain(cells)]
+        gains = cells[gain]
         group.smaller = "gain elsewhere"
         group.recommended = gains.loc[gains["epoch_duration_median"].idxmin()]
     else:
@@ -298,7 +291,7 @@ def _why_not(group: Group, row) -> str:
     verdict = row["vs_fastest_verdict"]
     if verdict in (stats.SLOWER, stats.FASTER):
         return f"{_versus_text(row)} was slower than the fastest by more than noise"
-    if not as_fast(row.to_frame().T).iloc[0]:
+    if not group.fast[row.name]:
         return (f"{_versus_text(row)} could not be told apart from the fastest, but may be "
                 f"more than {_pct(EQUIVALENCE)} slower")
     if int(row["num_workers"]) == 0:

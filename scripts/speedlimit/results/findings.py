@@ -17,6 +17,8 @@ from speedlimit import axes, grid
 from speedlimit.results import advice
 from speedlimit.results import published as published_module
 from speedlimit.results import stats
+from speedlimit.results.words import percent as _pct, times as _x
+from speedlimit.results.words import workers as _workers
 from speedlimit.results.aggregate import QUALITY_RTOL
 
 
@@ -26,20 +28,8 @@ class Section:
     sentences: list[str] = field(default_factory=list)
 
 
-def _x(value: float) -> str:
-    return f"{value:.2f}x"
-
-
 def _s(value: float) -> str:
     return f"{value:.3g} s"
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.0f}%"
-
-
-def _workers(n) -> str:
-    return f"`num_workers={int(n)}`"
 
 
 def _join(items: list[str]) -> str:
@@ -168,11 +158,13 @@ def batch_size_sentences(cells: pd.DataFrame, tensor: pd.DataFrame) -> list[str]
 
 def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
             context: dict | None = None, table: pd.DataFrame | None = None,
-            grid_skipped: pd.DataFrame | None = None) -> list[Section]:
+            grid_skipped: pd.DataFrame | None = None,
+            groups: list | None = None) -> list[Section]:
     """Sections of sentences: headline, one section per workload and batch size (costs,
-    prediction, fastest, smallest num_workers within noise of it, the recommendation), one
+    prediction, fastest, smallest num_workers as fast as it, the recommendation), one
     per batch size (per setting), quality (from the results ``table``, when given), published
-    vs reproduced, and how far to trust the numbers."""
+    vs reproduced, and how far to trust the numbers. ``groups``: :func:`advice.groups` of the
+    summary, when the caller has them already."""
     context = context or {}
     ok = summary[summary["epoch_duration_median"].notna()]
     loader = ok[ok["loader"].eq("dataloader")]
@@ -203,7 +195,7 @@ def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
             + "; ".join(bests) + " (speed-up over `num_workers=0` in brackets).")
     headline.sentences.extend(noise_sentences(ok))
     headline.sentences.extend(advice.pairs_sentence(ok))
-    found = advice.groups(ok)
+    found = advice.groups(ok) if groups is None else groups
     if context.get("data_source") == "synthetic":
         headline.sentences.append(
             f"These runs used the synthetic stand-in data ({context.get('train_size', '?')} "

@@ -117,8 +117,8 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
              grid_skipped: pd.DataFrame | None = None) -> Document:
     context = {"data_source": config["data"]["source"],
                "train_size": config["data"].get("synthetic", {}).get("train_size")}
-    found = findings_module.compute(summary, comparison, context, table, grid_skipped)
     groups = advice.groups(summary[summary["epoch_duration_median"].notna()])
+    found = findings_module.compute(summary, comparison, context, table, grid_skipped, groups)
     run = Section("What was run", what_was_run(summary, config))
     machine = Section("Hardware", findings_module.hardware(environments))
     recommended = Section("Recommendation", advice.front_sentences(groups))

@@ -114,7 +114,7 @@ LIMIT = of_kind(TENSOR)  # a cell's loader-free limit matches these
 # The DataLoader's own settings (the axes only a DataLoader cell has): what a recommendation
 # chooses. Every other axis is a condition it holds under (workload, batch_size, threads, ...).
 LOADER_SETTINGS = tuple(n for n in of_kind(DATALOADER) if n not in LIMIT)
-CONDITIONS = tuple(n for n in NAMES if n not in LOADER_SETTINGS)
+CONDITIONS = LIMIT  # every axis but the DataLoader's own: those a loader-free cell has too
 INTEGERS = tuple(a.name for a in AXES if a.type is int)
 BOOLEANS = tuple(a.name for a in AXES if a.type is bool)
 

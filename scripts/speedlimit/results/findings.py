@@ -428,7 +428,7 @@ def quality_sentences(table: pd.DataFrame) -> list[str]:
     flags = ok["quality_consistent"].astype("boolean")
     off = ok[flags.eq(False)]
     if off.empty:
-        same = [a for a in axes.NAMES if a in axes.SAME_BATCHES]
+        same = list(axes.SAME_BATCHES)
         other = [a for a in axes.NAMES if a not in axes.SAME_BATCHES] + ["loader"]
         return ["Quality is not what the settings trade: every cell is seeded the same way "
                 "(model init, shuffling, workers, augmentation), so all cells with the same "

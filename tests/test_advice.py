@@ -512,3 +512,19 @@ def test_a_grid_without_workers_claims_nothing_about_them(tmp_path):
     assert "cell with its other settings" not in zeros and "prediction holds" not in zeros
     both = text(only(tmp_path / "b", {0: 10, 2: 5}))
     assert "no setting with workers" not in both and "prediction holds" in both
+
+
+def test_a_recommendation_of_num_workers_0_and_one_without_costs(tmp_path):
+    summary, table = run(tmp_path, {0: 5, 1: 6}, load=None, compute=None)
+    (entry,) = advice.recommendation(advice.groups(summary), table)["recommendations"]
+    assert entry["dataloader_kwargs"]["num_workers"] == 0
+    assert entry["speedup_over_num_workers_0"] == {"median": 1.0, "ci_low": None,
+                                                  "ci_high": None,
+                                                  "verdict": "this is num_workers=0"}
+    assert entry["fastest_measured"]["speedup_over_num_workers_0"] == 1.0
+    assert entry["how_sure"]["comparisons_with_num_workers_0"] == 1
+    assert entry["how_sure"]["repeats_needed"] == 4  # 2 / C(8, 4) <= 0.05 for one comparison
+    assert entry["predicted"] is None
+    (line, pointer) = advice.front_sentences(advice.groups(summary))
+    assert line.startswith("Workload fashionmnist-augment, batch_size 100: `DataLoader(dataset, "
+                           "batch_size=100, shuffle=True, num_workers=0)`; tested: no worker")

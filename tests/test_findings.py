@@ -73,6 +73,7 @@ def test_fastest_setting_interval_more_workers_and_limit(summary5):
     assert any("`num_workers=2` took 12% less time per epoch than `num_workers=1`; whether "
                "more than one worker helps is not tested (too few repeats, or one run per "
                "cell)." in s for s in at100)  # 5 runs are too few for the run's 12 pairs
+    assert summary5["pairs"].dropna().eq(12).all()  # two batch sizes' 6 pairs, one family
     assert any(s.startswith("More workers than 2 did not help: 4 workers took 29% longer")
                for s in at100)
     # 7 s against a 5 s loader-free epoch: 1.40 times as long, 71% of the limit's speed.

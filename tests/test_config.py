@@ -9,8 +9,10 @@ def test_defaults_are_the_seed_grid():
     assert cfg["grid"]["batch_size"] == [100, 1000, 10000]
     assert cfg["grid"]["lr"] == [0.01]
     assert cfg["grid"]["workload"] == ["fashionmnist"] and cfg["workloads"] == {"custom": None}
-    assert cfg["train"] == {"epochs": 1, "seed": 0, "repeats": 1, "exclusive": True,
-                            "warm_start": True, "time_limit": None, "redo_disturbed": 0}
+    assert cfg["train"] == {"epochs": 1, "seed": 0, "repeats": "auto", "max_repeats": 40,
+                            "budget": "15m", "probe": {"windows": 5, "window_samples": 1000},
+                            "exclusive": True, "warm_start": True, "time_limit": None,
+                            "redo_disturbed": 0}
     assert cfg["data"]["source"] == "fashionmnist"
     assert cfg["data"]["md5"]["train-images-idx3-ubyte.gz"] == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
     assert cfg["data"]["synthetic"] == {"train_size": 60000, "test_size": 10000, "seed": 0}
@@ -20,12 +22,38 @@ def test_command_line_strings_are_converted():
     # snakemake --config grid="{num_workers: [0, 3]}" parses with YAML's BaseLoader: strings
     cfg = config.validate({"grid": {"num_workers": ["0", "3"], "lr": ["1e-3"],
                                     "pin_memory": ["true"], "prefetch_factor": ["null", "4"]},
-                           "train": {"epochs": "2"}})
+                           "train": {"epochs": "2", "repeats": "3"}})
     assert cfg["grid"]["num_workers"] == [0, 3]
     assert cfg["grid"]["lr"] == [0.001]
     assert cfg["grid"]["pin_memory"] == [True]
     assert cfg["grid"]["prefetch_factor"] == [None, 4]
     assert cfg["train"]["epochs"] == 2
+
+
+def test_repeats_is_a_number_or_auto_from_the_command_line_too():
+    assert config.validate({"train": {"repeats": "3"}})["train"]["repeats"] == 3
+    assert config.validate({"train": {"repeats": "auto"}})["train"]["repeats"] == "auto"
+    for bad in ("0", "x", "2.5"):
+        with pytest.raises(config.ConfigError, match="train.repeats"):
+            config.validate({"train": {"repeats": bad}})
+
+
+def test_a_race_needs_one_epoch_and_says_so():
+    with pytest.raises(config.ConfigError, match="train.epochs: 2 with train.repeats: auto"):
+        config.validate({"train": {"epochs": 2}})
+    assert config.validate({"train": {"epochs": 2, "repeats": 3}})["train"]["epochs"] == 2
+
+
+@pytest.mark.parametrize("text, seconds", [("900", 900.0), ("90s", 90.0), ("15m", 900.0),
+                                           ("1.5h", 5400.0), (600, 600.0), (None, None)])
+def test_budgets(text, seconds):
+    assert config.budget_seconds(text) == seconds
+    assert config.validate({"train": {"budget": text}})["train"]["budget"] == text
+
+
+def test_a_budget_in_other_words_is_named():
+    with pytest.raises(config.ConfigError, match="train.budget"):
+        config.validate({"train": {"budget": "10 minutes"}})
 
 
 @pytest.mark.parametrize("bad, key, words", [

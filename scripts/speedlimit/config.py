@@ -34,6 +34,8 @@ def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
 
 
 def _types(schema: dict) -> list[str]:
+    if "oneOf" in schema:  # e.g. train.repeats: an integer or "auto"
+        return [t for option in schema["oneOf"] for t in _types(option)]
     t = schema.get("type", [])
     return [t] if isinstance(t, str) else list(t)
 
@@ -63,6 +65,10 @@ def _coerce_scalar(value: str, types: list[str]) -> Any:
 def coerce(value: Any, schema: dict) -> Any:
     """Return ``value`` with strings converted to the scalar types ``schema`` expects."""
     types = _types(schema)
+    if isinstance(value, str) and "oneOf" in schema:  # an integer, or one of some words
+        if any(value in option.get("enum", ()) for option in schema["oneOf"]):
+            return value
+        return _coerce_scalar(value, [t for t in types if t != "string"])
     if isinstance(value, str) and "string" not in types:
         return _coerce_scalar(value, types)
     if isinstance(value, dict) and "properties" in schema:
@@ -101,6 +107,8 @@ def _allowed(schema: dict) -> str:
         return f"a non-empty list of {inner}{unique}"
     if "enum" in schema:
         return "one of " + ", ".join(map(str, schema["enum"]))
+    if "oneOf" in schema:
+        return " or ".join(_allowed(option) for option in schema["oneOf"])
     kinds = " or ".join(_types(schema)) or "any value"
     bounds = []
     if "minimum" in schema:
@@ -174,4 +182,31 @@ def validate(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict:
     from snakemake.utils import validate as snakemake_validate
 
     snakemake_validate(config, str(schema_path))
+    problems = _combinations(config)
+    if problems:
+        raise ConfigError("invalid configuration:\n" + "\n".join(problems))
     return config
+
+
+def _combinations(config: dict) -> list[str]:
+    """Problems of keys that are each valid but do not go together."""
+    train = config.get("train", {})
+    out = []
+    if train.get("repeats") == "auto" and train.get("epochs", 1) != 1:
+        out.append(f"- train.epochs: {train['epochs']} with train.repeats: auto (a race's runs "
+                   "time windows of one epoch and predict it; set train.epochs: 1, or a "
+                   "number of train.repeats to time whole epochs)")
+    return out
+
+
+def budget_seconds(value) -> float | None:
+    """Seconds of ``train.budget``: ``900``, ``"90s"``, ``"15m"``, ``"1.5h"``; None: none."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    if text and text[-1] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)

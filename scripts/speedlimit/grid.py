@@ -11,6 +11,7 @@ cell (and so never retrains it). This module imports neither torch nor snakemake
 from __future__ import annotations
 
 import itertools
+import random
 from dataclasses import field, fields, make_dataclass
 
 from speedlimit import axes
@@ -117,11 +118,38 @@ def expand(grid: dict, repeats: int = 1) -> tuple[list[Cell], list[tuple[Cell, s
     return cells, skipped
 
 
-def interleaved(cells: list[Cell]) -> list[Cell]:
-    """``cells`` in the order to run them: all repeats 0 (in run order), then all repeats 1..."""
-    return sorted(cells, key=lambda c: (c.repeat, _sort_key(c)))
+def round_order(paths, seed: int, round_: int) -> list[str]:
+    """The order in which one round runs its cells: a random permutation drawn from the seed
+    and the round, so that no cell always follows the same one (carry-over from a neighbour
+    is not confounded with the cell). The same paths, seed and round give the same order."""
+    order = sorted(paths)
+    random.Random(f"speedlimit-round-{seed}-{round_}").shuffle(order)
+    return order
+
+
+def interleaved(cells: list[Cell], seed: int = 0) -> list[Cell]:
+    """``cells`` in the order to run them: every repeat 0 (a round, in :func:`round_order`),
+    then every repeat 1, and so on."""
+    by_path = {c.path: c for c in cells}
+    out = []
+    for repeat in sorted({c.repeat for c in cells}):
+        paths = [c.path for c in cells if c.repeat == repeat]
+        out.extend(by_path[p] for p in round_order(paths, seed, repeat))
+    return out
 
 
 def run_numbers(cells: list[Cell]) -> dict[str, int]:
     """Run number (1-based, seed order) of every cell path."""
     return {c.path: i for i, c in enumerate(sorted(cells, key=_sort_key), start=1)}
+
+
+def pairs(cells: list[Cell]) -> int:
+    """Pairs of DataLoader settings compared in a run of ``cells``: within each group (the
+    cells that differ only in the DataLoader's own settings), every pair once."""
+    groups: dict[tuple, set] = {}
+    for cell in cells:
+        if cell.loader == axes.DATALOADER:
+            key = tuple(getattr(cell, a) for a in axes.CONDITIONS)
+            groups.setdefault(key, set()).add(tuple(getattr(cell, a)
+                                                    for a in axes.LOADER_SETTINGS))
+    return sum(len(s) * (len(s) - 1) // 2 for s in groups.values())

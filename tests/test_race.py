@@ -1,0 +1,198 @@
+"""The race (speedlimit.results.race): every decision read off its intervals, with a case
+that makes it and one that does not; the replay of records into rounds; the round's file
+(the next runs, the stop and why, the checks); and whole races simulated through the same
+code, whose false-claim rate must stay at ALPHA in every scenario, with negative controls
+(ordinary intervals looked at after every round; no correction for the run's pairs) that
+must break it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from speedlimit.results import race, simulation, stats
+
+INF = math.inf
+SLOW = math.log(1.30)  # a clear difference, in log(t_i / t_j)
+DESIGN = race.Design(pairs=3)
+
+
+def bounds(k: int, known: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(L, U) of log(t_i / t_j): -inf/inf except the given pairs {(i, j): (low, high)}."""
+    low, high = np.full((k, k), -INF), np.full((k, k), INF)
+    np.fill_diagonal(low, 0.0)
+    np.fill_diagonal(high, 0.0)
+    for (i, j), (lo, hi) in known.items():
+        low[i, j], high[i, j] = lo, hi
+        low[j, i], high[j, i] = -hi, -lo
+    return low, high
+
+
+def test_nothing_known_nothing_decided_and_every_setting_runs():
+    d = race.decide(*bounds(3, {}), np.array([0, 0, 0]), DESIGN)
+    assert not d.out.any() and int(d.candidate) == 0 and not d.decided
+    assert d.running.all()
+
+
+def test_a_setting_is_out_only_when_its_whole_interval_lies_beyond_the_threshold():
+    at = math.log1p(race.THRESHOLD)
+    out = race.decide(*bounds(3, {(0, 1): (at + 1e-9, SLOW)}), np.array([0, 0, 0]), DESIGN)
+    assert out.out.tolist() == [True, False, False] and int(out.slower_than[0]) == 1
+    edge = race.decide(*bounds(3, {(0, 1): (at, SLOW)}), np.array([0, 0, 0]), DESIGN)
+    assert not edge.out.any()
+
+
+def test_decided_when_the_first_candidate_is_as_fast_as_every_setting_left_and_gains():
+    margin = math.log1p(race.MARGIN)
+    known = {(0, 1): (0.1, SLOW), (1, 2): (-0.05, margin)}  # 0 out; 1 within 10% of 2
+    d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
+    assert d.out.tolist() == [True, False, False]
+    assert int(d.candidate) == 1 and d.gain[1] and d.decided
+    assert not d.running.any()  # a decided group stops
+
+
+def test_not_decided_while_the_candidate_may_be_more_than_the_margin_slower():
+    known = {(0, 1): (0.1, SLOW), (1, 2): (-0.05, math.log1p(race.MARGIN) + 1e-9)}
+    d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
+    assert int(d.candidate) == 1 and not d.decided
+    # Still racing: 1 and 2; 0 is out but runs on as their baseline.
+    assert d.running.tolist() == [True, True, True]
+
+
+def test_an_out_setting_that_is_no_baseline_stops_running():
+    known = {(1, 2): (0.1, SLOW)}  # 1 (num_workers > 0) slower than 2
+    d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
+    assert d.running.tolist() == [True, False, True]
+
+
+def test_the_recommendation_must_show_its_gain_over_num_workers_0():
+    # 0 is out (slower than 2), 1 as fast as 2, but 1's gain over 0 is not shown.
+    known = {(0, 2): (0.1, SLOW), (1, 2): (-0.05, 0.05), (0, 1): (-0.01, SLOW)}
+    d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
+    assert int(d.candidate) == 1 and not d.gain[1] and not d.decided
+
+
+def test_a_setting_shown_to_gain_nothing_where_others_gain_is_passed_over():
+    at = math.log1p(race.THRESHOLD)
+    known = {(0, 2): (0.1, SLOW), (0, 1): (-0.05, at), (1, 2): (-0.05, 0.05)}
+    d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
+    assert d.no_gain.tolist() == [False, True, False]
+    assert int(d.candidate) == 2
+    # The same without 0 out: no gain shown by anyone, so nothing is passed over for it.
+    calm = {(0, 1): (-0.05, at), (1, 2): (-0.05, 0.05)}
+    assert not race.decide(*bounds(3, calm), np.array([0, 0, 0]), DESIGN).no_gain.any()
+
+
+def test_num_workers_0_is_recommended_without_a_gain_when_as_fast_as_the_rest():
+    margin = math.log1p(race.MARGIN)
+    d = race.decide(*bounds(3, {(0, 1): (-0.05, margin), (0, 2): (-0.02, margin)}),
+                    np.array([0, 0, 0]), DESIGN)
+    assert int(d.candidate) == 0 and d.decided
+
+
+def _runs(durations: dict, conditions=None) -> pd.DataFrame:
+    """A runs frame: {(num_workers, round): duration} of one group."""
+    rows = []
+    for (w, r), t in durations.items():
+        row = {k: "default" for k in race.GROUP_KEYS + race.SETTING_KEYS}
+        row.update(batch_size="100", lr="0.01", torch_threads="1", device="cpu",
+                   workload="fashionmnist", num_workers=str(w), pin_memory="False",
+                   persistent_workers="False", **(conditions or {}))
+        cell = (f"dataloader/batch_size~{row['batch_size']}/num_workers~{w}/lr~0.01/"
+                f"torch_threads~1/pin_memory~false/persistent_workers~false/"
+                f"prefetch_factor~default/device~cpu/workload~fashionmnist")
+        rows.append({**row, "loader": "dataloader", "round": r, "cell": f"{cell}/repeat~{r}",
+                     "duration": t, "node": "n", "started": 100.0 * r + w,
+                     "ended": 100.0 * r + w + 0.9})
+    return pd.DataFrame(rows)
+
+
+def clear_race(rounds: int) -> pd.DataFrame:
+    """num_workers 0 takes 1.5 s, 1 and 2 take 1.0 s, with 1% noise."""
+    rng = np.random.default_rng(0)
+    return _runs({(w, r): (1.5 if w == 0 else 1.0) * math.exp(rng.normal(0, 0.01))
+                  for w in (0, 1, 2) for r in range(rounds)})
+
+
+def test_a_replayed_race_decides_the_fewest_workers_as_fast_as_the_fastest():
+    (o,) = race.run_race(clear_race(12))
+    assert o.decided and o.words(o.recommended) == "num_workers=1"
+    assert o.decision.out.tolist() == [True, False, False]
+    assert o.left_at[0] is not None and o.left_at[0] < 11
+    assert o.rounds == 12 and o.runs == [12, 12, 12]
+    # (the same records give the same decisions)
+    (again,) = race.run_race(clear_race(12))
+    assert np.array_equal(again.low, o.low, equal_nan=True)
+
+
+def test_too_few_rounds_leave_it_open_and_say_about_how_many_more():
+    (o,) = race.run_race(clear_race(3))
+    assert not o.decided and o.rounds_more is not None and o.rounds_more >= 1
+
+
+def test_the_round_file_names_the_next_runs_in_a_seeded_order_until_the_race_stops():
+    runs = clear_race(3)
+    outcomes = race.run_race(runs)
+    state = race.round_file(outcomes, runs, 2, seed=0, max_repeats=40, budget=None)
+    assert state["stopped"] is None and state["rounds"] == 3
+    nxt = state["next"]["cells"]
+    assert len(nxt) == 3 and all(c.endswith("/repeat~3") for c in nxt)
+    assert race.round_file(outcomes, runs, 2, seed=0, max_repeats=40,
+                           budget=None)["next"]["cells"] == nxt
+    orders = {tuple(race.round_file(outcomes, runs, 2, seed=s, max_repeats=40,
+                                    budget=None)["next"]["cells"]) for s in range(6)}
+    assert len(orders) > 1  # the order is drawn, not fixed
+    assert race.round_file(outcomes, runs, 2, 0, max_repeats=3, budget=None)["stopped"] == \
+        "max_repeats"
+    # Rounds of ~2.9 s so far; one more would pass a budget of 8 s.
+    spent = race.round_file(outcomes, runs, 2, 0, max_repeats=40, budget=8.0)
+    assert spent["stopped"] == "budget" and spent["next"] is None
+    assert spent["spent_seconds"] == pytest.approx(3 * 2.9)
+    assert spent["check"]  # the whole epochs that check the prediction
+    decided = race.run_race(clear_race(12))
+    done = race.round_file(decided, clear_race(12), 11, 0, max_repeats=40, budget=None)
+    assert done["stopped"] == "decided" and done["groups"][0]["decided"]
+    assert sorted(done["check"]) == sorted(c + "/repeat~0" for c in decided[0].cells[:2])
+
+
+def test_a_progress_line_per_group():
+    runs = clear_race(3)
+    state = race.round_file(race.run_race(runs), runs, 2, 0, 40, None)
+    line = race.progress_line(state["groups"][0], 2)
+    assert line.startswith("race round 2 | workload fashionmnist, batch_size 100: in the race")
+    assert "leader" in line and "more round(s)" in line
+
+
+# --- whole races, simulated -----------------------------------------------------------------
+
+RUNS = 600
+
+
+def tolerance(rate: float) -> float:
+    return 3 * math.sqrt(rate * (1 - rate) / RUNS)
+
+
+@pytest.mark.parametrize("name", ["null", "5%/15%", "heavy tails", "drift", "neighbour",
+                                  "null, heavy tails", "null, drift"])
+def test_simulated_races_make_a_false_claim_in_at_most_alpha_of_runs(name):
+    result = simulation.simulate(simulation.SCENARIOS[name], runs=RUNS, seed=11)
+    limit = stats.ALPHA + tolerance(stats.ALPHA)
+    assert result.false_claim <= limit, result
+    assert result.missed <= limit, result  # every interval of the run covers its truth
+
+
+def test_without_correction_for_the_runs_pairs_false_claims_pass_alpha():
+    result = simulation.simulate(simulation.SCENARIOS["null"], runs=RUNS, seed=11,
+                                 corrected=False, anytime=False)
+    assert result.false_claim > stats.ALPHA + tolerance(stats.ALPHA), result
+
+
+def test_the_race_finds_a_clear_answer_and_stops_early():
+    result = simulation.simulate(simulation.SCENARIOS["5%/15%"], runs=RUNS, seed=11)
+    assert result.decided > 0.95 and result.correct > 0.95
+    # The 15% faster setting (index 2) is recommended; the 5% one, 9.5% slower, is passed.
+    assert result.recommended[2] > 0.95
+    assert result.mean_runs < 40 * 3 * 6  # far fewer runs than 40 rounds of every cell

@@ -134,18 +134,20 @@ def main(argv=None, environ=os.environ) -> int:
         epochs, seed, failed_before = spec["epochs"], spec["seed"], spec["failed_before"]
         hardware = spec.get("hardware")
         function = spec["workload"]["function"]
+        timing = spec.get("timing")
     elif args.cell and args.data_root:
         cell, data_root = grid.parse_path(args.cell), args.data_root
         epochs, seed, failed_before = args.epochs, args.seed, args.failed_before
         hardware = None
         function = args.workload_function
+        timing = None
     else:
         parser.error("give either --spec or CELL and --data-root")
     request = job.Request(cell=cell, dataset_root=data_root, output=args.output, epochs=epochs,
                           seed=seed, time_limit=args.time_limit, log=args.log,
                           process_started=STARTED,
                           failed_before=failed_before, hardware=hardware,
-                          workload_function=function)
+                          workload_function=function, timing=timing)
     code = run(request, args.output, warm=args.warm, exclusive=args.exclusive,
                record_failure=args.record_failure)
     references = []
@@ -154,10 +156,11 @@ def main(argv=None, environ=os.environ) -> int:
         if code or not (done.get("reference") or {}).get("disturbed"):
             break
         references.append(done["reference"])
-        log.warning("cell %s was disturbed (reference kernel %.3f s before its clock, %.3f s "
-                    "after): running it again (%d of train.redo_disturbed = %d)", cell.path,
-                    done["reference"]["before"], done["reference"]["after"], redo,
-                    args.redo_disturbed)
+        log.warning("cell %s was disturbed (reference kernel %.1f ms before its clock, %.1f "
+                    "ms after; other processes' CPU share %s): running it again (%d of "
+                    "train.redo_disturbed = %d)", cell.path, 1e3 * done["reference"]["before"],
+                    1e3 * done["reference"]["after"], done["reference"].get("other_cpu_share"),
+                    redo, args.redo_disturbed)
         code = run(request, args.output, warm=args.warm, exclusive=args.exclusive,
                    record_failure=args.record_failure)
     if references and not code:

@@ -62,6 +62,7 @@ class Request:
     failed_before: int = 0  # failed records this cell had before this run (a rerun trigger)
     hardware: str | None = None  # the spec's hardware key (a rerun trigger), kept in the record
     workload_function: str | None = None  # makes the cell's workload (None: the built-in one)
+    timing: dict | None = None  # whole epochs (None) or a race's windows (speedlimit.run.probe)
     warm_start: bool = False  # run in a process forked from a warm server (recorded)
     cwd: str = field(default_factory=os.getcwd)
     env: dict = field(default_factory=lambda: dict(os.environ))
@@ -292,8 +293,11 @@ def execute(request: Request) -> int:
         signal.signal(signal.SIGALRM, signal.SIG_IGN if hang else _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, request.time_limit, _ALARM_RETRY)
     try:
+        timing = request.timing or {"mode": "epochs"}
         record = train.run_cell(cell, request.dataset_root, request.epochs, request.seed,
-                                request.workload_function)
+                                request.workload_function, timing,
+                                # a race measures the loading cost in its first round only
+                                measure_costs=timing["mode"] == "epochs" or cell.repeat == 0)
     except train.CellSkipped as skip:
         log.warning("cell %s skipped: %s", cell.path, skip)
         record = skipped_record(cell, request, str(skip))

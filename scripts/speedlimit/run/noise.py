@@ -1,47 +1,81 @@
-"""The machine's own noise, measured around every cell's clock.
+"""The machine's own noise, measured around every cell's clock, and the flag ``disturbed``.
 
-* :func:`reference`: a fixed compute kernel (the same matrix products every time, at the
-  cell's thread setting), timed just before the clock starts and just after it stops. On a
-  quiet machine the two take the same time; a cell whose two differ by more than
-  :data:`DISTURBED` was run on a machine that changed under it (another process, a throttled
-  or stolen CPU) and is flagged ``disturbed``.
 * :class:`MachineLoad`: CPU time the rest of the machine used while the clock ran: every
   CPU's busy time from ``/proc/stat`` (steal time included: a hypervisor's other guests),
   less the CPU time of the cell's own processes (this one and its reaped DataLoader workers,
-  from ``getrusage``), so contamination from outside the pipeline is visible.
+  from ``getrusage``; the workers are forked, see :mod:`speedlimit.run.train`). A cell is
+  **busy** when the rest of the machine used more than :data:`BUSY` of a CPU on average: a
+  process outside the pipeline competed with it.
+* :func:`reference`: a fixed compute kernel (the same small matrix products every time),
+  timed :data:`REPS` times just before the clock and :data:`REPS` times just after. A cell is
+  **shifted** when the two sets differ by more than their own repetitions' spread allows (the
+  exact two-sided Mann-Whitney test at :data:`SHIFT_ALPHA`) *and* their medians by more than
+  :data:`SHIFT`: the machine's speed changed under the cell (another process, a throttled or
+  a host's busy CPU that ``/proc/stat`` cannot see). On a machine whose speed does not change
+  the repetitions before and after are exchangeable, so the test flags at most
+  :data:`SHIFT_ALPHA` of cells whatever the kernel's own jitter: the reference calibrates
+  itself, and the flag measures the machine, not its own noise (``tests/test_noise.py``
+  checks both by simulation and with a busy process for real).
 
-Linux only for the load (``None`` elsewhere); imports torch only inside :func:`reference`.
+``disturbed`` is busy or shifted. Linux only for the load (``None`` elsewhere); imports torch
+only inside :func:`reference`.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import statistics
 import time
 
-DISTURBED = 0.25  # |after / before - 1| above this: the cell's machine changed under it
-_SIZE, _ROUNDS = 192, 40  # ~20-60 ms on one core of a 2020s CPU
+REPS = 9  # kernel timings before and after the clock
+_SIZE, _ROUNDS = 128, 64  # one timing: about 3 ms on one core of a 2020s CPU
+SHIFT = 0.10  # a reference change smaller than this never flags
+SHIFT_ALPHA = 0.01  # the shift test's level: its false-flag rate on an unchanging machine
+BUSY = 0.10  # other processes' CPU use, in CPUs on average over the clock, that flags
 
 
-def reference(extra: float = 0.0) -> float:
-    """Seconds of the fixed reference kernel (matrix products of a seeded 192x192 matrix).
-    ``extra`` seconds of sleep join the timed work: the test hook SPEEDLIMIT_FAULT=disturb."""
+def reference(extra: float = 0.0) -> list[float]:
+    """:data:`REPS` timings (seconds) of the fixed reference kernel. ``extra`` seconds of
+    sleep join each timing: the test hook SPEEDLIMIT_FAULT=disturb."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
     a = torch.rand(_SIZE, _SIZE, generator=generator)
-    b = a.clone()
-    start = time.perf_counter()
-    for _ in range(_ROUNDS):
-        b = torch.tanh(a @ b)
-    float(b.sum())  # force the work
-    if extra:
-        time.sleep(extra)
-    return time.perf_counter() - start
+    out = []
+    for _ in range(REPS):
+        b = a.clone()
+        start = time.perf_counter()
+        for _ in range(_ROUNDS):
+            b = torch.tanh(a @ b)
+        float(b.sum())  # force the work
+        if extra:
+            time.sleep(extra)
+        out.append(time.perf_counter() - start)
+    return out
 
 
-def disturbed(before: float, after: float, threshold: float = DISTURBED) -> bool:
-    return before > 0 and abs(after / before - 1) > threshold
+def shift_p(before: list[float], after: list[float]) -> float:
+    """Exact two-sided Mann-Whitney p-value of "the reference ran as fast after as before"."""
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(before, after, alternative="two-sided", method="exact").pvalue)
+
+
+def verdict(before: list[float], after: list[float], machine_load: dict | None,
+            clock_seconds: float) -> dict:
+    """The ``reference`` block of a record: the medians before and after, the shift test,
+    the other processes' CPU share, and the flags."""
+    median_before, median_after = statistics.median(before), statistics.median(after)
+    change = median_after / median_before - 1 if median_before > 0 else 0.0
+    p = shift_p(before, after)
+    shifted = p <= SHIFT_ALPHA and abs(change) > SHIFT
+    other = (machine_load or {}).get("other_cpu_seconds")
+    share = other / clock_seconds if other is not None and clock_seconds > 0 else None
+    busy = share is not None and share > BUSY
+    return {"before": median_before, "after": median_after, "change": change,
+            "before_times": before, "after_times": after, "shift_p": p, "shifted": shifted,
+            "other_cpu_share": share, "busy": busy, "disturbed": shifted or busy}
 
 
 def _proc_stat() -> tuple[float, float] | None:

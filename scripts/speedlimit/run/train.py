@@ -39,13 +39,14 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler
 
-from speedlimit.run import costs, fingerprint, noise, preflight
+from speedlimit.run import costs, fingerprint, noise, preflight, probe
 from speedlimit.metrics import SCHEMA_VERSION
 from speedlimit.grid import Cell
 from speedlimit.run import workloads
@@ -118,8 +119,11 @@ def make_loader(train_set, cell: Cell, seed: int, shuffle_gen: torch.Generator) 
         init = failing_worker
     if cell.prefetch_factor is not None:
         kwargs["prefetch_factor"] = cell.prefetch_factor
+    # Workers are forked (Linux's default before Python 3.14), so that they are this
+    # process's children: its CPU accounting (speedlimit.run.noise) counts them as the cell's.
     return DataLoader(
         train_set,
+        multiprocessing_context="fork" if cell.num_workers else None,
         batch_size=cell.batch_size,
         sampler=RandomSampler(train_set, generator=shuffle_gen),  # == shuffle=True
         num_workers=cell.num_workers,
@@ -150,8 +154,10 @@ def _finite(value: float) -> float | None:
 class _Epoch:
     """Accumulates one epoch's loss, accuracy and the data/compute split."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, probing: bool = False):
         self.device = device
+        self.marks: list[float] | None = [] if probing else None  # each step's end (probes)
+        self.sizes: list[int] | None = [] if probing else None
         self.total_loss = 0.0
         self.correct = 0
         self.samples = 0
@@ -183,15 +189,20 @@ class _Epoch:
         self.batches += 1
         self.mark = time.perf_counter()
         self.compute += self.mark - got
+        if self.marks is not None:
+            self.marks.append(self.mark)
+            self.sizes.append(n)
 
     def finish(self, epoch: int, dataset_size: int) -> dict:
+        """The epoch's record; a probe's (stopped early) covers the samples it timed."""
         end = time.perf_counter()
         self.data_wait += end - self.mark
         duration = end - self.start
+        seen = self.samples if self.marks is not None else dataset_size
         return {
             "epoch": epoch,
-            "loss": _finite(self.total_loss / dataset_size),
-            "accuracy": self.correct / dataset_size,
+            "loss": _finite(self.total_loss / seen),
+            "accuracy": self.correct / seen,
             "epoch_duration": duration,
             "data_wait": self.data_wait,
             "compute": self.compute,
@@ -212,41 +223,92 @@ class _HangingEpoch(_Epoch):
         preflight.hang()
 
 
-def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
-             workload_function: str | None = None) -> dict:
-    """Train ``cell`` and return its metrics record (see schemas/metrics.schema.json).
+@dataclass
+class _Prepared:
+    """A cell made ready before its clock: its workload, data and what it will time."""
 
-    ``workload_function``: the function that makes the cell's workload (the built-in one of
-    its name when None)."""
-    problem = cell.problem()
-    if problem:
-        raise CellSkipped(problem)
+    device: torch.device
+    workload: build.Workload
+    train_set: torch.utils.data.Dataset
+    size: int
+    warnings: list[str]
+    loading: dict | None
+    limit_data: dict | None  # tensor cells: epoch -> (inputs, labels) on the device
+    plan: probe.Plan | None  # a race's run: the batches it times (None: whole epochs)
+    setup_started: float
+    setup: float = 0.0
+
+
+def _prepare(cell: Cell, dataset_root: str, epochs: int, seed: int, function: str | None,
+             timing: dict, measure_costs: bool) -> _Prepared:
+    """Everything before the clock: threads, device, workload, checks, the loading cost, the
+    plan of a race's run, and a tensor cell's samples on the device."""
     torch.set_num_threads(cell.torch_threads)
     device = resolve_device(cell.device)
     setup_start = time.perf_counter()
-    function = workload_function or workloads.function_of(cell.workload)
-    workload = build.build(cell.workload, function, dataset_root, seed)
+    workload = build.build(cell.workload, function or workloads.function_of(cell.workload),
+                           dataset_root, seed)
     train_set = with_test_delay(workload.dataset)
     n = len(train_set)
-    image, _ = workload.dataset[0]
-    image = torch.as_tensor(image)
+    image = torch.as_tensor(workload.dataset[0][0])
     warnings = preflight.check(cell, image.element_size() * image.nelement() + 8, epochs=epochs)
     for warning in warnings:
         log.warning("%s", warning)
-    loading = costs.measure(workload, train_set, seed)
-    log.info("loading one sample in the main process: %.1f us (%d items)",
-             loading["load_per_sample"] * 1e6, loading["load_items"])
-    if cell.loader == "tensor":  # every epoch's samples, on the device, before the clock
-        if workload.per_epoch:
-            limit_data = {e: tuple(t.to(device) for t in workload.tensors(e))
-                          for e in range(1, epochs + 1)}
-        else:
-            limit_data = dict.fromkeys(range(1, epochs + 1),
-                                       tuple(t.to(device) for t in workload.tensors(1)))
-    setup = time.perf_counter() - setup_start
+    loading = None
+    if measure_costs:
+        loading = costs.measure(workload, train_set, seed)
+        log.info("loading one sample in the main process: %.1f us (%d items)",
+                 loading["load_per_sample"] * 1e6, loading["load_items"])
+    plan = None
+    if timing.get("mode") == probe.WINDOWS:
+        plan = probe.plan(cell.loader, cell.batch_size, n, cell.num_workers,
+                          cell.prefetch_factor, timing["windows"], timing["window_samples"])
+    limit_data = _limit_data(cell, workload, epochs, seed, device, plan) \
+        if cell.loader == "tensor" else None
+    return _Prepared(device, workload, train_set, n, warnings, loading, limit_data, plan,
+                     setup_start, time.perf_counter() - setup_start)
 
+
+def _limit_data(cell: Cell, workload, epochs: int, seed: int, device, plan) -> dict:
+    """A tensor cell's samples, per epoch, on the device (before the clock). A race's run
+    times only its first batches: only their items are loaded."""
+    if plan is not None and not plan.whole_epoch:
+        size = len(workload.dataset)
+        order = torch.randperm(size, generator=torch.Generator().manual_seed(
+            epoch_seed(seed, 1)))  # the permutation epoch 1 draws on the clock
+        items = order[:plan.total * cell.batch_size]
+        return {1: tuple(t.to(device) for t in workload.tensors(1, items))}
+    if workload.per_epoch:
+        return {e: tuple(t.to(device) for t in workload.tensors(e))
+                for e in range(1, epochs + 1)}
+    return dict.fromkeys(range(1, epochs + 1), tuple(t.to(device) for t in workload.tensors(1)))
+
+
+@dataclass
+class _Clocked:
+    """What the clock measured."""
+
+    epochs: list[dict]
+    run_duration: float
+    shutdown: float
+    startup: float
+    predicted: dict | None
+    reference: dict
+    machine_load: dict | None
+    started_at: str
+    finished_at: str
+    clock_started: float
+    clock_stopped: float
+
+
+def _clocked(cell: Cell, ready: _Prepared, epochs: int, seed: int) -> _Clocked:
+    """The timed part: the loader and every epoch (a race's run: its planned batches), with
+    the machine's noise measured just before and after."""
     fault = preflight.injected_fault(cell.path)  # the test hooks, chosen before the clock
     epoch_class = _HangingEpoch if fault == "hang" else _Epoch
+    device, workload, n, the_plan = ready.device, ready.workload, ready.size, ready.plan
+    # A race's run stops after its planned batches; one whose plan covers the epoch runs it.
+    limit = the_plan.total if the_plan is not None and not the_plan.whole_epoch else None
     torch.manual_seed(seed)
     network = workload.model().to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=cell.lr)
@@ -258,65 +320,113 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
     clock_started = time.time()
     load.start()
     run_start = time.perf_counter()
-    loader = (make_loader(train_set, cell, seed, shuffle_gen) if cell.loader == "dataloader"
-              else None)
+    loader = (make_loader(ready.train_set, cell, seed, shuffle_gen)
+              if cell.loader == "dataloader" else None)
     non_blocking = bool(cell.pin_memory) and device.type == "cuda"
     records = []
+    iterator = None
     for epoch in range(1, epochs + 1):
         shuffle_gen.manual_seed(epoch_seed(seed, epoch))
         workload.set_epoch(epoch)
-        acc = epoch_class(device)
+        acc = epoch_class(device, probing=limit is not None)
         if epoch == 1:
             loader_setup = acc.start - run_start
         if loader is not None:
-            for images, labels in loader:
+            iterator = iter(loader)
+            for images, labels in iterator:
                 acc.step(network, optimizer, images, labels, non_blocking)
+                if acc.batches == limit:
+                    break
         else:
-            all_images, all_labels = limit_data[epoch]
+            all_images, all_labels = ready.limit_data[epoch]
             perm = torch.randperm(n, generator=shuffle_gen).to(device)
             for i in range(0, n, cell.batch_size):
                 batch = perm[i : i + cell.batch_size]
                 acc.step(network, optimizer, all_images[batch], all_labels[batch], False)
+                if acc.batches == limit:
+                    break
         records.append(acc.finish(epoch, n))
         log.info("epoch %d: %s", epoch, records[-1])
     shutdown_start = time.perf_counter()
+    stopped_early = limit is not None and acc.batches < the_plan.batches
+    if stopped_early and iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()  # what the epoch's last StopIteration would have done
     _shut_down(loader)  # persistent workers end on the clock too
     shutdown = time.perf_counter() - shutdown_start
     run_duration = time.perf_counter() - run_start
     machine_load = load.stop()
     finished_at = now()
     clock_stopped = time.time()
+    predicted = None
+    if limit is not None:
+        predicted = probe.predict(the_plan, acc.start, acc.marks, acc.sizes, n,
+                                  shutdown if stopped_early else 0.0,
+                                  not cell.persistent_workers)
+        log.info("predicted epoch: %.3f s (timed %.3f s of %d samples, then %.1f us per "
+                 "sample)", predicted["epoch_duration"], predicted["timed"],
+                 predicted["timed_samples"], 1e6 * (predicted["rate"] or 0))
     # (test hook: SPEEDLIMIT_FAULT=disturb makes the machine seem to change under the cell)
     reference_after = noise.reference(
-        extra=reference_before if fault == "disturb" else 0.0)
-    if noise.disturbed(reference_before, reference_after):
-        log.warning("the reference kernel took %.3f s before the clock and %.3f s after: the "
-                    "machine changed under this cell (flagged disturbed)", reference_before,
-                    reference_after)
+        extra=max(reference_before) if fault == "disturb" else 0.0)
+    reference = noise.verdict(reference_before, reference_after, machine_load, run_duration)
+    if reference["disturbed"]:
+        log.warning("flagged disturbed: the reference kernel took %.1f ms before the clock and "
+                    "%.1f ms after (exact test p = %.2g), and the rest of the machine used %s "
+                    "of a CPU meanwhile", 1e3 * reference["before"], 1e3 * reference["after"],
+                    reference["shift_p"], "?" if reference["other_cpu_share"] is None
+                    else f"{100 * reference['other_cpu_share']:.0f}%")
     # Time to the first batch, counted from before the loader exists: worker start-up.
     startup = loader_setup + (records[0]["first_batch"] or 0.0)
+    return _Clocked(records, run_duration, shutdown, startup, predicted, reference,
+                    machine_load, started_at, finished_at, clock_started, clock_stopped)
 
+
+def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
+             workload_function: str | None = None, timing: dict | None = None,
+             measure_costs: bool = True) -> dict:
+    """Train ``cell`` and return its metrics record (see schemas/metrics.schema.json).
+
+    ``workload_function``: the function that makes the cell's workload (the built-in one of
+    its name when None); ``timing``: ``{"mode": "epochs"}`` (whole epochs, the default) or
+    ``{"mode": "windows", "windows": W, "window_samples": S}`` (a race's run:
+    :mod:`speedlimit.run.probe`); ``measure_costs``: time the loading of one sample before
+    the clock (a race measures it in its first round only)."""
+    timing = timing or {"mode": probe.EPOCHS}
+    problem = cell.problem()
+    if problem:
+        raise CellSkipped(problem)
+    if timing.get("mode") == probe.WINDOWS and epochs != 1:
+        raise ValueError("a race's run (timing: windows) predicts one epoch: train.epochs "
+                         "must be 1")
+    ready = _prepare(cell, dataset_root, epochs, seed, workload_function, timing,
+                     measure_costs)
+    clocked = _clocked(cell, ready, epochs, seed)
     environment = fingerprint.machine()
-    environment.update(fingerprint.torch_facts(device))
+    environment.update(fingerprint.torch_facts(ready.device))
     environment["pin_memory_active"] = bool(cell.pin_memory) and torch.accelerator.is_available()
-    return {
+    record = {
         "schema_version": SCHEMA_VERSION,
         "status": "ok",
         "cell": cell.path,
-        "params": {**cell.params(), "epochs": epochs, "seed": seed, "dataset_size": n},
-        "epochs": records,
-        "run_duration": run_duration,
-        "shutdown": shutdown,
-        "startup": startup,
-        "reference": {"before": reference_before, "after": reference_after,
-                      "disturbed": noise.disturbed(reference_before, reference_after)},
-        "machine_load": machine_load,
-        "setup": setup,
-        "costs": loading,
-        "started_at": started_at,
-        "finished_at": finished_at,
+        "params": {**cell.params(), "epochs": epochs, "seed": seed, "dataset_size": ready.size},
+        "timing": timing,
+        "epochs": clocked.epochs,
+        "run_duration": clocked.run_duration,
+        "shutdown": clocked.shutdown,
+        "startup": clocked.startup,
+        "reference": clocked.reference,
+        "machine_load": clocked.machine_load,
+        "setup": ready.setup,
+        "started_at": clocked.started_at,
+        "finished_at": clocked.finished_at,
         "environment": environment,
-        "warnings": warnings,
-        "timeline": {"setup_started": time.time() - (time.perf_counter() - setup_start),
-                     "clock_started": clock_started, "clock_stopped": clock_stopped},
+        "warnings": ready.warnings,
+        "timeline": {"setup_started": time.time() - (time.perf_counter() - ready.setup_started),
+                     "clock_started": clocked.clock_started,
+                     "clock_stopped": clocked.clock_stopped},
     }
+    if ready.loading is not None:
+        record["costs"] = ready.loading
+    if clocked.predicted is not None:
+        record["predicted"] = clocked.predicted
+    return record

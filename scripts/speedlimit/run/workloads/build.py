@@ -37,22 +37,32 @@ class Workload:
         if self.per_epoch:
             self.dataset.set_epoch(epoch)
 
-    def tensors(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def tensors(self, epoch: int, items=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Every sample of ``epoch`` as one input tensor and one label tensor, exactly as the
-        DataLoader's batches hold them (for the loader-free limit, before the clock)."""
+        DataLoader's batches hold them (for the loader-free limit, before the clock).
+        ``items``: only these are loaded (the rows of the others are zeros), for a run that
+        times only its first batches."""
         self.set_epoch(epoch)
         shortcut = getattr(self.dataset, "as_tensors", None)
         if callable(shortcut):
             inputs, labels = shortcut()
             return inputs, torch.as_tensor(labels)
-        items = [self.dataset[i] for i in range(len(self.dataset))]
+        indices = range(len(self.dataset)) if items is None else [int(i) for i in items]
+        got = [self.dataset[i] for i in indices]
         try:
-            inputs = torch.stack([torch.as_tensor(x) for x, _ in items])
+            inputs = torch.stack([torch.as_tensor(x) for x, _ in got])
         except RuntimeError as err:
             raise WorkloadError(f"workload {self.name}: its samples cannot be stacked into one "
                                 f"tensor for the loader-free limit ({err}); leave `tensor` out "
                                 "of grid.loader for it") from None
-        return inputs, torch.as_tensor([int(y) for _, y in items])
+        labels = torch.as_tensor([int(y) for _, y in got])
+        if items is None:
+            return inputs, labels
+        rows = torch.as_tensor(list(indices))
+        full = torch.zeros((len(self.dataset),) + inputs.shape[1:], dtype=inputs.dtype)
+        full_labels = torch.zeros(len(self.dataset), dtype=labels.dtype)
+        full[rows], full_labels[rows] = inputs, labels
+        return full, full_labels
 
 
 @contextlib.contextmanager

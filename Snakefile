@@ -17,6 +17,7 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/race.smk"
 include: "rules/summarize.smk"
 include: "rules/report.smk"
 

@@ -24,8 +24,40 @@ try:
 except config_module.ConfigError as err:
     raise WorkflowError(f"{err}\n(config.yaml, --configfile and --config together)") from None
 
-CELLS, SKIPPED = grid.expand(config["grid"], config["train"]["repeats"])
+# train.repeats: auto races the settings in rounds (rules/race.smk); a number runs that many
+# whole epochs of every cell. Either way a run of a cell is `repeat~R`: the race's round R.
+RACE = config["train"]["repeats"] == "auto"
+ROUNDS = config["train"]["max_repeats"] if RACE else config["train"]["repeats"]
+CELLS, SKIPPED = grid.expand(config["grid"], ROUNDS)
+if RACE:  # (the combinations torch rejects, once each)
+    SKIPPED = grid.expand(config["grid"], 1)[1]
 CELL_PATHS = {cell.path: cell for cell in CELLS}
+
+
+def repeats_warning():
+    """Before any job: fixed repeats (or a race's max_repeats) too few for the run's pairs of
+    settings to decide anything on a quiet machine, with the number needed."""
+    from speedlimit.results import sequential
+
+    pairs = grid.pairs([cell for cell in CELLS if cell.repeat == 0])
+    if not pairs:
+        return None
+    key = "max_repeats" if RACE else "repeats"
+    needed = sequential.repeats_needed(pairs, anytime=RACE)
+    if ROUNDS >= needed:
+        return None
+    what = "a race decides nothing before" if RACE else "nothing can be shown with fewer than"
+    return (
+        f"speedlimit: WARNING: train.{key}: {ROUNDS} is too few for this run's {pairs} "
+        f"pair(s) of settings: {what} {needed} runs per setting, even on a quiet machine "
+        f"(3% run-to-run noise; a noisier one needs more). Set train.{key}: {needed} or "
+        "more" + ("." if RACE else ", or train.repeats: auto to race them.")
+    )
+
+
+REPEATS_WARNING = repeats_warning() if workflow.is_main_process else None
+if REPEATS_WARNING:
+    print(REPEATS_WARNING, file=sys.stderr)
 if not CELLS:
     reasons = collections.Counter(reason for _, reason in SKIPPED)
     raise WorkflowError(
@@ -101,11 +133,18 @@ def workload_spec(name):
         raise WorkflowError(f"workload {name}: {err}") from None
 
 
-def get_cell_spec(wildcards):
+# What one run of a cell times (speedlimit.run.probe): a race's runs time windows of batches
+# and predict the epoch; fixed repeats (and a race's final check) time whole epochs.
+WHOLE_EPOCHS = {"mode": "epochs"}
+TIMING = {"mode": "windows", **config["train"]["probe"]} if RACE else WHOLE_EPOCHS
+
+
+def get_cell_spec(wildcards, timing=None):
     """Everything that shapes a cell's measurement, as one stable string (a rerun trigger)."""
     cell = get_cell(wildcards)
     spec = {
         "cell": cell.params(),
+        "timing": timing or TIMING,
         "epochs": config["train"]["epochs"],
         "seed": config["train"]["seed"],
         "dataset_root": dataset_root(),
@@ -177,24 +216,53 @@ def get_cell_slurm_extra(wildcards):
     return "--exclusive" if config["cluster"]["exclusive_nodes"] else ""
 
 
-def get_run_files():
-    return [f"results/runs/{path}.json" for path in CELL_PATHS]
+def get_check_spec(wildcards):
+    """A race's check of its prediction: the cell's whole epoch."""
+    return get_cell_spec(wildcards, WHOLE_EPOCHS)
 
 
-# Repeats interleaved: every cell's repeat 0, then every cell's repeat 1, ..., so that a slow
-# drift of the machine spreads over all cells instead of reading as a difference between
-# them. A job's priority is its place in that order (higher runs first); the table's `order`
-# records the order the clocks really ran in.
+def get_run_files(wildcards):
+    """Every run's metrics file: each cell's repeats; in a race, the runs its rounds asked
+    for, round by round (rules/race.smk)."""
+    if RACE:
+        return [run_file(path) for path in race_runs()]
+    return [run_file(path) for path in CELL_PATHS]
+
+
+def run_file(path):
+    return f"results/runs/{path}.json"
+
+
+# Repeats interleaved, each round in a random order drawn from train.seed: every cell's
+# repeat 0, then every cell's repeat 1, ..., so that a slow drift of the machine spreads over
+# all cells instead of reading as a difference between them, and no cell always follows the
+# same one. A job's priority is its place in that order (higher runs first); the table's
+# `order` records the order the clocks really ran in. A race's later rounds take their order
+# from the round before (rules/race.smk).
+SEED = config["train"]["seed"]
 CELL_PRIORITY = {
-    cell.path: len(CELLS) - place for place, cell in enumerate(grid.interleaved(CELLS))
+    cell.path: len(CELLS) - place
+    for place, cell in enumerate(
+        grid.interleaved(CELLS if not RACE else [c for c in CELLS if c.repeat == 0], SEED)
+    )
 }
 
 
 def get_cell_priority(wildcards):
-    return CELL_PRIORITY.get(wildcards.cell, 0)
+    if wildcards.cell in CELL_PRIORITY:
+        return CELL_PRIORITY[wildcards.cell]
+    return race_priority(wildcards.cell) if RACE else 0
 
 
-FIGURES = ["epoch_duration", "speedup", "prediction", "time_split", "quality", "published"]
+FIGURES = [
+    "epoch_duration",
+    "speedup",
+    "prediction",
+    "race",
+    "time_split",
+    "quality",
+    "published",
+]
 # The report's pages beyond the figures (rules/report.smk).
 REPORT_PAGES = ["findings", "published_vs_reproduced", "table", "summary"]
 
@@ -243,3 +311,79 @@ wildcard_constraints:
     train_size=r"\d+",
     test_size=r"\d+",
     seed=r"\d+",
+
+
+# --- the race (rules/race.smk): its rounds, read from the checkpoint's decisions -----------
+
+RACE_PARAMS = json.dumps(
+    {
+        "seed": SEED,
+        "max_repeats": config["train"]["max_repeats"],
+        "budget": config["train"]["budget"],
+    },
+    sort_keys=True,
+)
+
+
+def race_cells(round_):
+    """The cell paths a round runs: round 0 every cell; later rounds as the round before
+    decided."""
+    if round_ == 0:
+        return [cell.path for cell in CELLS if cell.repeat == 0]
+    return read_round(round_ - 1)["next"]["cells"]
+
+
+def read_round(round_):
+    """A round's decisions (waits for its checkpoint)."""
+    with open(checkpoints.race_round.get(round=round_).output[0]) as fh:
+        return json.load(fh)
+
+
+def race_rounds():
+    """The rounds of the race, up to the one that stopped it (each waits for its checkpoint)."""
+    round_ = 0
+    while not read_round(round_)["stopped"]:
+        round_ += 1
+    return round_ + 1
+
+
+def race_runs():
+    """Every run the race made, round by round."""
+    return [path for r in range(race_rounds()) for path in race_cells(r)]
+
+
+def get_round_runs(wildcards):
+    """A round's checkpoint reads every run so far: rounds 0 to this one."""
+    return [run_file(path) for r in range(int(wildcards.round) + 1) for path in race_cells(r)]
+
+
+def get_previous_round(wildcards):
+    r = int(wildcards.round)
+    return [] if r == 0 else checkpoints.race_round.get(round=r - 1).output
+
+
+def race_priority(path):
+    """A later round's run: its place in the order its round was given."""
+    round_ = grid.parse_path(path).repeat
+    order_file = f"results/race/round~{round_ - 1}.json"
+    try:
+        with open(order_file) as fh:
+            order = json.load(fh)["next"]["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return len(order) - order.index(path) if path in order else 0
+
+
+def get_race_final(wildcards):
+    """The round that stopped the race (its decisions), for the findings and figures."""
+    if not RACE:
+        return []
+    return checkpoints.race_round.get(round=race_rounds() - 1).output
+
+
+def get_check_files(wildcards):
+    """The whole epochs that check the race's predictions."""
+    if not RACE:
+        return []
+    final = read_round(race_rounds() - 1)
+    return [f"results/check/{path}.json" for path in final["check"]]

@@ -6,8 +6,10 @@ rule findings:
         summary="results/summary.csv",
         table="results/table.csv",
         skipped="results/skipped.csv",
-        runs=get_run_files(),
+        runs=get_run_files,
         published=get_published_table(),
+        race=get_race_final,
+        checks=get_check_files,
     output:
         md="results/findings.md",
         rst="results/report/description.rst",

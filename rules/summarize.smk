@@ -3,7 +3,7 @@
 
 rule aggregate:
     input:
-        runs=get_run_files(),
+        runs=get_run_files,
     output:
         table=report(
             "results/table.csv",
@@ -25,7 +25,6 @@ rule aggregate:
     conda:
         "../envs/report.yaml"
     params:
-        cells=list(CELL_PATHS),
         skipped=[[cell.path, reason] for cell, reason in SKIPPED],
         allow_missing=config["report"]["allow_missing"],
         code=code_digest("scripts/aggregate.py"),
@@ -59,6 +58,12 @@ rule plot:
             category="3. Speed",
             subcategory="duration and speed-up",
             labels={"figure": "measured vs predicted speed-up"},
+        ),
+        race=report(
+            "results/plots/race.png",
+            caption="../report/race.rst",
+            category="1. Findings",
+            labels={"figure": "the race: intervals after every round"},
         ),
         time_split=report(
             "results/plots/time_split.png",

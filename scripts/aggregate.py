@@ -9,12 +9,12 @@ from speedlimit import grid, logs, metrics
 from speedlimit.results import aggregate
 
 
-def main(run_files, cells, table_csv, summary_csv, skipped_csv, skipped,
+def main(run_files, table_csv, summary_csv, skipped_csv, skipped,
          allow_missing=False, terminal=None) -> None:
-    """``run_files``: metrics files found; ``cells``: every cell path of the current grid."""
+    """``run_files``: the metrics file of every run of the grid (of a race: of its rounds)."""
     files = {str(p).removeprefix("results/runs/").removesuffix(".json"): str(p)
              for p in run_files}
-    expected = [grid.parse_path(p) for p in cells]
+    expected = [grid.parse_path(p) for p in files]
     table = aggregate.build_table(files, expected, allow_missing)
     table.to_csv(table_csv, index=False)
     aggregate.summarize(table).to_csv(summary_csv, index=False)
@@ -40,7 +40,7 @@ if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     terminal = logs.to_rule_log(smk.log[0])
     try:
-        main(smk.input.runs, smk.params.cells, smk.output.table, smk.output.summary,
+        main(smk.input.runs, smk.output.table, smk.output.summary,
              smk.output.skipped, smk.params.skipped, smk.params.allow_missing,
              terminal)
     except (metrics.MetricsError, aggregate.MissingCellsError) as err:

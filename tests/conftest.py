@@ -16,10 +16,12 @@ from speedlimit import project as project_files
 ROOT = project_files.ROOT
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
-# A grid small enough for seconds: 2 x 2 DataLoader cells + 2 loader-free cells, 2000 images.
+# A grid small enough for seconds: 2 x 2 DataLoader cells + 2 loader-free cells, 2000 images,
+# one whole epoch per cell (the seed's reproduction).
 TINY = {
     "grid": {"num_workers": [0, 2], "batch_size": [100, 500], "loader": ["dataloader", "tensor"]},
     "data": {"source": "synthetic", "synthetic": {"train_size": 2000, "test_size": 200}},
+    "train": {"repeats": 1},
 }
 
 

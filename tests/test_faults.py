@@ -33,6 +33,7 @@ pytestmark = pytest.mark.e2e
 SMALL = {
     "grid": {"num_workers": [0, 2], "batch_size": [250], "loader": ["dataloader"]},
     "data": {"source": "synthetic", "synthetic": {"train_size": 1000, "test_size": 100}},
+    "train": {"repeats": 1},
 }
 CFG = ["--configfile", "config.yaml", "small.yaml"]
 
@@ -212,7 +213,7 @@ def test_download_faults_through_the_rule(project, tmp_path):
 def test_a_run_killed_mid_cell_is_finished_by_the_next_run(project, env):
     # Cells of several seconds, so that the kill lands in the middle of one.
     long = {**SMALL, "grid": {**SMALL["grid"], "batch_size": [100]},
-            "train": {"epochs": 20},
+            "train": {"repeats": 1, "epochs": 20},
             "data": {"source": "synthetic", "synthetic": {"train_size": 3000, "test_size": 100}}}
     project.write_config("small.yaml", long)
     out = open(project.path.parent / "first.out", "w")
@@ -340,7 +341,7 @@ def test_corrupt_metrics_files_fail_the_aggregate_naming_file_and_problem(projec
 
 
 def test_a_second_run_in_the_same_folder_is_refused_and_the_first_finishes(project, env):
-    project.write_config("small.yaml", {**SMALL, "train": {"epochs": 5}})
+    project.write_config("small.yaml", {**SMALL, "train": {"repeats": 1, "epochs": 5}})
     first = subprocess.Popen([SNAKEMAKE, "--cores", "all", *CFG], cwd=project.path,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env={**os.environ, **env})
@@ -388,7 +389,7 @@ def test_two_copies_share_a_python_and_one_is_deleted_between_runs(tmp_path, env
 
 
 def test_a_cell_hung_in_c_code_is_stopped_and_the_grid_goes_on(project, env):
-    project.write_config("small.yaml", {**SMALL, "train": {"time_limit": 4}})
+    project.write_config("small.yaml", {**SMALL, "train": {"repeats": 1, "time_limit": 4}})
     hang = {**env, "SPEEDLIMIT_FAULT": "hang:num_workers~2"}
     start = time.monotonic()
     proc = project.run("--cores", "all", *CFG, check=False, env=hang)

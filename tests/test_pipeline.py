@@ -47,7 +47,8 @@ def test_run_rerun_extend_shrink_and_report(project):
     assert table["quality_consistent"].all()
     for name in ("epoch_duration", "speedup", "time_split", "quality", "published"):
         assert (project.path / "results" / "plots" / f"{name}.png").stat().st_size > 10_000
-    assert "## batch_size 500" in (project.path / "results" / "findings.md").read_text()
+    assert "## Workload fashionmnist, batch_size 500" in (
+        project.path / "results" / "findings.md").read_text()
     runs = project.runs()
     assert len(runs) == 6
     # Exclusive by default: no two cells were ever timed at the same time.
@@ -85,7 +86,8 @@ def test_run_rerun_extend_shrink_and_report(project):
     html = (project.path / "report.html").read_text()
     assert len(html) > 100_000
     for name in ("epoch_duration.png", "speedup.png", "published.png", "table.csv",
-                 "summary.csv", "findings.html", "table.html", "summary.html", "At a glance"):
+                 "summary.csv", "findings.html", "table.html", "summary.html", "The answer",
+                 "race.png"):
         assert name in html
 
 

@@ -61,7 +61,7 @@ def test_each_cell_asks_for_its_cpus_memory_gpu_partition_and_account(project):
         "grid": {"num_workers": [0, 3], "batch_size": [100], "device": ["cpu", "cuda"],
                  "loader": ["dataloader"]},
         "data": {"source": "synthetic"},
-        "train": {"time_limit": 600},
+        "train": {"repeats": 1, "time_limit": 600},
         "cluster": {"mem_mb": 1000, "mem_mb_per_worker": 100, "runtime": 20},
     })
     # Partition and account: the profile's default-resources, here given on the command line.

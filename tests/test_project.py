@@ -10,7 +10,8 @@ def test_modules_used_by_follows_imports_lazy_ones_included():
             "grid.py", "metrics.py"} <= set(used)
     assert not {"results/plots.py", "results/findings.py", "results/aggregate.py"} & set(used)
     assert project.modules_used_by(project.ROOT / "scripts" / "plot.py") == [
-        "axes.py", "logs.py", "results/__init__.py", "results/plots.py", "results/published.py"]
+        "axes.py", "grid.py", "logs.py", "results/__init__.py", "results/plots.py",
+        "results/published.py", "results/race.py", "results/sequential.py", "results/stats.py"]
 
 
 def test_the_digest_changes_with_an_imported_module_only(tmp_path, monkeypatch):

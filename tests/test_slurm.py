@@ -30,6 +30,7 @@ GRID = {
     "data": {"source": "synthetic", "synthetic": {"train_size": 2000, "test_size": 200}},
     # Small memory requests.
     "cluster": {"mem_mb": 1500, "mem_mb_per_worker": 500},
+    "train": {"repeats": 1},
 }
 # Short status polls: the plugin's defaults (40 s before the first, then 10 s) dominate.
 FAST_POLLS = ["--slurm-init-seconds-before-status-checks", "1",

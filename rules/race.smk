@@ -1,0 +1,45 @@
+# Stage 2, with train.repeats: auto: the race. Round 0 runs every cell once; after each round
+# the checkpoint `race_round` decides, per group, which settings are out and whether the
+# recommendation is shown (scripts/speedlimit/results/race.py), and names the next round's
+# runs in a random order; the race stops when every group is decided, at train.max_repeats
+# or at train.budget. Then each group's recommendation and its num_workers=0 run one whole
+# epoch (`check_epoch`), to check the epochs the race predicted from its windows.
+#
+# Every decision is a function of the records and the config alone, so a rerun recomputes the
+# same rounds and trains only what is new: a finished race trains nothing, and a changed cell
+# reopens only its own group (plus what a larger family of comparisons asks of the others).
+
+
+localrules:
+    race_round,
+
+
+checkpoint race_round:
+    input:
+        runs=get_round_runs,
+        previous=get_previous_round,
+    output:
+        "results/race/round~{round}.json",
+    log:
+        "logs/race/round~{round}.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        race=RACE_PARAMS,
+        code=code_digest("scripts/race_round.py"),
+    script:
+        "../scripts/race_round.py"
+
+
+use rule train_cell as check_epoch with:
+    output:
+        "results/check/{cell}.json",
+    log:
+        "logs/check_epoch/{cell}.log",
+    priority: 0
+    params:
+        spec=get_check_spec,
+
+
+wildcard_constraints:
+    round=r"\d+",

@@ -1,0 +1,35 @@
+"""Decide a round of the race (the `race_round` checkpoint): read every run so far, decide
+per group what is shown (speedlimit.results.race), write results/race/round~R.json, and say
+per group, on the terminal and in the log, what is still in the race."""
+
+import json
+import logging
+import sys
+
+from speedlimit import config, logs
+from speedlimit.results import race
+
+
+def main(run_files, round_file, round_, params, terminal=None) -> dict:
+    records = [json.loads(open(f).read()) for f in run_files]
+    runs = race.runs_frame(records)
+    outcomes = race.run_race(runs[runs["loader"].eq("dataloader")])
+    state = race.round_file(outcomes, runs, round_, params["seed"], params["max_repeats"],
+                            config.budget_seconds(params["budget"]))
+    with open(round_file, "w") as fh:
+        json.dump(state, fh, indent=2)
+    lines = [race.progress_line(g, round_) for g in state["groups"]]
+    if state["stopped"]:
+        lines.append(f"race stopped after {state['rounds']} round(s) "
+                     f"({state['spent_seconds'] / 60:.1f} min): {state['stopped']}")
+    for line in lines:
+        logging.info("%s", line)
+        print(f"speedlimit: {line}", file=terminal or sys.stdout, flush=True)
+    return state
+
+
+if __name__ == "__main__":
+    smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
+    terminal = logs.to_rule_log(smk.log[0])
+    main(smk.input.runs, smk.output[0], int(smk.wildcards.round), json.loads(smk.params.race),
+         terminal)

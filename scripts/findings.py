@@ -13,7 +13,8 @@ from speedlimit.results import frontpage, htmltable, published
 
 COMPARISON_CAPTION = (
     "Speed-up over num_workers=0 per (batch_size, num_workers): the published one "
-    "(deeplizard 2019) beside ours. agreement: agree when our 95% interval lies on the "
+    "(deeplizard 2019) beside ours. agreement: agree when our interval (simultaneous for the "
+    "run's pairs at 95%) lies on the "
     "published value's side of 1, disagree when on the other side, inconclusive when it "
     "straddles 1, no interval with one run per cell or too few repeats (then nothing is "
     "claimed); published_in_interval: the published value lies inside our interval. The "
@@ -21,14 +22,16 @@ COMPARISON_CAPTION = (
 
 
 def main(summary_csv, table_csv, run_files, published_csv, config, revision, outputs,
-         skipped_csv=None) -> None:
+         skipped_csv=None, race_files=(), check_files=()) -> None:
     summary = pd.read_csv(summary_csv)
     table = pd.read_csv(table_csv)
     grid_skipped = pd.read_csv(skipped_csv) if skipped_csv else None
     comparison = published.compare(published.load(published_csv), summary)
     environments = [json.loads(Path(f).read_text()).get("environment", {}) for f in run_files]
+    race_state = json.loads(Path(race_files[0]).read_text()) if race_files else None
+    checks = [json.loads(Path(f).read_text()) for f in check_files]
     doc = frontpage.document(summary, comparison, environments, config, revision, table,
-                             grid_skipped)
+                             grid_skipped, race_state, checks)
     if comparison["setting"].eq("").all():  # nothing varies besides the compared axes
         comparison = comparison.drop(columns="setting")
     Path(outputs["md"]).write_text(doc.markdown())
@@ -51,4 +54,4 @@ if __name__ == "__main__":
     main(smk.input.summary, smk.input.table, smk.input.runs, smk.input.published,
          json.loads(smk.params.config),
          frontpage.git_revision(smk.scriptdir),
-         dict(smk.output.items()), smk.input.skipped)
+         dict(smk.output.items()), smk.input.skipped, smk.input.race, smk.input.checks)

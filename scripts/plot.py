@@ -17,6 +17,7 @@ def main(table_csv: str, summary_csv: str, published_csv: str, outputs: dict) ->
         "prediction": lambda: plots.prediction(summary),
         "time_split": lambda: plots.time_split(table),
         "quality": lambda: plots.quality(table),
+        "race": lambda: plots.race(table),
         "published": lambda: plots.published_vs_reproduced(
             published.compare(published.load(published_csv), summary)),
     }

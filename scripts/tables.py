@@ -11,9 +11,11 @@ from speedlimit.results import htmltable
 CAPTIONS = {
     "table": ("Results table", "One row per run and epoch (durations in seconds); the seed's "
               "columns first, then every setting and measurement of the cell."),
-    "summary": ("Summary", "One row per cell, repeats pooled: median epoch duration (s) with its "
-                "95% bootstrap interval, speed-up over num_workers=0 (>1 is faster) with its "
-                "interval, data-wait share and loader-free limit ratio."),
+    "summary": ("Summary", "One row per cell, runs pooled: median epoch duration (s) with its "
+                "distribution-free interval; speed-up over num_workers=0 (>1 is faster) and "
+                "ratio to the fastest, paired by round, with their intervals (simultaneous for "
+                "the run's pairs at 95%) and verdicts; where the cell stands in the race; "
+                "data-wait share and loader-free limit ratio."),
 }
 
 

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from speedlimit import grid, metrics
 from speedlimit.results import aggregate
@@ -75,32 +76,35 @@ def test_table_summary_speedup_and_limit(tmp_path):
     two = table[(table["num_workers"] == 2)]
     assert two["limit_ratio"].tolist() == pytest.approx([5.0, 5.1, 4.9, 5.05, 4.95])
     assert table["quality_consistent"].all()
+    assert table["timed"].eq("epoch").all()
     summary = aggregate.summarize(table)
     row = summary[summary["num_workers"] == 2].iloc[0]
-    assert row["repeats"] == 5
+    two_cell = next(c for c in expected if c.num_workers == 2)
+    assert row["repeats"] == 5 and row["cell"] == two_cell.path.rsplit("/repeat~", 1)[0]
     assert row["epoch_duration_median"] == pytest.approx(5.0)
-    assert row["speedup"] == pytest.approx(10.0 / 5.0)
-    # 5 runs on each side, every cell run faster than every baseline run: p = 2/252, one
-    # comparison in the family.
-    assert row["speedup_p"] == pytest.approx(2 / 252) and row["comparisons"] == 1
-    assert row["speedup_ci_low"] > 1.5 and row["speedup_significant"]
-    assert row["speedup_verdict"] == "faster"
+    # The median of the paired (same repeat) ratios 2, 2, 2.0204, 2, 1.9798.
+    assert row["speedup"] == pytest.approx(2.0)
+    # Fixed repeats, one pair in the family: scipy's t interval of the paired log-ratios at
+    # 97.5% (the other half of the 5% is the sign test's, which 5 runs cannot give yet).
+    logs = np.log([10.0 / 5.0, 10.2 / 5.1, 9.9 / 4.9, 10.1 / 5.05, 9.8 / 4.95])
+    ci = scipy.stats.ttest_1samp(logs, 0.0).confidence_interval(0.975)
+    assert row["speedup_ci_low"] == pytest.approx(np.exp(ci.low))
+    assert row["speedup_ci_high"] == pytest.approx(np.exp(ci.high))
+    assert row["speedup_verdict"] == "faster" and row["pairs"] == 1
+    assert row["intervals"] == "fixed" and row["race"] == "recommended"
     base = summary[summary["num_workers"] == 0].iloc[0]
-    assert base["speedup"] == pytest.approx(1.0) and pd.isna(base["speedup_significant"])
+    assert np.isnan(base["speedup"])
+    assert base["race"] == "out: slower than num_workers=2"
     assert np.isnan(summary[summary["loader"] == "tensor"].iloc[0]["speedup"])
 
 
-def test_three_repeats_are_too_few_to_tell_and_say_how_many_are_needed(tmp_path):
-    """The old bootstrap called this "beyond noise"; no exact test can at 3 runs a side."""
-    expected = cells(repeats=3)
+def test_one_run_has_no_interval_and_says_so(tmp_path):
+    expected = cells(repeats=1)
     files = write(tmp_path, [record(c, durations(c)) for c in expected])
     row = aggregate.summarize(aggregate.build_table(files, expected)).query("num_workers == 2")
     row = row.iloc[0]
     assert row["speedup"] == pytest.approx(2.0)
-    assert row["speedup_verdict"] == "too few repeats" and not row["speedup_significant"]
-    assert row["speedup_p"] == pytest.approx(0.1)  # the smallest p-value 3 + 3 runs allow
-    assert np.isnan(row["speedup_ci_low"])  # no 95% interval from 3 + 3 runs either
-    assert row["repeats_needed"] == 4
+    assert row["speedup_verdict"] == "one run" and np.isnan(row["speedup_ci_low"])
 
 
 def test_overlapping_noise_is_not_called_a_speedup(tmp_path):
@@ -111,7 +115,7 @@ def test_overlapping_noise_is_not_called_a_speedup(tmp_path):
     summary = aggregate.summarize(aggregate.build_table(write(tmp_path, recs), expected))
     row = summary[summary["num_workers"] == 2].iloc[0]
     assert row["speedup_ci_low"] < 1 < row["speedup_ci_high"]
-    assert not row["speedup_significant"] and row["speedup_verdict"] == "within noise"
+    assert row["speedup_verdict"] == "not told apart"
 
 
 def test_a_cell_whose_quality_differs_is_flagged(tmp_path):
@@ -194,24 +198,32 @@ def test_cells_from_different_nodes_are_never_compared_as_equals(tmp_path):
                          ("tensor", None, "slow")}
     fast_two = rows[("dataloader", 2, "fast")]
     assert fast_two.repeats == 2 and fast_two.epoch_duration_median == pytest.approx(5.05)
-    assert fast_two.speedup == pytest.approx(10.0 / 5.05)
+    # Paired: only the rounds both ran on the fast node (repeats 0 and 1: 10/5, 10.2/5.1).
+    assert fast_two.speedup == pytest.approx(2.0)
     # No 0-worker run on the slow node: no speed-up rather than one against the fast node.
     assert np.isnan(rows[("dataloader", 2, "slow")].speedup)
 
 
-def test_adding_a_cell_moves_no_other_cells_interval(tmp_path):
-    expected = cells()
+def test_adding_a_setting_widens_every_interval_of_the_family(tmp_path):
+    """The intervals are simultaneous for all of the run's pairs: a new setting adds pairs to
+    the family, so every interval widens (its point estimate stays)."""
+    expected = cells(repeats=5)
     files = write(tmp_path, [record(c, durations(c)) for c in expected])
     before = aggregate.summarize(aggregate.build_table(files, expected))
     extra = grid.expand({"num_workers": [0, 2, 4], "batch_size": [100], "lr": [0.01],
                          "torch_threads": [1], "pin_memory": [False],
                          "persistent_workers": [False], "prefetch_factor": [None],
                          "device": ["cpu"], "workload": ["fashionmnist"],
-                         "loader": ["dataloader", "tensor"]}, 3)[0]
+                         "loader": ["dataloader", "tensor"]}, 5)[0]
     more = [c for c in extra if c.num_workers == 4]
-    files.update(write(tmp_path, [record(c, 7.0 + c.repeat) for c in more]))
+    files.update(write(tmp_path, [record(c, 7.0 + 0.1 * c.repeat) for c in more]))
     after = aggregate.summarize(aggregate.build_table(files, expected + more))
-    cols = ["epoch_duration_ci_low", "epoch_duration_ci_high", "speedup_ci_low", "speedup_ci_high"]
+    old, new = (frame[frame["num_workers"].eq(2)].iloc[0] for frame in (before, after))
+    assert (old["pairs"], new["pairs"]) == (1, 3)
+    assert new["speedup"] == pytest.approx(old["speedup"])
+    assert new["speedup_ci_low"] < old["speedup_ci_low"]
+    assert new["speedup_ci_high"] > old["speedup_ci_high"]
+    cols = ["epoch_duration_ci_low", "epoch_duration_ci_high"]  # per cell: unchanged
     kept = after[after["num_workers"].ne(4) | after["num_workers"].isna()].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept[cols], before[cols])
 

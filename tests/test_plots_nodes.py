@@ -33,10 +33,11 @@ def test_a_panel_per_node_only_when_there_are_several(tmp_path, nodes):
 
 
 def test_the_prediction_figure_has_a_panel_per_workload(tmp_path):
-    from test_advice import run
+    from test_claims import tables
 
-    a, _ = run(tmp_path / "a", {0: 10, 1: 8, 2: 5}, workload="fashionmnist-augment")
-    b, _ = run(tmp_path / "b", {0: 5, 1: 6, 2: 6.5}, workload="fashionmnist", load=1e-5)
+    _, a = tables(tmp_path / "a", {0: 10, 1: 8, 2: 5}, 7, load=4e-4, compute=1e-4, cpus=2,
+                  workload="fashionmnist-augment")
+    _, b = tables(tmp_path / "b", {0: 5, 1: 6, 2: 6.5}, 7, load=1e-5, compute=1e-4, cpus=2)
     fig = plots.prediction(pd.concat([a, b]))
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     labels = [t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()]

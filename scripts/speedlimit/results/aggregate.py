@@ -14,19 +14,18 @@ its workload and batch size (``vs_fastest``, ``vs_fastest_verdict``).
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pandas as pd
 
 from speedlimit import axes, grid, metrics
-from speedlimit.results import predict, stats
+from speedlimit.results import predict, race, stats
 
 # The seed's table: its bookkeeping columns, then its axes (lr, batch_size, num_workers).
 SEED_COLUMNS = ["run", "epoch", "loss", "accuracy", "epoch_duration", "run_duration",
                 *axes.SEED]
 AXIS_COLUMNS = ["loader", "repeat", *(a for a in axes.NAMES if a not in axes.SEED)]
-MEASURE_COLUMNS = ["data_wait", "compute", "data_wait_share", "load_per_sample",
+MEASURE_COLUMNS = ["timed", "timed_duration", "data_wait", "compute", "data_wait_share",
+                   "load_per_sample",
                    "compute_per_sample", "first_batch", "samples_per_second", "startup",
                    "shutdown", "limit_ratio", "quality_consistent"]
 # The machine's noise around each run's clock (speedlimit.run.noise), and when it ran.
@@ -91,6 +90,7 @@ def rows_of(record: dict, run: int) -> list[dict]:
     }
     if not record["epochs"]:
         return [{**base, "epoch": None}]
+    predicted = record.get("predicted")
     rows = []
     for ep in record["epochs"]:
         row = {**base, **{k: ep.get(k) for k in ("epoch", "loss", "accuracy", "epoch_duration",
@@ -98,6 +98,10 @@ def rows_of(record: dict, run: int) -> list[dict]:
                                                  "first_batch", "samples_per_second")}}
         row["data_wait_share"] = (ep["data_wait"] / ep["epoch_duration"]
                                   if ep["epoch_duration"] else None)
+        row["timed"] = "epoch"
+        if predicted:  # a race's run: the epoch predicted from its windows (run.probe)
+            row.update(timed="windows", timed_duration=ep["epoch_duration"],
+                       epoch_duration=predicted["epoch_duration"])
         rows.append(row)
     return rows
 
@@ -177,8 +181,9 @@ def limit_ratios(table: pd.DataFrame) -> pd.Series:
 
 def quality_consistency(table: pd.DataFrame) -> pd.Series:
     """True where a row's loss equals (to QUALITY_RTOL) the loss of every other cell that
-    trained on the same batches (same batch size, lr, threads, device, seed, epoch)."""
-    ok = table["status"].eq("ok")
+    trained on the same batches (same batch size, lr, threads, device, seed, epoch); None for
+    a race's runs, which train on part of an epoch (how much depends on the workers)."""
+    ok = table["status"].eq("ok") & table["timed"].ne("windows")
     keys = _key_frame(table, QUALITY_KEYS).agg("|".join, axis=1)
     reference = table.loc[ok, "loss"].groupby(keys[ok]).median()
     ref = keys.map(reference).astype(float)
@@ -187,44 +192,58 @@ def quality_consistency(table: pd.DataFrame) -> pd.Series:
 
 
 SUMMARY_COLUMNS = SUMMARY_KEYS + [
-    "repeats", "epoch_duration_median", "epoch_duration_ci_low", "epoch_duration_ci_high",
+    "cell", "repeats", "epoch_duration_median", "epoch_duration_ci_low", "epoch_duration_ci_high",
     "epoch_duration_mad", "unstable", "speedup", "speedup_ci_low", "speedup_ci_high",
-    "speedup_p", "speedup_p_holm", "speedup_verdict", "speedup_significant", "comparisons",
-    "repeats_needed", "fastest", "vs_fastest", "vs_fastest_ci_low", "vs_fastest_ci_high",
-    "vs_fastest_p_holm", "vs_fastest_verdict", "pairs", "pairs_repeats_needed",
+    "speedup_verdict", "fastest", "vs_fastest", "vs_fastest_ci_low", "vs_fastest_ci_high",
+    "vs_fastest_verdict", "race", "pairs", "intervals",
     "load_per_sample_median", "compute_per_sample_median", "cpus_allowed",
     "predicted_speedup", "steady_epoch_duration_median", "steady_speedup",
     "data_wait_share_median", "limit_ratio_median", "loss_median", "accuracy_median",
     "disturbed_runs", "first_run"]
 
 
-def versus_fastest(groups: dict[str, list[str]], samples: dict[str, np.ndarray]) -> dict:
-    """Each cell against the fastest (smallest median) of its group, from one family of
-    tests: every pair of cells within each group, exact Mann-Whitney, Holm over all the pairs
-    of the run. Testing all pairs (not only those with the fastest) keeps the family-wise error
-    at ALPHA although the fastest is picked from the same data.
+def comparisons(table: pd.DataFrame) -> tuple[dict, list]:
+    """Every DataLoader cell's comparisons, from the race's intervals
+    (:mod:`speedlimit.results.race`: paired by round, every pair of settings of a group,
+    simultaneous over the run's pairs; confidence sequences when the runs were a race's,
+    fixed-sample intervals for fixed repeats): (cell path without repeat, node) -> summary
+    columns.
+    Returns the race's outcomes too."""
+    runs = race.durations_per_round(table)
+    if runs.empty:
+        return {}, []
+    anytime = bool(table["timed"].eq("windows").any())
+    outcomes = race.run_race(runs, anytime=anytime)
+    out = {}
+    for o in outcomes:
+        leader = o.leader()
+        node = o.conditions.get(axes.NODE)
+        for i, cell in enumerate(o.cells):
+            columns = {"fastest": i == leader, "race": race.state_words(o, i),
+                       "pairs": race.family_size([x.settings for x in outcomes]),
+                       "intervals": "sequential" if anytime else "fixed"}
+            b = o.base[i]
+            if b >= 0 and b != i:
+                columns.update(_ratio_columns("speedup", o.pair(b, i), o.runs[i], o.runs[b]))
+            if i != leader:
+                columns.update(_ratio_columns("vs_fastest", o.pair(leader, i), o.runs[i],
+                                              o.runs[leader]))
+            else:
+                columns["vs_fastest"] = 1.0
+            out[(cell, node)] = columns
+    return out, outcomes
 
-    ``groups``: group -> its cells' keys; returns cell key -> summary columns."""
-    out, pairs, reads = {}, [], []
-    for keys in groups.values():
-        fastest = min(keys, key=lambda k: float(np.median(samples[k])))
-        out[fastest] = {"fastest": True, "vs_fastest": 1.0}
-        for a, b in itertools.combinations(keys, 2):
-            first, second = (b, a) if b == fastest else (a, b)  # the fastest first
-            pairs.append((samples[first], samples[second]))
-            reads.append(second if first == fastest else None)
-    tests = stats.verdicts(pairs)
-    size = max((t["comparisons"] for t in tests), default=0)
-    for key, test, (base, cell) in zip(reads, tests, pairs):
-        if key is None:
-            continue
-        out[key] = {"fastest": False, "vs_fastest": float(np.median(base) / np.median(cell)),
-                    "vs_fastest_ci_low": test["ci_low"], "vs_fastest_ci_high": test["ci_high"],
-                    "vs_fastest_p_holm": test["p_holm"], "vs_fastest_verdict": test["verdict"]}
-    for columns in out.values():
-        columns["pairs"] = size
-        columns["pairs_repeats_needed"] = stats.repeats_needed(size) if size else None
-    return out
+
+def _ratio_columns(name: str, pair: "race.Pair", runs: int, other: int) -> dict:
+    """A speed ratio (t_other / t_cell: above 1, the cell is faster), its interval and the
+    verdict read off that interval."""
+    return {name: pair.estimate, f"{name}_ci_low": _finite(pair.low),
+            f"{name}_ci_high": _finite(pair.high),
+            f"{name}_verdict": stats.verdict(pair.low, pair.high, min(runs, other))}
+
+
+def _finite(value: float) -> float:
+    return value if np.isfinite(value) else float("nan")
 
 
 def group_costs(rows: pd.DataFrame) -> tuple[float, float, int | None]:
@@ -257,9 +276,9 @@ def predictions(summary: pd.DataFrame) -> pd.Series:
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
     """One row per cell and node: the median epoch duration over repeats with its
-    distribution-free interval and spread, and the speed-up over num_workers=0 on the same node
-    with its interval and verdict (see :mod:`speedlimit.results.stats`): every comparison of
-    the run is one family, Holm-corrected."""
+    distribution-free interval and spread; the speed-up over num_workers=0 and the ratio to
+    the fastest of the group, with the race's intervals and the verdicts read off them
+    (:func:`comparisons`); the costs and the predicted speed-up."""
     ok = table[table["status"].eq("ok")].copy()
     if ok.empty:  # every cell skipped or missing: nothing to summarize, and the findings say so
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -274,35 +293,21 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
                       cpus_allowed=("cpus_allowed", "first"),
                       limit_ratio=("limit_ratio", "mean"),
                       loss=("loss", "last"), accuracy=("accuracy", "last"),
-                      disturbed=("disturbed", "max"))
+                      disturbed=("disturbed", "max"), cell=("cell", "first"))
                  .reset_index())
     per_run["cell_key"] = _key_frame(per_run, SUMMARY_KEYS).agg("|".join, axis=1)
     per_run["base_key"] = _key_frame(per_run, BASELINE_KEYS).agg("|".join, axis=1)
-    per_run["condition_key"] = _key_frame(per_run, CONDITION_KEYS).agg("|".join, axis=1)
-    samples = {k: g["epoch_duration"].to_numpy(float) for k, g in per_run.groupby("cell_key")}
     steady = {k: g["steady"].to_numpy(float) for k, g in per_run.groupby("cell_key")}
     baselines = {row.base_key: row.cell_key for row in per_run.itertuples()
                  if row.loader == axes.DATALOADER and getattr(row, axes.COMPARED) == 0}
-    groups = list(per_run.groupby("cell_key", sort=False))
-    pairs = {}  # cell key -> its baseline's key, for every cell that has a baseline
-    for key, group in groups:
-        first = group.iloc[0]
-        base = baselines.get(first["base_key"]) if first["loader"] == axes.DATALOADER else None
-        if base is not None and base != key:
-            pairs[key] = base
-    tests = dict(zip(pairs, stats.verdicts([(samples[b], samples[k]) for k, b in pairs.items()])))
-    comparisons = max((v["comparisons"] for v in tests.values()), default=0)
-    condition_groups: dict[str, list[str]] = {}
-    for key, group in groups:
-        if group["loader"].iloc[0] == axes.DATALOADER:
-            condition_groups.setdefault(group["condition_key"].iloc[0], []).append(key)
-    fastest = versus_fastest(condition_groups, samples)
+    compared, _ = comparisons(table)
     rows = []
-    for key, group in groups:
+    for key, group in per_run.groupby("cell_key", sort=False):
         first = group.iloc[0]
-        durations = samples[key]
+        durations = group["epoch_duration"].to_numpy(float)
         median = float(np.median(durations))
         row = {c: first[c] for c in SUMMARY_KEYS}
+        row["cell"] = race.cell_prefix(first["cell"])  # its path without repeat~R
         row["repeats"] = len(durations)
         row["epoch_duration_median"] = median
         row["epoch_duration_ci_low"], row["epoch_duration_ci_high"] = (
@@ -313,21 +318,11 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         if not np.isnan(steady[key]).all():
             row["steady_epoch_duration_median"] = float(np.nanmedian(steady[key]))
         base = baselines.get(first["base_key"]) if first["loader"] == axes.DATALOADER else None
-        if base is not None:
-            row["speedup"] = float(np.median(samples[base]) / median)
-            if not np.isnan(steady[key]).all() and not np.isnan(steady[base]).all():
-                row["steady_speedup"] = float(np.nanmedian(steady[base])
-                                              / np.nanmedian(steady[key]))
-        if key in tests:
-            test = tests[key]
-            row["speedup_ci_low"], row["speedup_ci_high"] = test["ci_low"], test["ci_high"]
-            row["speedup_p"], row["speedup_p_holm"] = test["p"], test["p_holm"]
-            row["speedup_verdict"] = test["verdict"]
-            if test["verdict"] != stats.SINGLE:
-                row["speedup_significant"] = test["verdict"] in (stats.FASTER, stats.SLOWER)
-            row["comparisons"] = comparisons
-            row["repeats_needed"] = stats.repeats_needed(comparisons) if comparisons else None
-        row.update(fastest.get(key, {}))
+        if base is not None and not np.isnan(steady[key]).all() \
+                and not np.isnan(steady[base]).all():
+            row["steady_speedup"] = float(np.nanmedian(steady[base])
+                                          / np.nanmedian(steady[key]))
+        row.update(compared.get((row["cell"], str(first[axes.NODE])), {}))
         row["load_per_sample_median"] = float(group["load_per_sample"].median())
         row["compute_per_sample_median"] = float(group["compute_per_sample"].median())
         row["cpus_allowed"] = group["cpus_allowed"].dropna().min()  # what every run had
@@ -335,15 +330,12 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         row["limit_ratio_median"] = float(group["limit_ratio"].median())
         row["loss_median"] = float(group["loss"].median())
         row["accuracy_median"] = float(group["accuracy"].median())
-        row["disturbed_runs"] = int(group["disturbed"].fillna(False).astype(bool).sum())
+        row["disturbed_runs"] = int(group["disturbed"].astype("boolean").fillna(False).sum())
         row["first_run"] = int(group["run"].min())
         rows.append(row)
     summary = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
     summary = summary.astype({c: "Int64" for c in (*axes.INTEGERS, "repeats", "first_run",
-                                                  "comparisons", "repeats_needed",
-                                                  "disturbed_runs", "pairs",
-                                                  "pairs_repeats_needed", "cpus_allowed")})
-    summary = summary.astype({"speedup_significant": "boolean", "unstable": "boolean",
-                              "fastest": "boolean"})
+                                                  "disturbed_runs", "pairs", "cpus_allowed")})
+    summary = summary.astype({"unstable": "boolean", "fastest": "boolean"})
     summary["predicted_speedup"] = predictions(summary)
     return summary.sort_values("first_run", kind="stable").reset_index(drop=True)

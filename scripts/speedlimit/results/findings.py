@@ -1,8 +1,10 @@
-"""Findings in plain sentences, computed from the summary (never written by hand).
+"""Findings in plain sentences: each claim of :mod:`speedlimit.results.claims` phrased once,
+from the vocabulary of :mod:`speedlimit.results.words` (never computed here).
 
-:func:`compute` returns sections of sentences; :func:`markdown`, :func:`rst` and :func:`html`
-render them. Sentences mark code with single backticks (`like this`); each renderer converts.
-Also :func:`hardware`, the machine the cells ran on, from their ``environment`` blocks.
+:func:`compute` returns sections of sentences, the answer first; :func:`markdown`,
+:func:`rst` and :func:`html` render them. Sentences mark code with single backticks
+(`like this`); each renderer converts. Also :func:`hardware`, the machine the cells ran on,
+from their ``environment`` blocks.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from speedlimit import axes, grid
-from speedlimit.results import advice
+from speedlimit.results import claims as claims_module
 from speedlimit.results import published as published_module
-from speedlimit.results import stats
-from speedlimit.results.words import percent as _pct, times as _x
-from speedlimit.results.words import workers as _workers
+from speedlimit.results import race, stats
 from speedlimit.results.aggregate import QUALITY_RTOL
+from speedlimit.results.words import interval, minutes, percent as _pct, seconds
+from speedlimit.results.words import speedup as speedup_words, times as _x, verdict
+from speedlimit.results.words import workers as _workers
 
 
 @dataclass
@@ -28,15 +31,380 @@ class Section:
     sentences: list[str] = field(default_factory=list)
 
 
-def _s(value: float) -> str:
-    return f"{value:.3g} s"
-
-
 def _join(items: list[str]) -> str:
     items = list(items)
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+# --- the DataLoader call a recommendation pastes --------------------------------------------
+
+
+def kwargs(g: claims_module.GroupClaims, i: int) -> dict:
+    """The DataLoader keyword arguments of setting ``i`` (shuffle: RandomSampler)."""
+    setting = g.outcome.settings[i]
+    out = {"batch_size": g.batch_size, "shuffle": True,
+           "num_workers": int(setting[axes.COMPARED])}
+    for a in ("pin_memory", "persistent_workers"):
+        if axes.as_text(setting.get(a)) == "True":
+            out[a] = True
+    if axes.as_text(setting.get("prefetch_factor")) != "default":
+        out["prefetch_factor"] = int(float(setting["prefetch_factor"]))
+    return out
+
+
+def paste(g: claims_module.GroupClaims, i: int) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs(g, i).items())
+    return f"DataLoader(dataset, {args})"
+
+
+# --- one group ------------------------------------------------------------------------------
+
+
+def _s(g, i: int) -> str:
+    return f"`{g.words(i)}`"
+
+
+def time_ratio(ratio: claims_module.Ratio) -> str:
+    """A ratio of epoch durations: ``its epochs take 1.08x as long (interval 0.95-1.09x)``."""
+    return f"its epochs take {_x(ratio.estimate)} as long ({interval(ratio.low, ratio.high)})"
+
+
+def gain_text(g: claims_module.GroupClaims, i: int, ratio) -> str:
+    """A setting's gain over its num_workers=0 setting, or why there is none to give."""
+    if ratio is not None:
+        return "over `num_workers=0`: " + speedup_words(ratio.estimate, ratio.low, ratio.high,
+                                                       ratio.verdict)
+    if g.outcome.base[i] == i:
+        return "it is `num_workers=0` itself"
+    return "the grid has no `num_workers=0` setting with its other settings to compare with"
+
+
+def recommendation_sentence(g: claims_module.GroupClaims) -> str:
+    rec = g.recommendation
+    i = rec.setting
+    head = f"`{paste(g, i)}`"
+    if rec.level == "tested":
+        if g.outcome.base[i] == i:
+            return (f"Recommended: {head}, tested: no setting with workers was shown faster "
+                    f"than loading in the main process by more than the "
+                    f"{_pct(stats.NOISE_THRESHOLD)} noise threshold, and it is as fast as every "
+                    "setting still in the race.")
+        return (f"Recommended: {head}, tested: {gain_text(g, i, rec.gain)}; as fast as every "
+                "setting still in the race.")
+    if rec.level == "one run":
+        return (f"Fastest in one run: {head} ({gain_text(g, i, rec.gain)}); with one run per "
+                "cell nothing is tested: race the settings (`train.repeats: auto`) before "
+                "relying on it.")
+    return (f"Undecided after {g.outcome.rounds} round(s); the leader so far: {head} "
+            f"({gain_text(g, i, rec.gain)}).")
+
+
+def as_fast_sentence(g: claims_module.GroupClaims) -> list[str]:
+    rec = g.recommendation
+    if rec.level != "tested" or not rec.as_fast:
+        return []
+    return [f"{_s(g, rec.setting)} is as fast as every setting still in the race (its epochs "
+            f"at most {_pct(race.MARGIN)} longer, at the end of each interval): "
+            + "; ".join(f"against {_s(g, j)} {time_ratio(r)}" for j, r in rec.as_fast) + "."]
+
+
+def passed_over_sentence(g: claims_module.GroupClaims) -> list[str]:
+    rec = g.recommendation
+    if not rec.passed_over:
+        return []
+    parts = []
+    for p in rec.passed_over:
+        if p.because == "slower":
+            parts.append(f"{_s(g, p.setting)} is slower than {_s(g, p.versus)} by more than "
+                         f"noise ({time_ratio(p.ratio)})")
+        else:
+            gain = speedup_words(p.ratio.estimate, p.ratio.low, p.ratio.high, p.ratio.verdict)
+            parts.append(f"{_s(g, p.setting)} gains no more than the noise threshold over "
+                         f"`num_workers=0` ({gain}) where other settings gain more")
+    return ["Passed over, before it in the order of preference (fewest workers, then torch's "
+            "defaults): " + "; ".join(parts) + "."]
+
+
+def open_sentence(g: claims_module.GroupClaims) -> list[str]:
+    rec = g.recommendation
+    if rec.level != "undecided":
+        return []
+    parts = []
+    for a, b, what, r in rec.open:
+        if what == "as fast":
+            parts.append(f"whether {_s(g, a)} is as fast as {_s(g, b)} ({time_ratio(r)}: the "
+                         f"interval must end below {1 + race.MARGIN:.2f}x, or start above "
+                         f"{1 + stats.NOISE_THRESHOLD:.2f}x to pass it over)")
+        else:
+            parts.append(f"whether {_s(g, a)} gains over `num_workers=0` "
+                         f"({speedup_words(r.estimate, r.low, r.high, r.verdict)})")
+    more = (f"; about {rec.rounds_more} more round(s) would settle it at the spread seen so far"
+            if rec.rounds_more else "")
+    return [f"Still open: {_join(parts) if parts else 'no setting qualifies yet'}{more}."]
+
+
+def fastest_sentence(g: claims_module.GroupClaims) -> str:
+    f = g.fastest
+    median = f"{seconds(f.median)} per epoch, median"
+    if f.setting == g.recommendation.setting:
+        return f"It is also the fastest measured ({median})."
+    return (f"The fastest measured was {_s(g, f.setting)} ({median}; "
+            f"{gain_text(g, f.setting, f.speedup)}).")
+
+
+def cost_sentence(g: claims_module.GroupClaims) -> str:
+    c, b = g.costs, g.batch_size
+    if pd.isna(c.load):
+        return ("The cells recorded no loading cost (metrics written before speedlimit "
+                "measured it), so nothing is predicted.")
+    text = (f"Loading one sample took {seconds(c.load)} in the main process (the workload's "
+            "`__getitem__` on a fixed sample of items, before the clock; median over the "
+            "cells)")
+    if pd.isna(c.compute):
+        return (text + "; with no `num_workers=0` cell the compute was never measured without "
+                "workers competing for the CPU, so nothing is predicted.")
+    return (text + f"; computing one took {seconds(c.compute)} with `num_workers=0` (on the "
+            f"clock, {c.threads} torch thread(s)). Per batch of {b}: {seconds(c.load * b)} of "
+            f"loading against {seconds(c.compute * b)} of compute, so loading costs "
+            f"{c.load / c.compute:.2f} times the compute.")
+
+
+def prediction_sentences(g: claims_module.GroupClaims) -> list[str]:
+    p = g.prediction
+    if p is None:
+        return []
+    b = g.batch_size
+    work = (p.load + p.threads * p.compute) * b
+    out = [f"Predicted from these costs with the {p.cpus} CPU(s) a cell may use: an epoch can "
+           f"be no shorter than its compute ({seconds(p.compute * b)} per batch), its loading "
+           f"shared by the workers ({seconds(p.load * b)} / num_workers) or all its work "
+           f"shared by the CPUs ({seconds(work)} / {p.cpus}); so workers stop helping at "
+           f"{_workers(p.stop)} (within {_pct(stats.NOISE_THRESHOLD)} of the best the grid "
+           f"allows), and the race's own rule applied to these predicted epochs picks "
+           f"{_workers(p.recommends)}."
+           + (f" More workers than the grid has would still help: loading stops limiting "
+              f"only at {_workers(p.enough)}." if p.enough > max(
+                  int(s[axes.COMPARED]) for s in g.outcome.settings) else "")]
+    checked = p.checked
+    if not checked:
+        if p.checks:
+            out.append("No measured speed-up has an interval yet, so the prediction is not "
+                       "checked.")
+        return out
+    outside = p.outside
+    rows = "; ".join(f"{c.workers}: {_x(c.predicted)} predicted, {_x(c.measured.estimate)} "
+                     f"measured ({interval(c.measured.low, c.measured.high)})"
+                     for c in p.checks)
+    if not outside:
+        out.append(f"The prediction holds here: each of its {len(checked)} speed-up(s) over "
+                   f"`num_workers=0` lies inside the measured interval ({rows}).")
+    else:
+        out.append(f"The prediction fails here: {len(outside)} of its {len(checked)} "
+                   f"speed-up(s) over `num_workers=0` lie outside the measured interval "
+                   f"({rows}).")
+        worst = max(outside, key=lambda c: abs(c.predicted / c.measured.estimate - 1))
+        i = next(k for k, s in enumerate(g.outcome.settings)
+                 if int(s[axes.COMPARED]) == worst.workers)
+        beside = g.cells["compute_per_sample_median"].iloc[i]
+        if worst.predicted > worst.measured.estimate and pd.notna(beside):
+            out.append(f"Furthest off: {_workers(worst.workers)}, where computing one sample "
+                       f"took {seconds(beside)} with the workers beside it, against "
+                       f"{seconds(p.compute)} alone: the model leaves out {LEFT_OUT}.")
+        elif worst.predicted < worst.measured.estimate:
+            out.append(f"Furthest off: {_workers(worst.workers)}, faster than the measured "
+                       "costs allow: the loading cost measured before the clock (or the "
+                       "compute of the `num_workers=0` cells) overstates what an epoch spends "
+                       "on it.")
+    return out
+
+
+LEFT_OUT = ("collating batches and handing them from the workers to the main process, "
+            "starting the workers, and processes that slow each other down")
+
+
+def check_sentences(g: claims_module.GroupClaims) -> list[str]:
+    if not g.checks:
+        return []
+    parts = [f"{_s(g, c.setting)}: {seconds(c.predicted)} predicted (median over its runs), "
+             f"{seconds(c.measured)} measured ({c.error:+.0%})" for c in g.checks]
+    return ["The race's epochs, predicted from windows of batches, against one whole epoch "
+            "of each timed at the end: " + "; ".join(parts) + "."]
+
+
+def group_sentences(g: claims_module.GroupClaims) -> list[str]:
+    """Everything about one group, each fact once: the recommendation and the claims behind
+    it, the fastest, the costs, the prediction and (a race) its check."""
+    return ([recommendation_sentence(g)] + as_fast_sentence(g) + passed_over_sentence(g)
+            + open_sentence(g) + [fastest_sentence(g), cost_sentence(g)]
+            + prediction_sentences(g) + check_sentences(g))
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def answer_sentences(groups: list[claims_module.GroupClaims]) -> list[str]:
+    """One line per group: the DataLoader call to paste and how sure it is."""
+    out = []
+    for g in groups:
+        rec = g.recommendation
+        i = rec.setting
+        if rec.level == "tested":
+            state = "tested"
+        elif rec.level == "one run":
+            state = "one run, not tested"
+        else:
+            state = (f"undecided after {g.outcome.rounds} round(s), the leader so far"
+                     + (f" (about {rec.rounds_more} more round(s) needed)"
+                        if rec.rounds_more else ""))
+        gain = gain_text(g, i, rec.gain)
+        out.append(f"{_cap(g.label)}: `{paste(g, i)}` ({state}; {gain}).")
+    return out
+
+
+def how_sure_sentences(fam: claims_module.Family, race_state: dict | None,
+                       groups: list[claims_module.GroupClaims]) -> list[str]:
+    out = []
+    if fam.rounds <= 1 and not race_state:
+        return ["Every cell ran once (`train.repeats: 1`, the seed's reproduction): there are no "
+                "intervals, so nothing here is shown to be more than noise. `train.repeats: "
+                "auto` races the settings until the answer is shown."]
+    kind = ("confidence sequences, which hold at every round at once however often the race "
+            "looked" if fam.sequential else "fixed-sample intervals for one look at the end")
+    out.append(f"Every claim of the findings rests on one family of intervals: each of the "
+               f"run's {fam.pairs} pairs of settings (within a workload and batch size) compared "
+               f"by the ratio of their epoch durations round by round (each round runs every "
+               f"setting once, in a random order, so drift of the machine cancels), with "
+               f"{kind}; simultaneous for all pairs at {_pct(1 - fam.alpha)} (Bonferroni), so "
+               f"the chance that any claim read off them is false is at most "
+               f"{_pct(fam.alpha)}. Costs, medians and the prediction are measurements and a "
+               "model, with no error rate.")
+    out.append(f"A verdict is read off its interval: faster or slower only where the whole "
+               f"interval lies beyond the {_pct(stats.NOISE_THRESHOLD)} noise threshold, as fast "
+               f"where it rules out epochs more than {_pct(race.MARGIN)} longer, not told apart "
+               "otherwise (criterion.rs's rule).")
+    if race_state:
+        why = {"decided": "every group was decided",
+               "max_repeats": f"it reached `train.max_repeats` = {race_state['max_repeats']}",
+               "budget": f"the next round would have passed `train.budget` = "
+                         f"{minutes(race_state['budget_seconds'] or 0)}"}
+        out.append(f"The race ran {race_state['rounds']} round(s) ({minutes(race_state['spent_seconds'])} "
+                   f"of rounds) and stopped because {why.get(race_state['stopped'], race_state['stopped'])}.")
+    elif groups:
+        out.append(f"Each cell ran {fam.rounds} times (whole epochs).")
+    resolution = [g.resolution() for g in groups if g.resolution() is not None]
+    if resolution:
+        out.append(f"At these runs the intervals of pairs were a median +-{_pct(pd.Series(resolution).median())} "
+                   "wide: smaller differences between settings could not be told here.")
+    return out
+
+
+def compute(summary: pd.DataFrame, groups: list[claims_module.GroupClaims],
+            fam: claims_module.Family, race_state: dict | None = None,
+            comparison: pd.DataFrame | None = None, context: dict | None = None,
+            table: pd.DataFrame | None = None,
+            grid_skipped: pd.DataFrame | None = None) -> list[Section]:
+    """Sections of sentences, the answer first: the answer per group, how sure, what was not
+    run, one section per group (workload and batch size: the claims behind its answer, its
+    costs and the prediction), the machine's noise, start-up and steady state, quality, and
+    published vs reproduced."""
+    context = context or {}
+    ok = summary[summary["epoch_duration_median"].notna()]
+    loader = ok[ok["loader"].eq("dataloader")]
+    not_run = not_run_sentences(table, grid_skipped)
+    answer = Section("The answer")
+    if loader.empty or not groups:
+        answer.sentences.extend(not_run)
+        answer.sentences.append("No DataLoader cell finished, so there is no num_workers "
+                                "setting to compare.")
+        return [answer]
+    answer.sentences.extend(answer_sentences(groups))
+    if context.get("data_source") == "synthetic":
+        answer.sentences.append(
+            f"These runs used the synthetic stand-in data ({context.get('train_size', '?')} "
+            "training images in FashionMNIST's format), not FashionMNIST itself: durations are "
+            "not comparable with published ones, speed-ups are.")
+    sections = [answer, Section("How sure", how_sure_sentences(fam, race_state, groups))]
+    if not_run:
+        sections.append(Section("Not run", not_run))
+    sections.extend(Section(_cap(g.label), group_sentences(g)) for g in groups)
+    if table is not None:
+        noise = machine_noise_sentences(table, ok)
+        if noise:
+            sections.append(Section("The machine's noise", noise))
+    steady = steady_state_sentences(loader, table)
+    if steady:
+        sections.append(Section("Start-up and steady state", steady))
+    quality = quality_sentences(table) if table is not None else []
+    if quality:
+        sections.append(Section("Quality", quality))
+    if comparison is not None:
+        sections.append(Section("Published vs reproduced", published_sentences(comparison)))
+    return sections
+
+
+def machine_noise_sentences(table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """How noisy the machine was during this run: the reference kernel, the order the runs
+    ran in, the spread of one cell's runs, the runs flagged disturbed and why, and the CPU
+    time the rest of the machine used while clocks ran."""
+    ok = table[table["status"].eq("ok")]
+    runs = ok.drop_duplicates("cell")
+    out = []
+    ref = runs["reference_before"].dropna() if "reference_before" in runs else pd.Series()
+    if len(ref) >= 2:
+        rel = stats.spread(ref.to_numpy(float)) / float(ref.median())
+        out.append(f"The reference kernel (the same fixed computation, timed 9 times just "
+                   f"before and 9 times just after every run's clock) took a median "
+                   f"{seconds(float(ref.median()))}; over the run its median before the clock "
+                   f"spread by {_pct(rel)} (MAD), and its slowest run took "
+                   f"{_pct(ref.max() / ref.min() - 1)} longer than its fastest.")
+    repeated = summary[summary["repeats"] > 1]
+    order = runs.dropna(subset=["order"]) if "order" in runs else pd.DataFrame()
+    if len(repeated) and len(order) and order["repeat"].nunique() > 1:
+        spans = order.groupby("repeat")["order"].agg(["min", "max"]).sort_index()
+        apart = (spans["max"].iloc[:-1].to_numpy() < spans["min"].iloc[1:].to_numpy()).all()
+        out.append("Repeats were interleaved: every cell's repeat 0 ran before any cell's "
+                   "repeat 1, and so on, each round in a random order (the table's `order`), "
+                   "so a slow drift of the machine is spread over all cells rather than read "
+                   "as a difference between them."
+                   if apart else
+                   "Repeats were not fully interleaved (the table's `order`): some cell's "
+                   "later repeat ran before another cell's earlier one, so a slow drift of "
+                   "the machine may show as a difference between cells.")
+    if len(repeated):
+        rel = (repeated["epoch_duration_mad"] / repeated["epoch_duration_median"]).median()
+        out.append(f"Runs of one cell spread by a median {_pct(rel)} of their median epoch "
+                   "duration (MAD).")
+        unstable = summary[summary["unstable"].astype("boolean").fillna(False)]
+        if len(unstable):
+            vary = axes.varying(summary)
+            out.append(f"{len(unstable)} cell(s) may be unstable: their runs spread by more "
+                       f"than {_pct(stats.UNSTABLE)} of their median (MAD), pyperf's threshold: "
+                       + _join([_setting_text(r, vary) for _, r in unstable.head(5).iterrows()])
+                       + (f" and {len(unstable) - 5} more" if len(unstable) > 5 else "") + ".")
+    if "disturbed" in runs:
+        bad = runs[runs["disturbed"].astype("boolean").fillna(False)]
+        if len(bad):
+            out.append(f"{len(bad)} of {len(runs)} runs were flagged `disturbed` (the reference "
+                       "kernel ran at a different speed after the clock than before it, by the "
+                       "exact test at 1% and by more than 10%, or the rest of the machine used "
+                       "more than 10% of a CPU meanwhile): they stay in the comparisons, whose "
+                       "rounds pair every setting under the same conditions, and the table "
+                       "marks them.")
+        elif len(runs):
+            out.append(f"No run was flagged `disturbed` ({len(runs)} runs).")
+    if "other_cpu_seconds" in runs and runs["other_cpu_seconds"].notna().any():
+        share = runs["other_cpu_seconds"] / runs["run_duration"]
+        out.append(f"While the clocks ran, the rest of the machine (everything but the cell's "
+                   f"own processes) used a median {_pct(share.median())} of one CPU "
+                   f"(at most {_pct(share.max())}); hypervisor steal time: "
+                   f"{runs['steal_seconds'].sum():.1f} s in all.")
+    return out
 
 
 def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -48,216 +416,6 @@ def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     for values, part in frame.groupby(varying, dropna=False, sort=True):
         values = values if isinstance(values, tuple) else (values,)
         out.append((", ".join(f"`{a}={v}`" for a, v in zip(varying, values)), part))
-    return out
-
-
-def _interval_text(row) -> str:
-    """The speed-up's interval and verdict in words (summary columns ``speedup_verdict``,
-    ``speedup_ci_low``/``high``, ``comparisons``, ``repeats_needed``)."""
-    verdict = row.get("speedup_verdict")
-    if pd.isna(verdict) or verdict == stats.SINGLE:
-        return " (one run per cell, so no interval: this may be noise)"
-    if verdict == stats.TOO_FEW:
-        return (f" (too few repeats to tell: {int(row['repeats_needed'])} or more runs per cell "
-                f"are needed for {int(row['comparisons'])} comparisons)")
-    low, high = row.get("speedup_ci_low"), row.get("speedup_ci_high")
-    interval = (f"95% interval {low:.2f}-{high:.2f}x; " if pd.notna(low) and pd.notna(high)
-                else "")
-    words = {stats.FASTER: "more than noise", stats.SLOWER: "more than noise",
-             stats.NO_CLEAR: "cannot be told apart from noise",
-             stats.SMALL: f"real, but within the {_pct(stats.NOISE_THRESHOLD)} noise threshold"}
-    return f" ({interval}{words[verdict]})"
-
-
-def batch_size_sentences(cells: pd.DataFrame, tensor: pd.DataFrame) -> list[str]:
-    """Sentences about one batch size: ``cells`` are its DataLoader cells (summary rows),
-    ``tensor`` its loader-free cells (possibly none)."""
-    cells = cells[cells["epoch_duration_median"].notna()].sort_values("num_workers")
-    size = int(cells["batch_size"].iloc[0])
-    base = cells[cells["num_workers"] == 0]
-    best = cells.loc[cells["epoch_duration_median"].idxmin()]
-    w_best = int(best["num_workers"])
-    out = []
-    if base.empty:
-        out.append(f"At batch_size {size}, {_workers(w_best)} was fastest "
-                   f"({_s(best['epoch_duration_median'])} per epoch); the grid has no "
-                   "`num_workers=0` cell to compare with.")
-    elif w_best == 0:
-        others = cells[cells["num_workers"] > 0]
-        runner = others.loc[others["epoch_duration_median"].idxmin()] if len(others) else None
-        text = (f"At batch_size {size}, loading in the main process (`num_workers=0`) was "
-                f"fastest ({_s(best['epoch_duration_median'])} per epoch)")
-        if runner is not None:
-            text += ("; no worker setting beat it, the closest was "
-                     f"{_workers(runner['num_workers'])}"
-                     f" at {_x(runner['speedup'])}" + _interval_text(runner))
-        out.append(text + ".")
-    else:
-        b = base.iloc[0]
-        out.append(f"At batch_size {size}, {_workers(w_best)} was fastest: "
-                   f"{_s(best['epoch_duration_median'])} per epoch against "
-                   f"{_s(b['epoch_duration_median'])} with `num_workers=0`, a speed-up of "
-                   f"{_x(best['speedup'])}" + _interval_text(best) + ".")
-    # Did more workers than one help; did more than the best help?
-    one = cells[cells["num_workers"] == 1]
-    if w_best > 1 and len(one):
-        cut = 1 - best["epoch_duration_median"] / one.iloc[0]["epoch_duration_median"]
-        took = f"{_workers(w_best)} took {_pct(cut)} less time per epoch than `num_workers=1`"
-        # num_workers=1 against the fastest of all the DataLoader settings at this batch size:
-        # a test of this paragraph's best only where that is the fastest.
-        fastest = bool(pd.notna(best.get("fastest")) and best.get("fastest"))
-        verdict = one.iloc[0].get("vs_fastest_verdict") if fastest else None
-        if not fastest:
-            out.append(f"{took[0].upper()}{took[1:]}; not tested against each other (each "
-                       "setting was tested against the fastest of all DataLoader settings at "
-                       "this batch size, another one).")
-        elif verdict in (stats.SLOWER, stats.FASTER):
-            out.append(f"More than one worker helped here: {took} (more than noise).")
-        elif verdict in (stats.NO_CLEAR, stats.SMALL):
-            out.append(f"{took[0].upper()}{took[1:]}, but that cannot be told apart from noise"
-                       " (or is within the noise threshold): more than one worker is not shown "
-                       "to help.")
-        else:
-            out.append(f"{took[0].upper()}{took[1:]}; whether more than one worker helps is not "
-                       "tested (too few repeats, or one run per cell).")
-    more = cells[cells["num_workers"] > w_best]
-    if len(more):
-        slower = more["epoch_duration_median"] / best["epoch_duration_median"] - 1
-        names = _join([str(int(w)) for w in more["num_workers"]])
-        out.append(f"More workers than {w_best} did not help: {names} workers took "
-                   f"{_pct(slower.min())} to {_pct(slower.max())} longer per epoch."
-                   if len(more) > 1 else
-                   f"More workers than {w_best} did not help: {names} workers took "
-                   f"{_pct(slower.iloc[0])} longer per epoch.")
-    else:
-        out.append(f"No larger num_workers than {w_best} was in the grid, so more workers "
-                   "might help further.")
-    if "data_wait_share_median" in cells and len(base):
-        share = _pct(base.iloc[0]["data_wait_share_median"])
-        out.append(f"Waiting for data took {share} of each epoch with `num_workers=0`" + (
-            "." if w_best == 0 else
-            f" and {_pct(best['data_wait_share_median'])} with {_workers(w_best)}."))
-    if len(tensor) and pd.notna(best.get("limit_ratio_median")):
-        ratio = float(best["limit_ratio_median"])
-        limit = float(tensor["epoch_duration_median"].median())
-        text = (f"The loader-free limit (the whole set as one tensor, no DataLoader) took "
-                f"{_s(limit)} per epoch; ")
-        if ratio >= 1:
-            text += (f"the best setting took {ratio:.2f} times as long, so it reached "
-                     f"{_pct(1 / ratio)} of the limit's speed.")
-        else:
-            text += (f"the best setting took only {ratio:.2f} times as long, faster than the "
-                     "limit should allow: a sign of noise or of contention while the limit "
-                     "was measured.")
-        out.append(text)
-    else:
-        out.append("The loader-free limit was not measured at this batch size (add `tensor` to "
-                   "`grid.loader`, as `configs/measure.yaml` does).")
-    return out
-
-
-def compute(summary: pd.DataFrame, comparison: pd.DataFrame | None = None,
-            context: dict | None = None, table: pd.DataFrame | None = None,
-            grid_skipped: pd.DataFrame | None = None,
-            groups: list | None = None) -> list[Section]:
-    """Sections of sentences: headline, one section per workload and batch size (costs,
-    prediction, fastest, smallest num_workers as fast as it, the recommendation), one
-    per batch size (per setting), quality (from the results ``table``, when given), published
-    vs reproduced, and how far to trust the numbers. ``groups``: :func:`advice.groups` of the
-    summary, when the caller has them already."""
-    context = context or {}
-    ok = summary[summary["epoch_duration_median"].notna()]
-    loader = ok[ok["loader"].eq("dataloader")]
-    tensor = ok[ok["loader"].eq("tensor")]
-    sections = []
-    headline = Section("At a glance")
-    not_run = not_run_sentences(table, grid_skipped)
-    if loader.empty:
-        headline.sentences.extend(not_run)
-        headline.sentences.append("No DataLoader cell finished, so there is no num_workers "
-                                  "setting to compare.")
-        return [headline]
-    per_size = []
-    for label, part in _groups(loader):
-        bests = []
-        for size, cells in part.groupby("batch_size", sort=True):
-            t = tensor[tensor["batch_size"] == size]
-            for a in axes.LIMIT:  # the loader-free limit's keys
-                if a in t and cells[a].astype(str).nunique() == 1:
-                    t = t[t[a].astype(str) == str(cells[a].iloc[0])]
-            title = f"batch_size {int(size)}" + (f", {label}" if label else "")
-            per_size.append(Section(title, batch_size_sentences(cells, t)))
-            best = cells.loc[cells["epoch_duration_median"].idxmin()]
-            speed = f" ({_x(best['speedup'])})" if pd.notna(best.get("speedup")) else ""
-            bests.append(f"{int(size)}: {int(best['num_workers'])}{speed}")
-        headline.sentences.append(
-            "Fastest num_workers per batch size" + (f" with {label}" if label else "") + ": "
-            + "; ".join(bests) + " (speed-up over `num_workers=0` in brackets).")
-    headline.sentences.extend(noise_sentences(ok))
-    headline.sentences.extend(advice.pairs_sentence(ok))
-    found = advice.groups(ok) if groups is None else groups
-    if context.get("data_source") == "synthetic":
-        headline.sentences.append(
-            f"These runs used the synthetic stand-in data ({context.get('train_size', '?')} "
-            "training images in FashionMNIST's format), not FashionMNIST itself: durations are "
-            "not comparable with published ones, speed-ups are.")
-    if comparison is not None:
-        headline.sentences.extend(published_glance(comparison))
-    sections.append(headline)
-    if not_run:
-        sections.append(Section("Not run", not_run))
-    sections.extend(Section(g.label[0].upper() + g.label[1:], g.sentences) for g in found)
-    if table is not None:
-        noise = machine_noise_sentences(table, ok)
-        if noise:
-            sections.append(Section("The machine's noise", noise))
-    steady = steady_state_sentences(loader, table)
-    if steady:
-        sections.append(Section("Start-up and steady state", steady))
-    sections.extend(per_size)
-    quality = quality_sentences(table) if table is not None else []
-    if quality:
-        sections.append(Section("Quality", quality))
-    if comparison is not None:
-        sections.append(Section("Published vs reproduced", published_sentences(comparison)))
-    return sections
-
-
-def noise_sentences(summary: pd.DataFrame) -> list[str]:
-    """How many speed-ups are more than noise, by which test and correction, and how many
-    could not be told with the repeats run; cells whose repeats spread too much."""
-    loader = summary[summary["loader"].eq("dataloader")]
-    repeats = int(summary["repeats"].max()) if len(summary) else 0
-    tested = loader[loader["speedup_verdict"].notna()
-                    & loader["speedup_verdict"].ne(stats.SINGLE)]
-    if repeats <= 1 or tested.empty:
-        return ["Every cell ran once (`train.repeats: 1`): there are no intervals, so none of "
-                "these differences is shown to be more than noise. Run with "
-                "`configs/measure.yaml` (7 repeats) for tested speed-ups and 95% intervals."]
-    m = int(tested["comparisons"].max())
-    counts = tested["speedup_verdict"].value_counts()
-    n = {v: int(counts.get(v, 0)) for v in (stats.FASTER, stats.SLOWER, stats.NO_CLEAR,
-                                             stats.SMALL, stats.TOO_FEW)}
-    out = [f"Each cell ran {repeats} times. Every speed-up over `num_workers=0` was tested "
-           f"with the exact Mann-Whitney test on the runs' epoch durations, and the run's {m} "
-           f"comparisons were corrected together ({stats.CORRECTION}), so the chance that any "
-           f"\"more than noise\" below is false is at most {_pct(stats.ALPHA)}: "
-           f"{n[stats.FASTER]} faster and {n[stats.SLOWER]} slower by more than noise, "
-           f"{n[stats.NO_CLEAR]} within noise"
-           + (f", {n[stats.SMALL]} real but within the {_pct(stats.NOISE_THRESHOLD)} noise "
-              "threshold" if n[stats.SMALL] else "") + "."]
-    if n[stats.TOO_FEW]:
-        needed = int(tested["repeats_needed"].max())
-        out.append(f"{n[stats.TOO_FEW]} of the {m} comparisons had too few repeats to tell at "
-                   f"all: with {m} comparisons, {needed} or more runs per cell are needed "
-                   "before even a perfectly clear difference can be called more than noise.")
-    unstable = summary[summary["unstable"].astype("boolean").fillna(False)]
-    if len(unstable):
-        out.append(f"{len(unstable)} cell(s) may be unstable: their runs spread by more than "
-                   f"{_pct(stats.UNSTABLE)} of their median (MAD), pyperf's threshold: "
-                   + _join([_setting_text(r, axes.varying(summary))
-                            for _, r in unstable.head(5).iterrows()])
-                   + (f" and {len(unstable) - 5} more" if len(unstable) > 5 else "") + ".")
     return out
 
 
@@ -299,70 +457,6 @@ def steady_state_sentences(loader: pd.DataFrame, table: pd.DataFrame | None) -> 
                        "there is only one, so those cells measure the same work as "
                        "`persistent_workers: false` (each pays its workers' start and "
                        "shutdown on the clock); run 2 or more epochs to see what it saves.")
-    return out
-
-
-def machine_noise_sentences(table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
-    """How noisy the machine was during this run: the reference kernel's spread, the spread
-    of one cell's repeats, the smallest difference the run could resolve, disturbed runs and
-    the CPU time the rest of the machine used while clocks ran."""
-    ok = table[table["status"].eq("ok")]
-    runs = ok.drop_duplicates("cell")
-    out = []
-    ref = runs["reference_before"].dropna() if "reference_before" in runs else pd.Series()
-    if len(ref) >= 2:
-        rel = stats.spread(ref.to_numpy(float)) / float(ref.median())
-        out.append(f"The reference kernel (the same fixed computation, timed just before and "
-                   f"after every run's clock) took a median {1000 * ref.median():.0f} ms; "
-                   f"over the run it spread by {_pct(rel)} (MAD), and its slowest run took "
-                   f"{_pct(ref.max() / ref.min() - 1)} longer than its fastest.")
-    repeated = summary[summary["repeats"] > 1]
-    order = runs.dropna(subset=["order"]) if "order" in runs else pd.DataFrame()
-    if len(repeated) and len(order) and order["repeat"].nunique() > 1:
-        spans = order.groupby("repeat")["order"].agg(["min", "max"]).sort_index()
-        apart = (spans["max"].iloc[:-1].to_numpy() < spans["min"].iloc[1:].to_numpy()).all()
-        out.append("Repeats were interleaved: every cell's repeat 0 ran before any cell's "
-                   "repeat 1, and so on (the table's `order`), so a slow drift of the machine "
-                   "is spread over all cells rather than read as a difference between them."
-                   if apart else
-                   "Repeats were not fully interleaved (the table's `order`): some cell's "
-                   "later repeat ran before another cell's earlier one, so a slow drift of "
-                   "the machine may show as a difference between cells.")
-    if len(repeated):
-        rel = (repeated["epoch_duration_mad"] / repeated["epoch_duration_median"]).median()
-        out.append(f"Repeats of one cell spread by a median {_pct(rel)} of their median "
-                   "epoch duration (MAD).")
-        given = repeated.dropna(subset=["speedup_ci_low", "speedup_ci_high"])
-        if len(given):
-            half = ((given["speedup_ci_high"] - given["speedup_ci_low"])
-                    / (2 * given["speedup"])).median()
-            out.append(f"The smallest difference this run could resolve at "
-                       f"{int(repeated['repeats'].max())} repeats: about +-{_pct(half)} "
-                       "(the median half-width of the speed-up intervals); smaller "
-                       "differences between settings are within its noise.")
-        else:
-            out.append(f"At {int(repeated['repeats'].max())} repeats no speed-up interval "
-                       "exists (4 or more runs per cell are needed), so the run cannot say "
-                       "how small a difference it resolves.")
-    if "disturbed" in runs:
-        bad = runs[runs["disturbed"].astype("boolean").fillna(False)]
-        if len(bad):
-            out.append(f"{len(bad)} of {len(runs)} runs were disturbed: the reference kernel "
-                       "took more than 25% longer or shorter after the run's clock than before "
-                       "it, so the machine changed under them: "
-                       + _join([f"run {int(r.run)} (`{r.cell}`)" for r in bad.head(5)
-                                .itertuples()])
-                       + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-                       + ". `disturbed` in the table marks them.")
-        elif len(runs):
-            out.append(f"No run was disturbed (the reference kernel before and after each of "
-                       f"the {len(runs)} runs agreed within 25%).")
-    if "other_cpu_seconds" in runs and runs["other_cpu_seconds"].notna().any():
-        share = runs["other_cpu_seconds"] / runs["run_duration"]
-        out.append(f"While the clocks ran, the rest of the machine (everything but the cell's "
-                   f"own processes) used a median {_pct(share.median())} of one CPU "
-                   f"(at most {_pct(share.max())}); hypervisor steal time: "
-                   f"{runs['steal_seconds'].sum():.1f} s in all.")
     return out
 
 
@@ -425,6 +519,11 @@ def quality_sentences(table: pd.DataFrame) -> list[str]:
     ok = table[table["status"].eq("ok")]
     if ok.empty or "quality_consistent" not in ok:
         return []
+    if "timed" in ok and ok["timed"].eq("windows").all():
+        return ["A race's runs train on part of an epoch (how much depends on the workers), so "
+                "their losses are not compared; every cell is seeded the same way, and the "
+                "whole epochs of `train.repeats: 1` compare them (same batches, same loss)."]
+    ok = ok[ok["quality_consistent"].notna()]
     flags = ok["quality_consistent"].astype("boolean")
     off = ok[flags.eq(False)]
     if off.empty:
@@ -464,7 +563,7 @@ def published_sentences(comparison: pd.DataFrame) -> list[str]:
         else:
             out.append(
                 f"Published ({published_module.SOURCE}) and reproduced speed-ups{where}: our "
-                f"95% interval lies on the published value's side of 1 in "
+                f"interval lies on the published value's side of 1 in "
                 f"{len(kinds[published_module.AGREE])} of {len(part)} cells, on the other side "
                 f"in {len(kinds[published_module.DISAGREE])}, and straddles 1 (inconclusive) in "
                 f"{len(kinds[published_module.INCONCLUSIVE])}"
@@ -485,7 +584,7 @@ def published_sentences(comparison: pd.DataFrame) -> list[str]:
                        + ", so " + _headline_verdict(one) + ".")
         inside = part["published_in_interval"].dropna()
         if len(inside):
-            out.append(f"The published speed-up lies inside our 95% interval in "
+            out.append(f"The published speed-up lies inside our interval in "
                        f"{int(inside.sum())} of {len(inside)} cells.")
     return out
 

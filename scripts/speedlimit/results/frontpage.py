@@ -8,6 +8,7 @@ self-contained HTML page and as markdown (``results/findings.md``).
 from __future__ import annotations
 
 import html as html_module
+import math
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from speedlimit.results import advice
+from speedlimit.results import claims as claims_module
 from speedlimit.results import findings as findings_module
-from speedlimit.results import htmltable
+from speedlimit.results import htmltable, race, stats
 from speedlimit.results.findings import Section
+from speedlimit.results.words import percent
 from speedlimit.run import workloads
 
 CONFIG_NAME = "reproduce.yaml"
@@ -54,11 +56,17 @@ def what_was_run(summary: pd.DataFrame, config: dict) -> list[str]:
            + ", and every epoch was timed."]
     out.append("Workloads: " + "; ".join(f"{n} ({workloads.describe(n, custom)})"
                                           for n in names) + ".")
+    if train["repeats"] == "auto":
+        runs = (f"raced in rounds (at most {train['max_repeats']}, budget "
+                f"{train['budget']}), each run timing windows of batches and predicting its "
+                "epoch")
+    else:
+        runs = f"each run {train['repeats']} time(s), whole epochs"
     out.append(f"The grid: {axes}; loader {_values(grid.get('loader', []))}. That is {len(loader)} "
                f"DataLoader cell(s)" + (f" and {len(tensor)} loader-free cell(s) (the whole set "
                                         "as one tensor, the fastest possible epoch)"
                                         if len(tensor) else "")
-               + f", each run {train['repeats']} time(s) with seed {train['seed']}.")
+               + f", {runs}, with seed {train['seed']}.")
     return out
 
 
@@ -114,28 +122,123 @@ class Document:
 def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environments: list[dict],
              config: dict, revision: str | None = None,
              table: pd.DataFrame | None = None,
-             grid_skipped: pd.DataFrame | None = None) -> Document:
+             grid_skipped: pd.DataFrame | None = None, race_state: dict | None = None,
+             checks: list[dict] | None = None) -> Document:
+    """The findings page, the front page and the recommendation, from the summary and the
+    table (the race's outcomes are computed again from the table: the same as the summary's)."""
     context = {"data_source": config["data"]["source"],
                "train_size": config["data"].get("synthetic", {}).get("train_size")}
-    groups = advice.groups(summary[summary["epoch_duration_median"].notna()])
-    found = findings_module.compute(summary, comparison, context, table, grid_skipped, groups)
+    groups, fam = [], None
+    if table is not None:
+        runs = race.durations_per_round(table)
+        if len(runs):
+            sequential = bool(table["timed"].eq("windows").any())
+            outcomes = race.run_race(runs, anytime=sequential)
+            fam = claims_module.family(outcomes, sequential)
+            groups = claims_module.build(summary, outcomes, checks)
+    found = findings_module.compute(summary, groups, fam, race_state, comparison, context,
+                                    table, grid_skipped)
     run = Section("What was run", what_was_run(summary, config))
     machine = Section("Hardware", findings_module.hardware(environments))
-    recommended = Section("Recommendation", advice.front_sentences(groups))
     how = Section("How to reproduce", reproduce(revision))
-    sections = [found[0], run, machine, recommended, *found[1:], how]
-    more = Section("More", ["Per workload and batch size (loading cost, predicted and measured "
-                            "crossover, the smallest num_workers as fast as the fastest), "
-                            "per batch size (fastest setting, its interval, more workers, the "
-                            "loader-free limit) and published vs reproduced cell by cell: "
-                            "`1. Findings` in the menu. Figures: `2.` to `4.`; sortable "
-                            "tables: `5. Tables`."])
-    not_run = [s for s in found if s.title == "Not run"]
-    front = ([found[0], *not_run, run, machine] + ([recommended] if groups else [])
-             + [how, more])
-    return Document(sections if groups else [s for s in sections if s is not recommended],
-                    front, config_yaml(config), advice.recommendation(groups, table))
+    by_title = {section.title: section for section in found}
+    sections = [found[0], run, machine, *found[1:], how]
+    more = Section("More", ["Per workload and batch size, every claim behind its answer "
+                            "(passed-over settings and why, as fast as which, the intervals), "
+                            "the costs and the prediction; the machine's noise; published vs "
+                            "reproduced cell by cell: `1. Findings` in the menu. Figures: `2.` "
+                            "to `4.`; sortable tables: `5. Tables`."])
+    front = ([found[0]] + [by_title[t] for t in ("How sure", "Not run") if t in by_title]
+             + [run, machine, how, more])
+    return Document(sections, front, config_yaml(config), recommendation(groups, fam, table))
 
 
 def config_yaml(config: dict) -> str:
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=200)
+
+
+# --- results/recommendation.yaml --------------------------------------------------------------
+
+
+def _round(value, digits: int = 4):
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return round(float(value), digits)
+
+
+def _ratio(r: claims_module.Ratio | None) -> dict | None:
+    if r is None:
+        return None
+    return {"estimate": _round(r.estimate), "low": _round(r.low), "high": _round(r.high),
+            "verdict": r.verdict}
+
+
+def machine(g: claims_module.GroupClaims, table: pd.DataFrame | None) -> dict:
+    """The machine a group's cells ran on: node(s), CPU model, the CPUs a cell could use,
+    torch's threads in force and its version."""
+    out = {"node": None, "cpu_model": None, "cpus": g.costs.cpus,
+           "torch_threads": g.costs.threads, "torch": None}
+    if table is not None:
+        rows = table[table["status"].eq("ok") & table["loader"].eq("dataloader")]
+        rows = rows[rows["cell"].map(race.cell_prefix).isin(g.outcome.cells)]
+        for key, column in (("node", "node"), ("cpu_model", "cpu_model"),
+                            ("torch", "torch_version")):
+            values = rows[column].dropna().astype(str).unique() if column in rows else []
+            out[key] = " / ".join(sorted(values)) if len(values) else None
+    return out
+
+
+def recommendation(groups: list[claims_module.GroupClaims],
+                   fam: claims_module.Family | None, table: pd.DataFrame | None) -> dict:
+    """``results/recommendation.yaml``: per group, the DataLoader settings to use, every claim
+    behind them with its interval, the machine they hold for and how sure it is."""
+    entries = []
+    for g in groups:
+        rec = g.recommendation
+        i = rec.setting
+        entries.append({
+            "workload": g.workload,
+            "batch_size": g.batch_size,
+            "holds_under": {k: v for k, v in g.outcome.conditions.items()
+                            if k not in ("workload", "batch_size")},
+            "dataloader_kwargs": findings_module.kwargs(g, i),
+            "paste": findings_module.paste(g, i),
+            "how_sure": {"level": rec.level, "rounds": g.outcome.rounds,
+                         "rounds_more": rec.rounds_more,
+                         "open": [f"{g.words(a)} vs {g.words(b)}: {what}"
+                                  for a, b, what, _ in rec.open]},
+            "speedup_over_num_workers_0": (_ratio(rec.gain) if rec.gain is not None else
+                                           ("this is num_workers=0" if g.outcome.base[i] == i
+                                            else None)),
+            "as_fast_as": [{"setting": g.words(j), "time_ratio": _ratio(r)}
+                           for j, r in rec.as_fast] if rec.level == "tested" else [],
+            "passed_over": [{"setting": g.words(p.setting), "because": p.because,
+                             "versus": g.words(p.versus), "ratio": _ratio(p.ratio)}
+                            for p in rec.passed_over],
+            "fastest_measured": {"setting": g.words(g.fastest.setting),
+                                 "dataloader_kwargs": findings_module.kwargs(
+                                     g, g.fastest.setting),
+                                 "epoch_duration_median_s": _round(g.fastest.median)},
+            "machine": machine(g, table),
+            "predicted": ({"load_per_sample_s": _round(g.prediction.load, 9),
+                           "compute_per_sample_s": _round(g.prediction.compute, 9),
+                           "picks_num_workers": g.prediction.recommends,
+                           "speedups_inside_intervals": (
+                               f"{len(g.prediction.checked) - len(g.prediction.outside)} of "
+                               f"{len(g.prediction.checked)}")}
+                          if g.prediction is not None else None),
+            "check": [{"setting": g.words(c.setting), "predicted_epoch_s": _round(c.predicted),
+                       "measured_epoch_s": _round(c.measured)} for c in g.checks],
+        })
+    about = ("DataLoader settings per workload and batch size, measured by speedlimit on the "
+             "machine named in each entry: the smallest num_workers as fast as the fastest "
+             f"(epochs at most {percent(race.MARGIN)} longer than every setting still in the "
+             f"race) and faster than num_workers=0 by more than the "
+             f"{percent(stats.NOISE_THRESHOLD)} noise threshold where any setting is. "
+             "level tested: decided; undecided: the leader so far; one run: nothing tested.")
+    if fam is not None and fam.rounds > 1:
+        about += (f" Every interval here is one of the run's {fam.pairs} pairs, simultaneous at "
+                  f"{percent(1 - fam.alpha)}: the chance that any claim read off them is false "
+                  f"is at most {percent(fam.alpha)}.")
+    return {"about": about + " Paste `paste` (dataset: your data set).",
+            "recommendations": entries}

@@ -1,6 +1,6 @@
 """Seaborn figures of the results table and summary. Every function takes data frames and
-returns a matplotlib Figure; :func:`save` writes it. Medians with 95% bootstrap intervals
-wherever a cell has repeats."""
+returns a matplotlib Figure; :func:`save` writes it. Medians with 95% bootstrap intervals of a
+cell's own runs in the epoch-duration figure; comparisons with the race's intervals."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from speedlimit import axes  # noqa: E402
+from speedlimit.results import race as race_module  # noqa: E402
+from speedlimit.results import stats  # noqa: E402
 
 STYLE = {"context": "notebook", "style": "whitegrid", "palette": "colorblind"}
 DPI = 110
@@ -123,9 +125,9 @@ def speedup(summary: pd.DataFrame) -> plt.Figure:
         part = _select(data, panel).astype({"batch_size": "Int64", "num_workers": "Int64"})
         grid = part.pivot_table(index="batch_size", columns="num_workers", values="speedup",
                                 aggfunc="median")
-        # "*": the 95% interval of the speed-up excludes 1 (more than noise; needs repeats).
-        significant = (part.assign(sig=part["speedup_significant"].astype("boolean")
-                                   .fillna(False).astype(float))
+        # "*": faster or slower by more than noise (its interval lies beyond the threshold).
+        shown = part["speedup_verdict"].isin([stats.FASTER, stats.SLOWER])
+        significant = (part.assign(sig=shown.astype(float))
                        .pivot_table(index="batch_size", columns="num_workers", values="sig",
                                     aggfunc="max")
                        .reindex(index=grid.index, columns=grid.columns).fillna(0))
@@ -224,6 +226,68 @@ def quality(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def race(table: pd.DataFrame) -> plt.Figure:
+    """The race: per group (a panel), each setting's epochs against the setting picked
+    (recommended, or the leader while undecided), with its interval after every round, and
+    where it left the race (x). Dotted: the noise threshold and the 10% margin."""
+    _setup()
+    runs = race_module.durations_per_round(table)
+    sequential = bool(table["timed"].eq("windows").any()) if "timed" in table else False
+    outcomes = race_module.run_race(runs, anytime=sequential, keep_history=True)
+    fig, axes = _axes(max(1, len(outcomes)), width=6.2, height=4.0, sharey=False)
+    for ax, o in zip(axes, outcomes):
+        ref = race_module.pick(o)
+        rounds = np.arange(1, o.rounds + 1)
+        colors = sns.color_palette(n_colors=len(o.settings))
+        for i in range(len(o.settings)):
+            if i == ref:
+                continue
+            low = np.exp([h[0][i, ref] for h in o.history])
+            high = np.exp([h[1][i, ref] for h in o.history])
+            point = np.full(len(rounds), np.nan)
+            logs = np.log(runs_for(runs, o, i)) - np.log(runs_for(runs, o, ref))
+            for r in range(len(rounds)):
+                seen = logs[: r + 1][~np.isnan(logs[: r + 1])]
+                point[r] = np.exp(np.median(seen)) if len(seen) else np.nan
+            last = o.left_at[i] + 1 if o.left_at[i] is not None else len(rounds)
+            shown = slice(0, last)
+            label = o.words(i)
+            ax.plot(rounds[shown], point[shown], "-", color=colors[i], lw=1.5, label=label)
+            finite = np.isfinite(low) & np.isfinite(high)
+            ax.fill_between(rounds[shown], np.where(finite, low, np.nan)[shown],
+                            np.where(finite, high, np.nan)[shown], color=colors[i], alpha=0.18)
+            if o.left_at[i] is not None:
+                ax.plot(rounds[last - 1], point[last - 1], "x", color=colors[i], ms=9, mew=2)
+        for level, style in ((1.0, "-"), (1 + race_module.THRESHOLD, ":"),
+                             (1 / (1 + race_module.THRESHOLD), ":"),
+                             (1 + race_module.MARGIN, "--")):
+            ax.axhline(level, color="black", lw=0.8, ls=style)
+        ax.set_yscale("log")
+        ax.set_ylim(0.5, 2.5)
+        ax.set_xlabel("round")
+        ax.set_ylabel(f"epoch duration / {o.words(ref)}'s")
+        state = "decided" if o.decided else "undecided"
+        ax.set_title(f"{o.label}\n{state} after {o.rounds} round(s): {o.words(ref)}",
+                     fontsize="medium")
+        ax.legend(fontsize="x-small", loc="upper right")
+    fig.suptitle("The race: each setting against the one picked, interval after every round "
+                 + ("(valid at every round)" if sequential else
+                    "(fixed repeats: the last round's is the claim)"), fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+def runs_for(runs: pd.DataFrame, o, i: int) -> np.ndarray:
+    """Setting ``i``'s epoch durations per round (NaN where it did not run)."""
+    rows = runs[runs["cell"].map(race_module.cell_prefix) == o.cells[i]]
+    out = np.full(o.rounds, np.nan)
+    rounds = sorted(runs["round"].unique())
+    index = {r: k for k, r in enumerate(rounds)}
+    for r, t in zip(rows["round"], rows["duration"]):
+        out[index[r]] = t
+    return out
+
+
 def placeholder(title: str, message: str) -> plt.Figure:
     """A figure that says why there is nothing to draw (e.g. every cell failed)."""
     _setup()
@@ -281,7 +345,7 @@ def published_vs_reproduced(comparison: pd.DataFrame) -> plt.Figure:
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small",
                frameon=False)
     fig.suptitle("Published vs reproduced speed-up" + (
-        " (bars from 1; black: 95% CI of ours)" if comparison["reproduced_ci_low"].notna().any()
+        " (bars from 1; black: our intervals)" if comparison["reproduced_ci_low"].notna().any()
         else " (bars from 1; one run per cell, no intervals)"))
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     return fig

@@ -95,7 +95,8 @@ def compare(published: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     have, among our cells with the seed's values where it has known ones (its workload); one
     row per of our settings (e.g. per torch_threads) when those vary.
 
-    ``agreement``: ``agree`` when our 95% interval lies wholly on the side of 1 where the
+    ``agreement``: ``agree`` when our interval (simultaneous for the run's pairs, so within the
+    run's family of claims) lies wholly on the side of 1 where the
     published speed-up is (faster or slower), ``disagree`` when it lies wholly on the other
     side (or, for a published "no change", wholly outside 1 +- TOLERANCE), ``inconclusive``
     when it straddles 1, and ``no interval`` without one (single runs, too few repeats):

@@ -1,8 +1,13 @@
-"""Numbers in the words of the findings, the front page and the recommendation: one way to
-write a speed-up, a share and a num_workers setting everywhere (single backticks mark code,
-as the findings' Markdown and the report's reStructuredText both show it)."""
+"""The one vocabulary of the findings, the front page, the recommendation and the captions:
+one way to write a speed-up, a ratio of epochs, an interval, a verdict, seconds, a share and a
+num_workers setting everywhere (single backticks mark code, as the findings' Markdown and the
+report's reStructuredText both show it)."""
 
 from __future__ import annotations
+
+import math
+
+from speedlimit.results import stats
 
 
 def times(value: float) -> str:
@@ -18,3 +23,47 @@ def percent(value: float) -> str:
 def workers(n) -> str:
     """A num_workers setting as code: ``num_workers=2`` in backticks."""
     return f"`num_workers={int(n)}`"
+
+
+def seconds(value: float) -> str:
+    """A duration: ``4.21 s``; below a second in ms (``230 ms``), below a ms in µs."""
+    if value >= 1:
+        return f"{value:.3g} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value * 1e6:.3g} µs"
+
+
+def minutes(value: float) -> str:
+    """A longer duration: ``42 s`` or ``3.5 min``."""
+    return f"{value:.0f} s" if value < 90 else f"{value / 60:.1f} min"
+
+
+def interval(low: float, high: float) -> str:
+    """An interval of a ratio: ``interval 1.20-1.45x``, or that there is none yet."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "no interval yet"
+    return f"interval {low:.2f}-{high:.2f}x"
+
+
+# What each verdict of a speed ratio (above 1: faster) says, in words: the one place.
+VERDICTS = {
+    stats.FASTER: "faster by more than noise",
+    stats.SLOWER: "slower by more than noise",
+    stats.SMALL: f"within the {percent(stats.NOISE_THRESHOLD)} noise threshold",
+    stats.NO_CLEAR: "not told apart",
+    stats.TOO_FEW: "too few runs for an interval",
+    stats.SINGLE: "one run: no interval",
+}
+
+
+def verdict(name: str) -> str:
+    return VERDICTS.get(name, name)
+
+
+def speedup(estimate: float, low: float, high: float, verdict_name: str) -> str:
+    """A speed-up with its interval and verdict: ``1.43x (interval 1.25-1.60x: faster by
+    more than noise)``; one run: the value alone, said so."""
+    if verdict_name == stats.SINGLE:
+        return f"{times(estimate)} (one run: no interval)"
+    return f"{times(estimate)} ({interval(low, high)}: {verdict(verdict_name)})"

@@ -1,0 +1,329 @@
+"""Every claim the findings, the front page, the recommendation and the captions make, built
+once, as data: numbers and the decision they support, never words (those are in
+:mod:`speedlimit.results.findings`, from the vocabulary of :mod:`speedlimit.results.words`).
+
+Per *group* (the cells that differ only in their DataLoader settings: one workload, batch
+size, lr, thread count and device), from the race's outcome
+(:mod:`speedlimit.results.race`) and the summary:
+
+* :class:`Costs`: what loading and computing one sample took (measured, no test);
+* :class:`Fastest`: the setting with the shortest epochs, and its speed-up over
+  ``num_workers=0``;
+* :class:`Recommendation`: the smallest num_workers as fast as the fastest, with every claim
+  behind it (its gain over ``num_workers=0``, that it is as fast as each setting still in the
+  race, why each setting before it was passed over) or, undecided, what is still open;
+* :class:`Prediction`: the roofline of :mod:`speedlimit.results.predict`, its speed-ups set
+  against the measured intervals, and the setting the race's own rule picks from it;
+* :class:`Check`: in a race, the epoch predicted from windows against a measured whole epoch.
+
+Every interval behind a claim belongs to one family (:class:`Family`): all pairs of settings
+of the run, simultaneous at ``alpha`` (Bonferroni over the pairs; confidence sequences in a
+race, so every round looked at is covered). A claim read off those intervals is false with a
+chance of at most ``alpha`` for the whole run together; the costs, medians and the prediction
+are measurements and a model, and make no such claim.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from speedlimit import axes
+from speedlimit.results import predict, race, stats
+from speedlimit.results.aggregate import group_costs
+
+
+@dataclass(frozen=True)
+class Family:
+    """The intervals every claim rests on."""
+
+    alpha: float
+    pairs: int
+    sequential: bool  # confidence sequences (a race) or fixed-sample intervals (one look)
+    rounds: int  # the most runs of a cell
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A ratio with its interval (simultaneous, of the run's family) and the verdict read off
+    it. For a *speed-up* ``t_other / t_this`` (above 1: this is faster); for a *time ratio*
+    ``t_this / t_other`` (above 1: this takes longer)."""
+
+    estimate: float
+    low: float
+    high: float
+    verdict: str
+    rounds: int
+
+    @classmethod
+    def speedup(cls, outcome: race.Outcome, this: int, other: int) -> "Ratio":
+        p = outcome.pair(other, this)
+        runs = min(outcome.runs[this], outcome.runs[other])
+        return cls(p.estimate, p.low, p.high, stats.verdict(p.low, p.high, runs), p.rounds)
+
+    @classmethod
+    def time(cls, outcome: race.Outcome, this: int, other: int) -> "Ratio":
+        p = outcome.pair(this, other)
+        runs = min(outcome.runs[this], outcome.runs[other])
+        # (the verdict of the matching speed-up: "slower" when this takes longer)
+        return cls(p.estimate, p.low, p.high, stats.verdict(1 / p.high if p.high else math.inf,
+                                                            1 / p.low if p.low else math.inf,
+                                                            runs), p.rounds)
+
+    @property
+    def has_interval(self) -> bool:
+        return math.isfinite(self.low) and math.isfinite(self.high)
+
+
+@dataclass
+class Costs:
+    load: float  # seconds to load one sample in the main process (median over cells)
+    compute: float  # seconds to compute one, with num_workers=0 (nan: no such cell)
+    cpus: int | None
+    threads: int
+    batch_size: int
+
+    @property
+    def known(self) -> bool:
+        return bool(pd.notna(self.load) and pd.notna(self.compute) and self.cpus)
+
+
+@dataclass
+class Fastest:
+    setting: int
+    median: float  # its median epoch duration
+    speedup: Ratio | None  # over its num_workers=0 setting (None: it is one, or none exists)
+
+
+@dataclass
+class PassedOver:
+    setting: int
+    because: str  # "slower" (than `versus`) or "no gain" (over num_workers=0)
+    versus: int
+    ratio: Ratio  # slower: time ratio against `versus`; no gain: speed-up over it
+
+
+@dataclass
+class Recommendation:
+    setting: int
+    level: str  # "tested" (decided), "undecided", "one run"
+    gain: Ratio | None  # speed-up over its num_workers=0 (None: it is one, or none exists)
+    as_fast: list[tuple[int, Ratio]]  # time ratio against each setting still in the race
+    passed_over: list[PassedOver]  # the settings before it in preference order
+    open: list[tuple[int, int, str, Ratio]]  # undecided: (a, b, what must be shown, ratio)
+    rounds_more: int | None = None
+
+
+@dataclass
+class PredictionCheck:
+    workers: int
+    predicted: float  # predicted speed-up over num_workers=0
+    measured: Ratio
+
+
+@dataclass
+class Prediction:
+    load: float
+    compute: float
+    cpus: int
+    threads: int
+    stop: int  # the smallest num_workers of the grid within the threshold of the best
+    recommends: int  # the setting (num_workers) the race's own rule picks from the model
+    enough: int  # the fewest workers predicted within the threshold of any number of them
+    checks: list[PredictionCheck]
+
+    @property
+    def outside(self) -> list[PredictionCheck]:
+        return [c for c in self.checks
+                if c.measured.has_interval and not c.measured.low <= c.predicted
+                <= c.measured.high]
+
+    @property
+    def checked(self) -> list[PredictionCheck]:
+        return [c for c in self.checks if c.measured.has_interval]
+
+
+@dataclass
+class Check:
+    """A race's prediction of a whole epoch against one measured whole epoch."""
+
+    setting: int
+    predicted: float  # median over the race's runs of the predicted epoch
+    measured: float  # the whole epoch, timed at the end of the race
+
+    @property
+    def error(self) -> float:
+        return self.predicted / self.measured - 1
+
+
+@dataclass
+class GroupClaims:
+    outcome: race.Outcome
+    cells: pd.DataFrame  # the group's summary rows, in the outcome's setting order
+    costs: Costs
+    fastest: Fastest
+    recommendation: Recommendation
+    prediction: Prediction | None
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.outcome.label
+
+    def words(self, i: int) -> str:
+        return self.outcome.words(i)
+
+    @property
+    def workload(self) -> str:
+        return str(self.outcome.conditions.get("workload"))
+
+    @property
+    def batch_size(self) -> int:
+        return int(float(self.outcome.conditions["batch_size"]))
+
+    def resolution(self) -> float | None:
+        """The median half-width (on the log scale, as a factor) of the group's intervals of
+        pairs: about the smallest difference this run could tell apart here."""
+        k = len(self.outcome.settings)
+        halves = [math.sqrt(self.outcome.high[a, b] / self.outcome.low[a, b])
+                  for a in range(k) for b in range(a + 1, k)
+                  if math.isfinite(self.outcome.low[a, b]) and math.isfinite(
+                      self.outcome.high[a, b]) and self.outcome.low[a, b] > 0]
+        return float(np.median(halves)) - 1 if halves else None
+
+
+# --- building them ---------------------------------------------------------------------------
+
+
+def family(outcomes: list[race.Outcome], sequential: bool) -> Family:
+    return Family(stats.ALPHA, race.family_size([o.settings for o in outcomes]), sequential,
+                  max((max(o.runs) for o in outcomes), default=0))
+
+
+def build(summary: pd.DataFrame, outcomes: list[race.Outcome],
+          checks: list[dict] | None = None) -> list[GroupClaims]:
+    """Every group's claims, in the order the groups' cells first ran."""
+    rows = summary[summary["loader"].eq(axes.DATALOADER)]
+    out = []
+    for o in outcomes:
+        node = str(o.conditions.get(axes.NODE))
+        here = rows[rows[axes.NODE].astype(str) == node] if axes.NODE in rows else rows
+        cells = here.set_index("cell", drop=False).reindex(o.cells)
+        costs = Costs(*group_costs(cells), threads=int(float(o.conditions.get("torch_threads")
+                                                           or 1)),
+                      batch_size=int(float(o.conditions["batch_size"])))
+        claims = GroupClaims(o, cells, costs, fastest(o, cells), recommendation(o),
+                             None, check_claims(o, cells, checks or []))
+        claims.prediction = prediction(o, costs)
+        out.append(claims)
+    out.sort(key=lambda g: float(g.cells["first_run"].min()))
+    return out
+
+
+def fastest(o: race.Outcome, cells: pd.DataFrame) -> Fastest:
+    i = o.leader()
+    b = o.base[i]
+    return Fastest(i, float(cells["epoch_duration_median"].iloc[i]),
+                   Ratio.speedup(o, i, b) if b >= 0 and b != i else None)
+
+
+def recommendation(o: race.Outcome) -> Recommendation:
+    """The decided setting with every claim behind it; undecided, the leader so far and
+    what is still open; one run, the fastest as measured."""
+    d = o.decision
+    one_run = max(o.runs) <= 1
+    chosen = race.pick(o)
+    level = "tested" if o.decided else ("one run" if one_run else "undecided")
+    b = o.base[chosen]
+    gain = Ratio.speedup(o, chosen, b) if b >= 0 and b != chosen else None
+    alive = [j for j in range(len(o.settings)) if not d.out[j] and j != chosen]
+    as_fast = [(j, Ratio.time(o, chosen, j)) for j in alive]
+    passed = []
+    for i in range(len(o.settings)):
+        if race.preference(o.settings[i]) >= race.preference(o.settings[chosen]):
+            continue
+        if d.out[i]:
+            j = int(d.slower_than[i])
+            passed.append(PassedOver(i, "slower", j, Ratio.time(o, i, j)))
+        elif d.no_gain[i]:
+            passed.append(PassedOver(i, "no gain", o.base[i], Ratio.speedup(o, i, o.base[i])))
+    open_ = [] if o.decided or one_run else open_questions(o)
+    return Recommendation(chosen, level, gain, as_fast, passed, open_,
+                          None if o.decided or one_run else o.rounds_more)
+
+
+def open_questions(o: race.Outcome) -> list[tuple[int, int, str, Ratio]]:
+    """What keeps an undecided group open: for its first candidate, each setting it is not yet
+    shown as fast as, and its gain over num_workers=0 not yet shown; for each setting before
+    it, neither shown slower nor passed over."""
+    d = o.decision
+    c = o.candidate
+    if c is None:
+        return []
+    out = []
+    fast = math.log1p(race.MARGIN)
+    for j in range(len(o.settings)):
+        if j != c and not d.out[j] and not np.log(o.high[c, j]) <= fast:
+            out.append((c, j, "as fast", Ratio.time(o, c, j)))
+    b = o.base[c]
+    if b >= 0 and b != c and not d.gain[c]:
+        out.append((c, b, "gain", Ratio.speedup(o, c, b)))
+    return out
+
+
+def prediction(o: race.Outcome, costs: Costs) -> Prediction | None:
+    """The model's speed-ups against the measured intervals, and what the race's rule would
+    pick from the model's own epoch times."""
+    if not costs.known:
+        return None
+    workers = [int(s[axes.COMPARED]) for s in o.settings]
+    unique = sorted(set(workers))
+    times = {w: predict.per_sample(costs.load, costs.compute, w, costs.cpus, costs.threads)
+             for w in unique}
+    checks = []
+    for i, w in enumerate(workers):
+        b = o.base[i]
+        if w > 0 and b >= 0 and not _other_settings_vary(o, i):
+            checks.append(PredictionCheck(w, times[0] / times[w] if 0 in times else math.nan,
+                                          Ratio.speedup(o, i, b)))
+    return Prediction(costs.load, costs.compute, costs.cpus, costs.threads,
+                      predict.stops_helping(costs.load, costs.compute, unique, costs.cpus,
+                                            costs.threads),
+                      model_pick(times), predict.enough_workers(costs.load, costs.compute,
+                                                                costs.cpus, costs.threads),
+                      checks)
+
+
+def _other_settings_vary(o: race.Outcome, i: int) -> bool:
+    """Whether setting ``i`` differs from torch's defaults in something the model ignores."""
+    return any(axes.as_text(o.settings[i].get(a)) != axes.as_text(v)
+               for a, v in race.DEFAULTS.items())
+
+
+def model_pick(times: dict[int, float]) -> int:
+    """The num_workers the race's rule picks when the epoch times are known exactly (the
+    model's): the fewest workers not slower than the best by more than the threshold's
+    noise... read off degenerate intervals (low = high = the model's log ratio)."""
+    workers = sorted(times)
+    logs = np.log([times[w] for w in workers])
+    ratio = logs[:, None] - logs[None, :]
+    base = [0 if 0 in times else -1] * len(workers)
+    decision = race.decide(ratio, ratio, np.array(base), race.Design(pairs=1))
+    return workers[int(decision.candidate)]
+
+
+def check_claims(o: race.Outcome, cells: pd.DataFrame, records: list[dict]) -> list[Check]:
+    """The race's predicted epochs of this group's checked cells against their whole epochs."""
+    out = []
+    for record in records:
+        if record.get("status") != "ok" or not record.get("epochs"):
+            continue
+        prefix = race.cell_prefix(record["cell"])
+        if prefix in o.cells:
+            i = o.cells.index(prefix)
+            measured = float(np.mean([e["epoch_duration"] for e in record["epochs"]]))
+            out.append(Check(i, float(cells["epoch_duration_median"].iloc[i]), measured))
+    return out

@@ -9,10 +9,13 @@ Reports, for a synthetic grid (default: the seed's 18 cells on 60,000 images):
 (c) the seconds of overhead per cell, split by each cell's timeline: between cells
     (Snakemake starting the job, Python start, the script preamble, connecting to the warm
     server), before the clock (fork or import, loading the data set), after the clock
-    (writing the JSON), plus the one-off start of the warm server.
+    (writing the JSON), plus the one-off start of the warm server;
+(d) with --repeats auto (a race): the cost of a round boundary, from the last run of a round
+    to the first of the next (the round's checkpoint and Snakemake updating its DAG).
 
 Timings on shared machines are noisy: the figures are medians and ratios from one run.
-Usage: python benchmarks/pipeline.py [--train-size N] [--grid YAML] [--cold] [--keep DIR]
+Usage: python benchmarks/pipeline.py [--train-size N] [--grid YAML] [--repeats N|auto]
+                                     [--budget 10m] [--cold] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -52,8 +55,18 @@ def measure(workdir: Path, overlay: dict, env: dict) -> dict:
     data_wall = snakemake(workdir, "--until", "make_synthetic", env=env)
     wall = snakemake(workdir, env=env)
     noop = snakemake(workdir, env=env)
-    records = [json.loads(p.read_text()) for p in (workdir / "results" / "runs").rglob("*.json")]
+    records = [json.loads(p.read_text()) for folder in ("runs", "check")
+               for p in (workdir / "results" / folder).rglob("*.json")]
     records.sort(key=lambda r: r["timeline"]["lock_acquired"])
+    boundaries = []  # a race: from a round's last run to the next round's first
+    rounds = {}
+    for rec in records:
+        if "predicted" in rec or rec.get("timing", {}).get("mode") == "windows":
+            rounds.setdefault(rec["params"]["repeat"], []).append(rec["timeline"])
+    for r in sorted(rounds)[1:]:
+        if r - 1 in rounds:
+            boundaries.append(min(t["process_started"] for t in rounds[r])
+                              - max(t["written"] for t in rounds[r - 1]))
     timed = sum(r["run_duration"] for r in records)
     before, after, between = [], [], []
     for prev, rec in zip([None] + records, records):
@@ -78,6 +91,9 @@ def measure(workdir: Path, overlay: dict, env: dict) -> dict:
         "median_setup_s": statistics.median(r["setup"] for r in records),
         "after_last_cell_s": wall - (records[-1]["timeline"]["written"]
                                      - records[0]["timeline"]["lock_acquired"]),
+        "rounds": len(rounds),
+        "median_round_boundary_s": statistics.median(boundaries) if boundaries else None,
+        "max_round_boundary_s": max(boundaries) if boundaries else None,
     }
 
 
@@ -86,6 +102,9 @@ def main(argv=None) -> None:
     parser.add_argument("--train-size", type=int, default=60000)
     parser.add_argument("--grid", type=yaml.safe_load, default={},
                         help='grid overrides as YAML, e.g. "{num_workers: [0, 1]}"')
+    parser.add_argument("--repeats", default="1",
+                        help="train.repeats: 1 (the seed's one run per cell, default) or auto")
+    parser.add_argument("--budget", default="10m", help="train.budget of a race")
     parser.add_argument("--cold", action="store_true",
                         help="also measure with train.warm_start: false, for comparison")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
@@ -107,7 +126,9 @@ def main(argv=None) -> None:
         overlay = {"grid": args.grid,
                    "data": {"source": "synthetic", "root": str(base / "data"),
                             "synthetic": {"train_size": args.train_size}},
-                   "train": {"warm_start": warm}}
+                   "train": {"warm_start": warm,
+                             "repeats": args.repeats if args.repeats == "auto"
+                             else int(args.repeats), "budget": args.budget}}
         results[name] = measure(workdir, overlay, env)
         r = results[name]
         print(f"[{name} start] {r['cells']} cells, {args.train_size} images")
@@ -123,6 +144,10 @@ def main(argv=None) -> None:
               f"(includes the warm server's start); aggregate + plots after the last cell "
               f"{r['after_last_cell_s']:.1f} s; data generation (not in wall) "
               f"{r['data_generation_s']:.1f} s")
+        if r["median_round_boundary_s"] is not None:
+            print(f"  (d) a race of {r['rounds']} rounds: round boundary (checkpoint and DAG "
+                  f"update) median {r['median_round_boundary_s']:.2f} s, at most "
+                  f"{r['max_round_boundary_s']:.2f} s")
         sys.stdout.flush()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -57,6 +57,18 @@ def test_a_busy_machine_is_flagged_by_the_cpu_the_rest_of_it_used():
     assert flags(rng, 1.0, 0.05, share=0.05) <= noise.SHIFT_ALPHA + tolerance(0.01)
 
 
+def test_the_shift_test_is_scipys_exact_mann_whitney():
+    """Counted in pure Python (no scipy import in the cell's process), checked against scipy."""
+    import scipy.stats
+
+    rng = np.random.default_rng(5)
+    for n1, n2 in [(9, 9), (3, 5), (9, 4)]:
+        for shift in (0.0, 0.3, 1.0):
+            a, b = rng.normal(0, 1, n1), rng.normal(shift, 1, n2)
+            expected = scipy.stats.mannwhitneyu(a, b, method="exact").pvalue
+            assert noise.shift_p(list(a), list(b)) == pytest.approx(expected)
+
+
 def cell(**kw) -> Cell:
     base = dict(loader="dataloader", batch_size=100, lr=0.01, torch_threads=1, device="cpu",
                 num_workers=0, pin_memory=False, persistent_workers=False, prefetch_factor=None,

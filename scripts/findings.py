@@ -13,12 +13,9 @@ from speedlimit.results import frontpage, htmltable, published
 
 COMPARISON_CAPTION = (
     "Speed-up over num_workers=0 per (batch_size, num_workers): the published one "
-    "(deeplizard 2019) beside ours. agreement: agree when our interval (simultaneous for the "
-    "run's pairs at 95%) lies on the "
-    "published value's side of 1, disagree when on the other side, inconclusive when it "
-    "straddles 1, no interval with one run per cell or too few repeats (then nothing is "
-    "claimed); published_in_interval: the published value lies inside our interval. The "
-    "published table records neither its hardware nor its thread settings.")
+    f"(deeplizard 2019) beside ours. agreement: {published.AGREEMENT}; published_in_interval: "
+    "the published value lies inside our interval. The published table records neither its "
+    "hardware nor its thread settings.")
 
 
 def main(summary_csv, table_csv, run_files, published_csv, config, revision, outputs,

@@ -331,7 +331,8 @@ def test_equal_quality_is_said_and_a_differing_cell_named(tmp_path):
     assert "(3 runs checked)" in same
     odd = " ".join(findings.quality_sentences(quality_table(tmp_path / "b", 0.7)))
     assert "1 of 3 runs reached a different training loss" in odd
-    assert "run 2 (`dataloader/batch_size~100/num_workers~2/" in odd and "0.700000" in odd
+    assert "batch_size 100 with `num_workers=2` (run 2, loss 0.700000)" in odd
+    assert "dataloader/" not in odd  # cells named by their settings, not their paths
     race_runs = quality_table(tmp_path / "c").assign(timed="windows")
     assert findings.quality_sentences(race_runs)[0].startswith(
         "A race's runs train on part of an epoch")

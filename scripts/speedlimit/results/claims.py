@@ -168,6 +168,7 @@ class GroupClaims:
     recommendation: Recommendation
     prediction: Prediction | None
     checks: list[Check] = field(default_factory=list)
+    family: Family | None = None  # the intervals every claim here is read off
 
     @property
     def label(self) -> str:
@@ -204,9 +205,11 @@ def family(outcomes: list[race.Outcome], sequential: bool) -> Family:
 
 
 def build(summary: pd.DataFrame, outcomes: list[race.Outcome],
-          checks: list[dict] | None = None) -> list[GroupClaims]:
-    """Every group's claims, in the order the groups' cells first ran."""
+          checks: list[dict] | None = None, sequential: bool = False) -> list[GroupClaims]:
+    """Every group's claims, in the order the groups' cells first ran; ``sequential``: the
+    intervals are a race's confidence sequences (else fixed-sample ones)."""
     rows = summary[summary["loader"].eq(axes.DATALOADER)]
+    fam = family(outcomes, sequential)
     out = []
     for o in outcomes:
         node = str(o.conditions.get(axes.NODE))
@@ -216,7 +219,7 @@ def build(summary: pd.DataFrame, outcomes: list[race.Outcome],
                                                            or 1)),
                       batch_size=int(float(o.conditions["batch_size"])))
         claims = GroupClaims(o, cells, costs, fastest(o, cells), recommendation(o),
-                             None, check_claims(o, cells, checks or []))
+                             None, check_claims(o, cells, checks or []), fam)
         claims.prediction = prediction(o, costs)
         out.append(claims)
     out.sort(key=lambda g: float(g.cells["first_run"].min()))

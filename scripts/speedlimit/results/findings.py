@@ -534,8 +534,9 @@ def quality_sentences(table: pd.DataFrame) -> list[str]:
                 f"{_join(same)} trained on the same batches in the same order and reached the "
                 f"same training loss (to {QUALITY_RTOL:g} relative), whatever {_join(other)} "
                 f"they used ({len(ok)} runs checked)."]
-    runs = _join([f"run {int(r.run)} (`{r.cell}`, loss {r.loss:.6f})"
-                  for r in off.head(10).itertuples()])
+    vary = axes.varying(ok)
+    runs = _join([f"{_setting_text(r, vary)} (run {int(r['run'])}, loss {r['loss']:.6f})"
+                  for _, r in off.head(10).iterrows()])
     more = f" and {len(off) - 10} more" if len(off) > 10 else ""
     return [f"{len(off)} of {len(ok)} runs reached a different training loss than cells that "
             f"trained on the same batches: {runs}{more}. On the CPU they should match exactly; "

@@ -134,8 +134,8 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
         if len(runs):
             sequential = bool(table["timed"].eq("windows").any())
             outcomes = race.run_race(runs, anytime=sequential)
-            fam = claims_module.family(outcomes, sequential)
-            groups = claims_module.build(summary, outcomes, checks)
+            groups = claims_module.build(summary, outcomes, checks, sequential)
+            fam = groups[0].family if groups else claims_module.family(outcomes, sequential)
     found = findings_module.compute(summary, groups, fam, race_state, comparison, context,
                                     table, grid_skipped)
     run = Section("What was run", what_was_run(summary, config))

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -264,6 +265,9 @@ def race(table: pd.DataFrame) -> plt.Figure:
             ax.axhline(level, color="black", lw=0.8, ls=style)
         ax.set_yscale("log")
         ax.set_ylim(0.5, 2.5)
+        ticks = [0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 2.5]
+        ax.set_yticks(ticks, [f"{t:g}x" for t in ticks])
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("round")
         ax.set_ylabel(f"epoch duration / {o.words(ref)}'s")
         state = "decided" if o.decided else "undecided"

@@ -26,6 +26,11 @@ TOLERANCE = 0.05
 UNKNOWNS = ("its hardware (CPU model, cores), torch's intra-op thread count, the torch and "
             "torchvision versions, and its run-to-run noise (one run per cell)")
 AGREE, DISAGREE, INCONCLUSIVE, NO_INTERVAL = "agree", "disagree", "inconclusive", "no interval"
+# What `agreement` means: the one definition (the comparison table's caption and the findings).
+AGREEMENT = ("agree when our interval (simultaneous for the run's pairs at 95%) lies wholly on "
+             "the published value's side of 1, disagree when on the other side, inconclusive "
+             "when it straddles 1, no interval with one run per cell or too few runs (then "
+             "nothing is claimed)")
 # Our settings besides the seed's axes (which are matched with the published cells); where
 # they vary, each combination gets its own comparison rows.
 SETTING_AXES = [a for a in (*axes.SETTINGS, axes.NODE) if a not in axes.SEED]

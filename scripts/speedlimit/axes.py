@@ -138,5 +138,9 @@ def as_text(value) -> str:
 
 
 def varying(frame, candidates=SETTINGS + (NODE,)) -> list[str]:
-    """The axes among ``candidates`` (columns of ``frame``) that take more than one value."""
-    return [a for a in candidates if a in frame and frame[a].map(as_text).nunique() > 1]
+    """The axes among ``candidates`` (columns of ``frame``) that take more than one value among
+    cells of one loader kind (a loader-free cell has no ``pin_memory``: that is not a setting
+    that varies)."""
+    parts = [p for _, p in frame.groupby("loader")] if "loader" in frame else [frame]
+    return [a for a in candidates if a in frame
+            and any(p[a].map(as_text).nunique() > 1 for p in parts)]

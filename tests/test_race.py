@@ -152,6 +152,14 @@ def test_the_round_file_names_the_next_runs_in_a_seeded_order_until_the_race_sto
     assert spent["stopped"] == "budget" and spent["next"] is None
     assert spent["spent_seconds"] == pytest.approx(3 * 2.9)
     assert spent["check"]  # the whole epochs that check the prediction
+    # A round interrupted after its first run and finished an hour later: the hour is not the
+    # race's time.
+    paused = runs.copy()
+    later = paused["round"].eq(2) & (paused["started"] > paused.loc[paused["round"].eq(2),
+                                                                    "started"].min())
+    paused.loc[later, ["started", "ended"]] += 3600.0
+    resumed = race.round_file(outcomes, paused, 2, 0, max_repeats=40, budget=8.0)
+    assert resumed["spent_seconds"] == pytest.approx(3 * 2.9 - 0.1)  # less the gap it spans
     decided = race.run_race(clear_race(12))
     done = race.round_file(decided, clear_race(12), 11, 0, max_repeats=40, budget=None)
     assert done["stopped"] == "decided" and done["groups"][0]["decided"]

@@ -440,12 +440,24 @@ def rounds_more(group: Group, decision: Decision, design: Design, cap: int = 100
         d = group.pair_values(b, c)
         m = float(np.nanmedian(d)) if np.isfinite(d).any() else 0.0
         blocking.append((b, c, abs(m - slow)))
+    # A pair with few rounds borrows the spread of all the group's pairs (one from 2 or 3
+    # values is noise); none at all: 5%.
+    residuals = []
+    for i in range(group.k):
+        for j in range(i + 1, group.k):
+            d = group.pair_values(i, j)
+            d = d[~np.isnan(d)]
+            if len(d) >= 2:
+                residuals.append(d - np.median(d))
+    residuals = np.concatenate(residuals) if residuals else np.array([])
+    # (x1.2: residuals about each pair's own median of a few rounds understate its spread)
+    pooled = stats.spread(residuals) * 1.2 if len(residuals) >= 5 else float("nan")
     more = 0
     for a, bb, distance in blocking:
         d = group.pair_values(a, bb)
         d = d[~np.isnan(d)]
         n = len(d)
-        spread = stats.spread(d) if n >= 2 else float("nan")
+        spread = stats.spread(d) if n >= 5 else pooled
         if not np.isfinite(spread) or spread <= 0:
             spread = 0.05
         need = n
@@ -486,17 +498,34 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+# A pause between two runs of a round longer than this is not the race's time: the run was
+# stopped (interrupted, killed) and invoked again later.
+PAUSE_SECONDS = 60.0
+
+
+def _busy_seconds(round_runs: pd.DataFrame) -> float:
+    """A round's own wall time: from its first run's start to its last run's end, less every
+    pause of more than PAUSE_SECONDS between one run's end and the next run's start."""
+    total, start, end = 0.0, None, None
+    for s, e in sorted(zip(round_runs["started"], round_runs["ended"])):
+        if start is None or s - end > PAUSE_SECONDS:
+            total += (end - start) if start is not None else 0.0
+            start, end = s, e
+        else:
+            end = max(end, e)
+    return total + (end - start if start is not None else 0.0)
+
+
 def spent_seconds(runs: pd.DataFrame) -> tuple[float, float]:
-    """(seconds the race's rounds took, wall time per run in its last round): each round from
-    its first job's start to its last run's end, so time between invocations never counts."""
+    """(seconds the race's rounds took, wall time per run in its last round): each round's own
+    wall time (_busy_seconds), so time between invocations never counts, even inside a round
+    that an interruption split in two."""
     timed = runs.dropna(subset=["started", "ended"])
     if timed.empty:
         return 0.0, 0.0
-    spans = timed.groupby("round").agg(start=("started", "min"), end=("ended", "max"),
-                                       runs=("cell", "size"))
-    spans["span"] = spans["end"] - spans["start"]
-    last = spans.iloc[-1]
-    return float(spans["span"].sum()), float(last["span"] / max(1, last["runs"]))
+    spans = {r: (_busy_seconds(part), len(part)) for r, part in timed.groupby("round")}
+    last_span, last_runs = spans[max(spans)]
+    return float(sum(s for s, _ in spans.values())), float(last_span / max(1, last_runs))
 
 
 def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: int,

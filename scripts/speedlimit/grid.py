@@ -119,11 +119,23 @@ def expand(grid: dict, repeats: int = 1) -> tuple[list[Cell], list[tuple[Cell, s
 
 
 def round_order(paths, seed: int, round_: int) -> list[str]:
-    """The order in which one round runs its cells: a random permutation drawn from the seed
-    and the round, so that no cell always follows the same one (carry-over from a neighbour
-    is not confounded with the cell). The same paths, seed and round give the same order."""
-    order = sorted(paths)
-    random.Random(f"speedlimit-round-{seed}-{round_}").shuffle(order)
+    """The order in which one round runs its cells, drawn from the seed and the round: the
+    groups (cells that differ only in their DataLoader settings) in a random order, each
+    group's cells back to back in a random order. So no cell always follows the same one
+    (carry-over from a neighbour is not confounded with the cell), and the runs a comparison
+    pairs ran within seconds of each other, not minutes. The same paths, seed and round give
+    the same order."""
+    rng = random.Random(f"speedlimit-round-{seed}-{round_}")
+    groups: dict[tuple, list[str]] = {}
+    for path in sorted(paths):
+        cell = parse_path(path)
+        groups.setdefault(tuple(getattr(cell, a) for a in axes.CONDITIONS), []).append(path)
+    keys = sorted(groups, key=repr)
+    rng.shuffle(keys)
+    order = []
+    for key in keys:
+        rng.shuffle(groups[key])
+        order.extend(groups[key])
     return order
 
 

@@ -142,6 +142,7 @@ def test_an_undecided_group_says_what_is_open(tmp_path):
     text = " ".join(findings.group_sentences(group))
     assert text.startswith("Undecided after 4 round(s); the leader so far: `DataLoader(")
     assert "Still open: whether `num_workers=" in text and "more round(s) would settle it" in text
+    assert text.count("at most 1.10x as long") <= 1  # the rule said once
     decided, _ = make(tmp_path / "d", {0: 10.0, 1: 5.0, 2: 5.0}, repeats=10)
     assert "Still open" not in " ".join(findings.group_sentences(decided))
 
@@ -153,15 +154,15 @@ def test_the_prediction_holds_or_fails_by_the_intervals(tmp_path):
     assert ("so workers stop helping at `num_workers=1` (within 2% of the best the grid "
             "allows), and the race's own rule applied to these predicted epochs picks "
             "`num_workers=1`.") in text
-    assert "The prediction holds here: each of its 2 speed-up(s)" in text
-    assert "fails" not in text
+    assert "Nothing measured contradicts the prediction: each of its 2 speed-up(s)" in text
+    assert "The measurement contradicts" not in text
     fails, _ = make(tmp_path / "f", {0: 10.0, 1: 8.0, 2: 6.0}, repeats=10, load=1e-4,
                     compute=1e-4, cpus=2)
     text = " ".join(findings.prediction_sentences(fails))
-    assert "The prediction fails here: 2 of its 2 speed-up(s)" in text
+    assert "The measurement contradicts the prediction: 2 of its 2 speed-up(s)" in text
     assert "Furthest off: `num_workers=1`, where computing one sample took 110 µs with the " \
            "workers beside it, against 100 µs alone" in text
-    assert "holds" not in text
+    assert "Nothing measured contradicts" not in text
 
 
 def test_the_cost_sentence(tmp_path):
@@ -269,6 +270,8 @@ def test_front_page_rst_renders_cleanly_and_says_everything(run10):
                    "num_workers 0, 1, 2, 4"):
         assert needle in body, needle
     assert body.index("The answer") < body.index("What was run") < body.index("Hardware")
+    md_titles = [line for line in doc.markdown().splitlines() if line.startswith("## ")]
+    assert md_titles[:2] == ["## The answer", "## How sure"]
     assert "``snakemake --cores all --configfile reproduce.yaml``" in rst
     md = doc.markdown()
     assert md.startswith("# speedlimit: findings\n\n## The answer")

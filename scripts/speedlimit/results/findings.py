@@ -135,15 +135,19 @@ def open_sentence(g: claims_module.GroupClaims) -> list[str]:
     rec = g.recommendation
     if rec.level != "undecided":
         return []
+    fast = [(a, b, r) for a, b, what, r in rec.open if what == "as fast"]
+    gain = [(a, b, r) for a, b, what, r in rec.open if what == "gain"]
     parts = []
-    for a, b, what, r in rec.open:
-        if what == "as fast":
-            parts.append(f"whether {_s(g, a)} is as fast as {_s(g, b)} ({time_ratio(r)}: the "
-                         f"interval must end below {1 + race.MARGIN:.2f}x, or start above "
-                         f"{1 + stats.NOISE_THRESHOLD:.2f}x to pass it over)")
-        else:
-            parts.append(f"whether {_s(g, a)} gains over `num_workers=0` "
-                         f"({speedup_words(r.estimate, r.low, r.high, r.verdict)})")
+    if fast:
+        a = fast[0][0]
+        parts.append(f"whether {_s(g, a)} is as fast as (epochs at most "
+                     f"{1 + race.MARGIN:.2f}x as long) or slower than (more than "
+                     f"{1 + stats.NOISE_THRESHOLD:.2f}x) each of "
+                     + _join([f"{_s(g, b)} ({_x(r.estimate)}, {interval(r.low, r.high)})"
+                              for _, b, r in fast]))
+    for a, _, r in gain:
+        parts.append(f"whether {_s(g, a)} gains over `num_workers=0` "
+                     f"({speedup_words(r.estimate, r.low, r.high, r.verdict)})")
     more = (f"; about {rec.rounds_more} more round(s) would settle it at the spread seen so far"
             if rec.rounds_more else "")
     return [f"Still open: {_join(parts) if parts else 'no setting qualifies yet'}{more}."]
@@ -202,12 +206,13 @@ def prediction_sentences(g: claims_module.GroupClaims) -> list[str]:
                      f"measured ({interval(c.measured.low, c.measured.high)})"
                      for c in p.checks)
     if not outside:
-        out.append(f"The prediction holds here: each of its {len(checked)} speed-up(s) over "
-                   f"`num_workers=0` lies inside the measured interval ({rows}).")
-    else:
-        out.append(f"The prediction fails here: {len(outside)} of its {len(checked)} "
-                   f"speed-up(s) over `num_workers=0` lie outside the measured interval "
+        out.append(f"Nothing measured contradicts the prediction: each of its {len(checked)} "
+                   f"speed-up(s) over `num_workers=0` lies inside the measured interval "
                    f"({rows}).")
+    else:
+        out.append(f"The measurement contradicts the prediction: {len(outside)} of its "
+                   f"{len(checked)} speed-up(s) over `num_workers=0` lie outside the measured "
+                   f"interval ({rows}).")
         worst = max(outside, key=lambda c: abs(c.predicted / c.measured.estimate - 1))
         i = next(k for k, s in enumerate(g.outcome.settings)
                  if int(s[axes.COMPARED]) == worst.workers)

@@ -142,7 +142,7 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
     machine = Section("Hardware", findings_module.hardware(environments))
     how = Section("How to reproduce", reproduce(revision))
     by_title = {section.title: section for section in found}
-    sections = [found[0], run, machine, *found[1:], how]
+    sections = [*found, run, machine, how]  # the answer and how sure first, the rest after
     more = Section("More", ["Per workload and batch size, every claim behind its answer "
                             "(passed-over settings and why, as fast as which, the intervals), "
                             "the costs and the prediction; the machine's noise; published vs "

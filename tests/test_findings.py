@@ -379,6 +379,11 @@ def test_the_machines_noise_is_stated(tmp_path):
     assert "took a median 21 ms" in text
     assert "1 of 10 runs were flagged `disturbed`" in text
     assert "Repeats were interleaved" in text
+    assert "each round in the same order (every cell after the same neighbour)" in text
+    shuffled = table.assign(order=table["order"] + (table["repeat"] % 2)
+                            * table["num_workers"].map({0: 1, 2: -1}))
+    text = " ".join(findings.machine_noise_sentences(shuffled, summary))
+    assert "Repeats were interleaved" in text and "the rounds in different orders" in text
     assert "the rest of the machine (everything but the cell's own processes) used a median " \
            "6% of one CPU" in text
     # Repeats run cell by cell instead: said, not hidden.

@@ -353,6 +353,16 @@ def compute(summary: pd.DataFrame, groups: list[claims_module.GroupClaims],
     return sections
 
 
+def _round_orders(order: pd.DataFrame) -> str:
+    """Whether the rounds ran their cells in one order or in different orders, as measured."""
+    cell = order["cell"].str.replace(r"/repeat~\d+$", "", regex=True)
+    sequences = {tuple(c for c in cell[part.sort_values("order").index])
+                 for _, part in order.groupby("repeat")}
+    if len(sequences) == 1:
+        return "each round in the same order (every cell after the same neighbour)"
+    return "the rounds in different orders"
+
+
 def machine_noise_sentences(table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     """How noisy the machine was during this run: the reference kernel, the order the runs
     ran in, the spread of one cell's runs, the runs flagged disturbed and why, and the CPU
@@ -374,9 +384,9 @@ def machine_noise_sentences(table: pd.DataFrame, summary: pd.DataFrame) -> list[
         spans = order.groupby("repeat")["order"].agg(["min", "max"]).sort_index()
         apart = (spans["max"].iloc[:-1].to_numpy() < spans["min"].iloc[1:].to_numpy()).all()
         out.append("Repeats were interleaved: every cell's repeat 0 ran before any cell's "
-                   "repeat 1, and so on, each round in a random order (the table's `order`), "
-                   "so a slow drift of the machine is spread over all cells rather than read "
-                   "as a difference between them."
+                   f"repeat 1, and so on, {_round_orders(order)} (the table's `order`), so a "
+                   "slow drift of the machine is spread over all cells rather than read as a "
+                   "difference between them."
                    if apart else
                    "Repeats were not fully interleaved (the table's `order`): some cell's "
                    "later repeat ran before another cell's earlier one, so a slow drift of "

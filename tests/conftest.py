@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,21 @@ TINY = {
     "data": {"source": "synthetic", "synthetic": {"train_size": 2000, "test_size": 200}},
     "train": {"repeats": 1},
 }
+
+
+def planned(project, *args) -> dict[str, int]:
+    """Jobs `snakemake -n` would run, per rule."""
+    out = project.run("-n", *args).stdout
+    if "Nothing to be done" in out:
+        return {}
+    stats = out.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+
+
+def mtimes(project) -> dict[str, int]:
+    """Each run file's modification time (ns), by its path under results/runs."""
+    base = project.path / "results" / "runs"
+    return {str(p.relative_to(base)): p.stat().st_mtime_ns for p in base.rglob("*.json")}
 
 
 class Project:

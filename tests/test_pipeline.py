@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import pandas as pd
 import pytest
 
-from conftest import TINY
+from conftest import TINY, mtimes, planned
 
 pytestmark = pytest.mark.e2e
-
-
-def planned(project, *args) -> dict[str, int]:
-    """Jobs `snakemake -n` would run, per rule."""
-    out = project.run("-n", *args).stdout
-    if "Nothing to be done" in out:
-        return {}
-    stats = out.split("Job stats:")[1].split("total")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
-
-
-def mtimes(project) -> dict[str, int]:
-    base = project.path / "results" / "runs"
-    return {str(p.relative_to(base)): p.stat().st_mtime_ns for p in base.rglob("*.json")}
 
 
 def intervals(runs: dict) -> list[tuple[dt.datetime, dt.datetime]]:

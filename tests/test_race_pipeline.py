@@ -7,11 +7,11 @@ on its own while the old one's runs are reused."""
 from __future__ import annotations
 
 import json
-import re
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import mtimes, planned
 
 pytestmark = pytest.mark.e2e
 
@@ -29,19 +29,6 @@ def rounds(project) -> list[dict]:
     folder = project.path / "results" / "race"
     files = sorted(folder.glob("round~*.json"), key=lambda p: int(p.stem.split("~")[1]))
     return [json.loads(p.read_text()) for p in files]
-
-
-def planned(project, *args) -> dict[str, int]:
-    out = project.run("-n", *args).stdout
-    if "Nothing to be done" in out:
-        return {}
-    stats = out.split("Job stats:")[1].split("total")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
-
-
-def mtimes(project) -> dict[str, int]:
-    base = project.path / "results" / "runs"
-    return {str(p.relative_to(base)): p.stat().st_mtime_ns for p in base.rglob("*.json")}
 
 
 def test_a_race_runs_in_rounds_stops_checks_and_reruns_only_what_is_new(project):

@@ -20,8 +20,7 @@ from speedlimit.grid import Cell
 from speedlimit.run import costs, train, workloads
 from speedlimit.run.workloads import augment, build
 
-from conftest import TINY
-from test_pipeline import mtimes, planned
+from conftest import TINY, mtimes, planned
 
 CUSTOM = "examples.compressed:make"
 

@@ -110,16 +110,19 @@ def acceptable(decision, truth, design: race.Design) -> np.ndarray:
     return decision.decided & within
 
 
+def _truth(scenario: Scenario) -> tuple[int, np.ndarray, np.ndarray]:
+    """(settings, each one's log epoch duration, truth[i, j] = log(t_i / t_j))."""
+    mu = np.log(1 / np.asarray(scenario.speedups, float))
+    return len(mu), mu, mu[:, None] - mu[None, :]
+
+
 def simulate(scenario: Scenario, runs: int = 1000, groups: int = 3, rounds: int = 40,
              seed: int = 0, anytime: bool = True, corrected: bool = True) -> Result:
     """``runs`` simulated pipeline runs of ``groups`` groups each. ``anytime=False`` is a
     negative control: fixed-sample intervals looked at after every round, as ordinary tests
     would be; ``corrected=False`` another: no correction for the run's many pairs."""
     rng = np.random.default_rng(seed)
-    times = 1 / np.asarray(scenario.speedups, float)
-    k = len(times)
-    mu = np.log(times)
-    truth = mu[:, None] - mu[None, :]
+    k, mu, truth = _truth(scenario)
     base = [0] * k
     design = race.Design(pairs=groups * k * (k - 1) // 2 if corrected else 1,
                          anytime=anytime)
@@ -160,10 +163,7 @@ def fixed(scenario: Scenario, n: int, runs: int = 1000, groups: int = 3,
     the share of runs with a false claim). ``pairs``: the family's size, when the run has more
     groups than are simulated."""
     rng = np.random.default_rng(seed)
-    times = 1 / np.asarray(scenario.speedups, float)
-    k = len(times)
-    mu = np.log(times)
-    truth = mu[:, None] - mu[None, :]
+    k, mu, truth = _truth(scenario)
     design = race.Design(pairs=pairs or groups * k * (k - 1) // 2, anytime=False)
     group = race.Group(k, [0] * k, design, batch=(runs, groups))
     for r in range(n):

@@ -21,7 +21,7 @@ from speedlimit.results import published as published_module
 from speedlimit.results import race, stats
 from speedlimit.results.aggregate import QUALITY_RTOL
 from speedlimit.results.words import interval, minutes, percent as _pct, seconds
-from speedlimit.results.words import speedup as speedup_words, times as _x, verdict
+from speedlimit.results.words import speedup as speedup_words, times as _x
 from speedlimit.results.words import workers as _workers
 
 

@@ -18,12 +18,8 @@ ROOT = project_files.ROOT
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 # A grid small enough for seconds: 2 x 2 DataLoader cells + 2 loader-free cells, 2000 images,
-# one whole epoch per cell (the seed's reproduction).
-TINY = {
-    "grid": {"num_workers": [0, 2], "batch_size": [100, 500], "loader": ["dataloader", "tensor"]},
-    "data": {"source": "synthetic", "synthetic": {"train_size": 2000, "test_size": 200}},
-    "train": {"repeats": 1},
-}
+# one whole epoch per cell (the seed's reproduction): the project's .test/ configuration.
+TINY = yaml.safe_load((ROOT / ".test" / "config" / "config.yaml").read_text())
 
 
 def planned(project, *args) -> dict[str, int]:

@@ -4,6 +4,7 @@ benchmark run the real snakemake in such copies)."""
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.machinery
 import shutil
@@ -65,14 +66,22 @@ def _imported(path: Path, package: str | None = None) -> list[str]:
 
 
 def _imports(path: Path) -> set[Path]:
-    """Files of the speedlimit modules one file imports, anywhere in it (lazy imports too)."""
+    """Files of the speedlimit modules one file imports, anywhere in it (lazy imports too).
+    Parsed once per version of the file: the workflow digests each rule's script, and most of
+    them import the same modules."""
+    stat = path.stat()
+    return set(_imports_of(path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=1024)
+def _imports_of(path: Path, mtime_ns: int, size: int) -> frozenset[Path]:
     found = set()
     for name in _imported(path):
         if name.split(".")[0] == "speedlimit":
             file = _module_file(name)
             if file is not None:
                 found.add(file)
-    return found
+    return frozenset(found)
 
 
 def modules_used_by(path: str | Path) -> list[str]:

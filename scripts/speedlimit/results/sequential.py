@@ -45,7 +45,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import special, stats as scipy_stats
+# scipy.special, not scipy.stats: the workflow imports this module while it builds the DAG
+# (the repeats warning), and scipy.stats takes a second longer to import.
+from scipy import special
 
 RHO = 0.1  # the mean's mixture: alternatives ~ N(0, spread^2 / RHO): wide, as clear
 # differences decide early (fewest rounds for them; a few percent wider from round 20 on)
@@ -59,7 +61,7 @@ def t_factor(n, alpha: float, rho: float | None = None, anytime: bool = True):
     rho = RHO if rho is None else rho
     with np.errstate(divide="ignore", invalid="ignore"):
         if not anytime:  # t interval: mean +- t(n-1) * s_(n-1) / sqrt(n) = t * s / sqrt(n-1)
-            t = scipy_stats.t.ppf(1 - alpha / 2, np.maximum(n - 1, 1))
+            t = special.stdtrit(np.maximum(n - 1, 1), 1 - alpha / 2)  # Student's t quantile
             return np.where(n >= 2, t / np.sqrt(np.maximum(n - 1, 1)), np.inf)
         # E_n >= 1/alpha  <=>  S^2 >= c V,  c = (n + rho) (1 - K^(-2/n)),
         # K = sqrt((n + rho) / rho) / alpha   <=>  |mean - mu| >= s sqrt(c / (n - c)).
@@ -89,7 +91,7 @@ def _sign_k(n: int, alpha: float, a: float, anytime: bool) -> int:
         log_e = n * np.log(2) + special.betaln(a + ks, a + n - ks) - special.betaln(a, a)
         rejected = log_e >= -np.log(alpha)
     else:  # exact two-sided sign test
-        rejected = 2 * scipy_stats.binom.cdf(ks, n, 0.5) <= alpha
+        rejected = 2 * special.bdtr(ks, n, 0.5) <= alpha  # the binomial CDF
     return int(ks[rejected].max()) if rejected.any() else -1
 
 
@@ -166,7 +168,7 @@ def repeats_needed(pairs: int, alpha: float = 0.05, anytime: bool = False,
     n = 2
     while n < cap:
         # the divisor-n spread of n paired log-ratios, at its 90th percentile
-        s90 = spread * np.sqrt(scipy_stats.chi2.ppf(0.9, n - 1) / n)
+        s90 = spread * np.sqrt(special.chdtri(n - 1, 0.1) / n)  # chi2's 90th percentile
         if t_factor(n, alpha / max(1, pairs) / 2, anytime=anytime) * s90 <= np.log1p(margin):
             return n
         n += 1

@@ -5,7 +5,7 @@ import sys
 
 import pandas as pd
 
-from speedlimit import grid, logs, metrics
+from speedlimit import grid, logs, record
 from speedlimit.results import aggregate
 
 
@@ -43,7 +43,7 @@ if __name__ == "__main__":
         main(smk.input.runs, smk.output.table, smk.output.summary,
              smk.output.skipped, smk.params.skipped, smk.params.allow_missing,
              terminal)
-    except (metrics.MetricsError, aggregate.MissingCellsError) as err:
+    except (record.RecordError, aggregate.MissingCellsError) as err:
         logging.error("%s", err)
         print(f"speedlimit: {err}", file=terminal, flush=True)
         sys.exit(1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from speedlimit import logs
-from speedlimit.results import frontpage, htmltable, published
+from speedlimit.results import aggregate, frontpage, htmltable, published
 
 COMPARISON_CAPTION = (
     "Speed-up over num_workers=0 per (batch_size, num_workers): the published one "
@@ -18,13 +18,13 @@ COMPARISON_CAPTION = (
     "hardware nor its thread settings.")
 
 
-def main(summary_csv, table_csv, run_files, published_csv, config, revision, outputs,
+def main(summary_csv, table_csv, published_csv, config, revision, outputs,
          skipped_csv=None, race_files=(), check_files=()) -> None:
     summary = pd.read_csv(summary_csv)
     table = pd.read_csv(table_csv)
     grid_skipped = pd.read_csv(skipped_csv) if skipped_csv else None
     comparison = published.compare(published.load(published_csv), summary)
-    environments = [json.loads(Path(f).read_text()).get("environment", {}) for f in run_files]
+    environments = aggregate.environments(table)
     race_state = json.loads(Path(race_files[0]).read_text()) if race_files else None
     checks = [json.loads(Path(f).read_text()) for f in check_files]
     doc = frontpage.document(summary, comparison, environments, config, revision, table,
@@ -48,7 +48,7 @@ def main(summary_csv, table_csv, run_files, published_csv, config, revision, out
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     logs.to_rule_log(smk.log[0])
-    main(smk.input.summary, smk.input.table, smk.input.runs, smk.input.published,
+    main(smk.input.summary, smk.input.table, smk.input.published,
          json.loads(smk.params.config),
          frontpage.git_revision(smk.scriptdir),
          dict(smk.output.items()), smk.input.skipped, smk.input.race, smk.input.checks)

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from speedlimit import grid, metrics
+from speedlimit import grid
+from speedlimit import record as records
 from speedlimit.results import aggregate
 from speedlimit.run import job
 
@@ -31,7 +32,7 @@ def record(c: grid.Cell, duration: float, loss: float = 0.5, wait: float = 0.25,
 
 def _record(c: grid.Cell, duration: float, loss: float, wait: float) -> dict:
     return {
-        "schema_version": metrics.SCHEMA_VERSION, "status": "ok", "cell": c.path,
+        "schema_version": records.SCHEMA_VERSION, "status": "ok", "cell": c.path,
         "params": {**c.params(), "epochs": 1, "seed": 0, "dataset_size": 100},
         "epochs": [{"epoch": 1, "loss": loss, "accuracy": 0.8, "epoch_duration": duration,
                     "data_wait": duration * wait, "compute": duration * (1 - wait),
@@ -55,7 +56,7 @@ def write(tmp_path, recs):
     files = {}
     for r in recs:
         path = tmp_path / (r["cell"].replace("/", "_") + ".json")
-        job.write_json(path, r)
+        records.write(path, r)
         files[r["cell"]] = str(path)
     return files
 
@@ -146,8 +147,8 @@ def test_missing_cells_fail_clearly_or_are_marked_when_allowed(tmp_path):
 def test_corrupt_metrics_files_are_named_with_their_problem(tmp_path, content, problem):
     path = tmp_path / "bad.json"
     path.write_text(content)
-    with pytest.raises(metrics.MetricsError) as err:
-        metrics.read(path)
+    with pytest.raises(records.RecordError) as err:
+        records.read(path)
     assert str(path) in str(err.value) and problem in str(err.value)
 
 
@@ -157,16 +158,16 @@ def test_a_file_that_holds_another_cell_is_rejected(tmp_path):
     files = write(tmp_path, recs)
     first, second = expected[0].path, expected[1].path
     files[first], files[second] = files[second], files[first]
-    with pytest.raises(metrics.MetricsError, match="holds cell"):
+    with pytest.raises(records.RecordError, match="holds cell"):
         aggregate.build_table(files, expected)
 
 
 def test_json_is_written_atomically(tmp_path):
     target = tmp_path / "out.json"
-    job.write_json(target, {"a": 1})
+    records.write(target, {"a": 1})
     assert json.loads(target.read_text()) == {"a": 1}
     with pytest.raises(ValueError):
-        job.write_json(target, {"a": float("nan")})
+        records.write(target, {"a": float("nan")})
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
@@ -233,5 +234,5 @@ def test_a_null_loss_passes_the_schema(tmp_path):
     rec = record(c, 1.0)
     rec["epochs"][0]["loss"] = None
     path = tmp_path / "r.json"
-    job.write_json(path, rec)
-    assert metrics.read(path)["epochs"][0]["loss"] is None
+    records.write(path, rec)
+    assert records.read(path)["epochs"][0]["loss"] is None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from speedlimit import axes, grid, metrics
+from speedlimit import axes, grid, record
 from speedlimit.results import predict, race, stats
 
 # The seed's table: its bookkeeping columns, then its axes (lr, batch_size, num_workers).
@@ -31,11 +31,19 @@ MEASURE_COLUMNS = ["timed", "timed_duration", "data_wait", "compute", "data_wait
 # The machine's noise around each run's clock (speedlimit.run.noise), and when it ran.
 NOISE_COLUMNS = ["reference_before", "reference_after", "disturbed", "other_cpu_seconds",
                  "steal_seconds", "order"]
-META_COLUMNS = ["status", "reason", "warnings", "node", "cpu_model", "cpus_allowed",
-                "torch_version",
-                "epochs", "seed", "cell", "started_at", "finished_at"]
+# The machine and software a run had (its record's environment): table column -> key. The
+# findings' hardware sentences read them from the table, so no step reads the records twice.
+ENVIRONMENT = {"node": "node", "cpu_model": "cpu_model", "cpus_allowed": "cpus_allowed",
+               "torch_version": "torch", "cpu_count": "cpu_count",
+               "physical_cores": "physical_cores", "memory_bytes": "memory_bytes",
+               "gpu_name": "gpu_name", "os": "os", "python": "python",
+               "torchvision": "torchvision", "torch_threads_in_force": "torch_threads",
+               "torch_interop_threads": "torch_interop_threads", "thread_env": "thread_env"}
+META_COLUMNS = ["status", "reason", "warnings", *ENVIRONMENT, "epochs", "seed", "cell",
+                "started_at", "finished_at"]
 INTEGER_COLUMNS = ["run", "epoch", "repeat", *axes.INTEGERS, "cpus_allowed", "epochs", "seed",
-                   "order"]
+                   "order", "cpu_count", "physical_cores", "memory_bytes",
+                   "torch_threads_in_force", "torch_interop_threads"]
 BOOLEAN_COLUMNS = [*axes.BOOLEANS, "disturbed"]
 TABLE_COLUMNS = SEED_COLUMNS + AXIS_COLUMNS + MEASURE_COLUMNS + NOISE_COLUMNS + META_COLUMNS
 
@@ -58,41 +66,40 @@ class MissingCellsError(RuntimeError):
     """Cells of the grid have no metrics file; the message lists them."""
 
 
-def rows_of(record: dict, run: int) -> list[dict]:
-    """Table rows (one per epoch; one empty row for a skipped or missing cell) of a record."""
-    params, env = record["params"], record.get("environment", {})
+def rows_of(done: dict, run: int) -> list[dict]:
+    """Table rows (one per epoch; one empty row for a skipped or missing cell) of a done."""
+    params, env = done["params"], done.get("environment", {})
     base = {
         "run": run,
         **{k: params.get(k) for k in axes.SEED},
         **{k: params.get(k) for k in AXIS_COLUMNS},
-        "status": record["status"],
-        "reason": record.get("reason"),
-        "warnings": "; ".join(record.get("warnings") or []) or None,
-        "node": env.get("node"),
-        "cpu_model": env.get("cpu_model"),
-        "cpus_allowed": env.get("cpus_allowed"),
-        "torch_version": env.get("torch"),
+        "status": done["status"],
+        "reason": done.get("reason"),
+        "warnings": "; ".join(done.get("warnings") or []) or None,
+        **{column: env.get(key) for column, key in ENVIRONMENT.items()},
+        "thread_env": ", ".join(f"{k}={v}" for k, v in sorted(
+            (env.get("thread_env") or {}).items())) or None,
         "epochs": params.get("epochs"),
         "seed": params.get("seed"),
-        "cell": record["cell"],
-        "started_at": record.get("started_at"),
-        "finished_at": record.get("finished_at"),
-        "run_duration": record.get("run_duration"),
-        "startup": record.get("startup"),
-        "load_per_sample": (record.get("costs") or {}).get("load_per_sample"),
-        "shutdown": record.get("shutdown"),
-        "reference_before": (record.get("reference") or {}).get("before"),
-        "reference_after": (record.get("reference") or {}).get("after"),
-        "disturbed": (record.get("reference") or {}).get("disturbed"),
-        "other_cpu_seconds": (record.get("machine_load") or {}).get("other_cpu_seconds"),
-        "steal_seconds": (record.get("machine_load") or {}).get("steal_seconds"),
-        "clock_started": (record.get("timeline") or {}).get("clock_started"),
+        "cell": done["cell"],
+        "started_at": done.get("started_at"),
+        "finished_at": done.get("finished_at"),
+        "run_duration": done.get("run_duration"),
+        "startup": done.get("startup"),
+        "load_per_sample": (done.get("costs") or {}).get("load_per_sample"),
+        "shutdown": done.get("shutdown"),
+        "reference_before": (done.get("reference") or {}).get("before"),
+        "reference_after": (done.get("reference") or {}).get("after"),
+        "disturbed": (done.get("reference") or {}).get("disturbed"),
+        "other_cpu_seconds": (done.get("machine_load") or {}).get("other_cpu_seconds"),
+        "steal_seconds": (done.get("machine_load") or {}).get("steal_seconds"),
+        "clock_started": (done.get("timeline") or {}).get("clock_started"),
     }
-    if not record["epochs"]:
+    if not done["epochs"]:
         return [{**base, "epoch": None}]
-    predicted = record.get("predicted")
+    predicted = done.get("predicted")
     rows = []
-    for ep in record["epochs"]:
+    for ep in done["epochs"]:
         row = {**base, **{k: ep.get(k) for k in ("epoch", "loss", "accuracy", "epoch_duration",
                                                  "data_wait", "compute", "compute_per_sample",
                                                  "first_batch", "samples_per_second")}}
@@ -106,16 +113,26 @@ def rows_of(record: dict, run: int) -> list[dict]:
     return rows
 
 
-def missing_record(cell: grid.Cell, reason: str | None = None) -> dict:
-    return {"status": "missing",
-            "reason": reason or "no metrics file (the cell failed or did not run)",
-            "cell": cell.path, "params": cell.params(), "epochs": []}
+def environments(table: pd.DataFrame) -> list[dict]:
+    """The environment of every run (its record's keys), from the table's columns."""
+    runs = table.drop_duplicates("cell")
+    out = []
+    for _, row in runs.iterrows():
+        env = {key: _plain(row.get(column)) for column, key in ENVIRONMENT.items()}
+        out.append({k: v for k, v in env.items() if v is not None})
+    return out
 
 
-def _failure(record: dict) -> str:
+def _plain(value):
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _failure(done: dict) -> str:
     """Why a ``status: failed`` record's cell is missing, with where its log is."""
-    where = f" (log: {record['log']})" if record.get("log") else ""
-    return f"failed: {record.get('reason', 'no reason recorded')}{where}"
+    where = f" (log: {done['log']})" if done.get("log") else ""
+    return f"failed: {done.get('reason', 'no reason recorded')}{where}"
 
 
 def build_table(files: dict[str, str], expected: list[grid.Cell],
@@ -125,21 +142,21 @@ def build_table(files: dict[str, str], expected: list[grid.Cell],
     Every file is validated against the metrics schema. Cells without a file raise
     :class:`MissingCellsError`, unless ``allow_missing``: then they get a row marked missing.
     """
-    schema = metrics.load_schema()
+    schema = record.load_schema()
     numbers = grid.run_numbers(expected)
     records, missing = {}, {}
     for cell in expected:
         if cell.path not in files:
             missing[cell.path] = "no metrics file (the cell failed or did not run)"
             continue
-        record = metrics.read(files[cell.path], schema)
-        if record["cell"] != cell.path:
-            raise metrics.MetricsError(
-                f"{files[cell.path]}: holds cell {record['cell']!r}, expected {cell.path!r}")
-        if record["status"] == "failed":  # a complete record of a cell that did not finish
-            missing[cell.path] = _failure(record)
+        done = record.read(files[cell.path], schema)
+        if done["cell"] != cell.path:
+            raise record.RecordError(
+                f"{files[cell.path]}: holds cell {done['cell']!r}, expected {cell.path!r}")
+        if done["status"] == record.FAILED:  # a complete record of a cell that did not finish
+            missing[cell.path] = _failure(done)
         else:
-            records[cell.path] = record
+            records[cell.path] = done
     if missing and not allow_missing:
         listing = "\n  ".join(f"{path}: {why}" for path, why in missing.items())
         raise MissingCellsError(
@@ -151,8 +168,9 @@ def build_table(files: dict[str, str], expected: list[grid.Cell],
         )
     rows = []
     for cell in expected:
-        record = records.get(cell.path) or missing_record(cell, missing[cell.path])
-        rows.extend(rows_of(record, numbers[cell.path]))
+        done = records.get(cell.path) or record.missing(cell.path, cell.params(),
+                                                        missing[cell.path])
+        rows.extend(rows_of(done, numbers[cell.path]))
     table = pd.DataFrame(rows)
     # order: 1 for the run whose clock started first (repeats are interleaved: see findings).
     table["order"] = table["clock_started"].rank(method="dense").astype("Int64")

@@ -694,7 +694,8 @@ def hardware(environments: list[dict]) -> list[str]:
             sw.append(f"{name} {' / '.join(v)}")
     if sw:
         out.append("Software and settings in force: " + "; ".join(sw) + ".")
-    threads = sorted({", ".join(f"{k}={v}" for k, v in sorted((e.get("thread_env") or {}).items()))
+    threads = sorted({e["thread_env"] if isinstance(e.get("thread_env"), str) else
+                      ", ".join(f"{k}={v}" for k, v in sorted((e.get("thread_env") or {}).items()))
                       for e in envs} - {""})
     if threads:
         out.append("Thread variables in the cells' environment: " + " / ".join(

@@ -1,0 +1,157 @@
+"""One record per run of a cell (``results/runs/<cell>.json``): how it is built, written, read
+back and checked, and how many times a cell has failed. The one place for it: the workflow's
+rerun triggers (``rules/common.smk``), the job (``scripts/train_cell.py``,
+:mod:`speedlimit.run.job`), the training loop (:mod:`speedlimit.run.train`) and the
+aggregation (:mod:`speedlimit.results.aggregate`) all use this module. Torch-free.
+
+A record is only ever a whole file (written through a temporary file and a rename). A run
+that finishes writes ``status: ok``; one that cannot run here ``skipped`` with its reason; one
+that fails ``failed`` with its reason, exit code and log. Each failure bumps a count kept
+beside the record (``.<file>.failures``), which is part of the cell's rerun trigger: the next
+run sees changed params and trains exactly the failed cells again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+
+from speedlimit.atomic import write_atomic
+
+SCHEMA_VERSION = 2
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "metrics.schema.json"
+REDO = "delete the file and run snakemake again to measure the cell again"
+OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+
+
+class RecordError(ValueError):
+    """A record is unreadable or does not follow the schema; the message names it."""
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def write(path: str | os.PathLike, record: dict) -> None:
+    """Write ``record`` through a temporary file and a rename: never a partial JSON."""
+    text = json.dumps(record, indent=2, allow_nan=False) + "\n"  # raises before any write
+    write_atomic(path, text.encode())
+
+
+def ok(cell, params: dict, **measured) -> dict:
+    """A finished run's record: ``cell`` (its path), ``params`` (every parameter that shaped
+    it) and what was measured (epochs, durations, environment, ...: the schema's fields)."""
+    return {"schema_version": SCHEMA_VERSION, "status": OK, "cell": cell, "params": params,
+            **measured}
+
+
+def _without_epochs(cell, params: dict, status: str, reason: str, environment: dict,
+                    **extra) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "status": status, "reason": reason, **extra,
+            "cell": cell, "params": params, "epochs": [], "environment": environment}
+
+
+def skipped(cell, params: dict, reason: str, environment: dict) -> dict:
+    """A complete record of a run that cannot happen here (e.g. cuda without a GPU)."""
+    return _without_epochs(cell, params, SKIPPED, reason, environment)
+
+
+def failed(cell, params: dict, reason: str, environment: dict, exit_code: int,
+           log: str | None, failed_before: int) -> dict:
+    """A complete record of a run that did not finish: the table marks it missing."""
+    return _without_epochs(cell, params, FAILED, reason, environment, exit_code=exit_code,
+                           log=log, failed_before=failed_before)
+
+
+def with_job(done: dict, hardware: str | None, warm: bool, process_started: float | None,
+             lock_acquired: float | None, written: float) -> dict:
+    """A run's record with what its job knows: the hardware key it ran under, whether it ran
+    in a warm server's child, and the job's moments (when its Python started, when it held
+    the machine's cell lock, when it wrote the record)."""
+    done["params"]["hardware"] = hardware
+    done["environment"]["warm_start"] = warm
+    done.setdefault("timeline", {}).update(process_started=process_started,
+                                           lock_acquired=lock_acquired, written=written)
+    return done
+
+
+def missing(cell, params: dict, reason: str | None = None) -> dict:
+    """What the table holds for a run without a record (it failed or did not run)."""
+    return {"status": "missing",
+            "reason": reason or "no metrics file (the cell failed or did not run)",
+            "cell": cell, "params": params, "epochs": []}
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def peek(path: str | os.PathLike) -> dict | None:
+    """A record as it is, unchecked (status, params, reference, ...), or None when absent or
+    unreadable: what a rerun trigger or the job needs to know without failing."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def load_schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def read(path: str | Path, schema: dict | None = None) -> dict:
+    """Parse and check one record; raise :class:`RecordError` naming file and problem."""
+    schema = schema or load_schema()
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise RecordError(f"{path}: cannot be read: {err}") from err
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RecordError(f"{path}: not valid JSON (truncated or corrupt?): {err}; "
+                          f"{REDO}") from err
+    version = record.get("schema_version") if isinstance(record, dict) else None
+    if version != SCHEMA_VERSION:
+        raise RecordError(
+            f"{path}: schema_version {version!r} is not the supported {SCHEMA_VERSION}; "
+            + REDO
+        )
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(record))
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "(top level)"
+        raise RecordError(f"{path}: does not follow schemas/metrics.schema.json at {where}: "
+                          f"{error.message}; {REDO}")
+    return record
+
+
+# --- failures ------------------------------------------------------------------------------
+
+
+def failures_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}.failures")
+
+
+def failures_so_far(path: str | os.PathLike) -> int:
+    """How many runs of the cell whose record is ``path`` have failed so far.
+
+    A rerun trigger (part of the train_cell rule's request): each failure bumps it, so the
+    request differs from the one the failed job ran with and Snakemake reruns the cell; a
+    success leaves it alone, so the cell then stays done. The count lives in a file of its
+    own because Snakemake removes a job's output before running it again.
+    """
+    try:
+        text = failures_path(path).read_text().strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def count_failure(path: str | os.PathLike) -> int:
+    count = failures_so_far(path) + 1
+    write_atomic(failures_path(path), f"{count}\n".encode())
+    return count

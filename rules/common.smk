@@ -1,8 +1,9 @@
 # Glue: config validation, the grid, and input functions. Logic lives in scripts/speedlimit/.
 import collections
+import functools
+import inspect
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from snakemake.settings.types import DeploymentMethod
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from speedlimit import config as config_module  # noqa: E402
-from speedlimit.run import job, preflight  # noqa: E402
-from speedlimit import grid, project  # noqa: E402
+from speedlimit import grid, project, record  # noqa: E402
+from speedlimit.run import lock, preflight  # noqa: E402
+from speedlimit.run.request import Request  # noqa: E402
 from speedlimit.data import idx, imagefolder  # noqa: E402
 from speedlimit.run import workloads  # noqa: E402
 
@@ -71,6 +73,15 @@ wildcard_constraints:
     cell=r"(dataloader|tensor)(/[a-z_]+~[^/]+)+",
 
 
+def signed(function):
+    """``function`` carrying its own signature. Snakemake inspects the signature of a rule's
+    input, params, priority and resource functions each time it calls one
+    (``inspect.signature``, tens of microseconds), for every job, and again after every round
+    of a race; a function that carries its signature answers at once (benchmarks/dag.py)."""
+    function.__signature__ = inspect.signature(function)
+    return function
+
+
 def code_digest(script):
     """Digest of the speedlimit modules a rule's script imports (followed through their own
     imports): a param, so editing them reruns exactly the rules that use them. Snakemake's
@@ -95,14 +106,18 @@ def dataset_root():
     return fashionmnist_root()
 
 
+DATASET_FILES = idx.raw_paths(dataset_root())
+
+
 def get_dataset_files():
-    return idx.raw_paths(dataset_root())
+    return DATASET_FILES
 
 
 def imagefolder_root():
     return imagefolder.root(dataset_root())
 
 
+@signed
 def get_cell_input(wildcards):
     """The data set's files; for an imagefolder cell also the images as files."""
     if get_cell(wildcards).workload == "imagefolder":
@@ -117,20 +132,15 @@ def get_cell(wildcards):
         raise WorkflowError(f"results/runs/{wildcards.cell}.json is not a cell of the current grid")
 
 
-def workload_spec(name):
-    """A workload's function and a digest of its code (the custom one's module is looked up
-    in the working directory first): in its own cells' rerun trigger only."""
+def resolve_workload(name):
+    """A workload of the grid, resolved once (speedlimit.run.workloads.resolve: its function
+    and a digest of its code, the custom one's module looked up in the working directory
+    first): the request of each of its cells carries it to the job."""
     try:
-        function = workloads.function_of(name, config["workloads"]["custom"])
-        if name in workloads.BUILT_IN:
-            return {"function": function, "code": code_digest(workloads.builtin_file(name))}
-        name_of_module, name_of_function = workloads.parse(function)
-        file, _ = project.module_location(name_of_module, [Path.cwd()])
-        workloads.check_defines(file, name_of_function, function)
-        code = project.module_digest(name_of_module, [Path.cwd()])
-        return {"function": function, "code": code}
-    except (workloads.WorkloadError, FileNotFoundError) as err:
+        resolved = workloads.resolve(name, config["workloads"]["custom"], [Path.cwd()])
+    except workloads.WorkloadError as err:
         raise WorkflowError(f"workload {name}: {err}") from None
+    return resolved.for_request()
 
 
 # What one run of a cell times (speedlimit.run.probe): a race's runs time windows of batches
@@ -139,86 +149,97 @@ WHOLE_EPOCHS = {"mode": "epochs"}
 TIMING = {"mode": "windows", **config["train"]["probe"]} if RACE else WHOLE_EPOCHS
 
 
-def get_cell_spec(wildcards, timing=None):
-    """Everything that shapes a cell's measurement, as one stable string (a rerun trigger)."""
+@signed
+def get_request(wildcards, timing=None):
+    """The job's request: everything that shapes a run's measurement, as one stable string
+    (speedlimit.run.request: parsed once, by the job), and so its rerun trigger."""
     cell = get_cell(wildcards)
-    spec = {
-        "cell": cell.params(),
-        "timing": timing or TIMING,
-        "epochs": config["train"]["epochs"],
-        "seed": config["train"]["seed"],
-        "dataset_root": dataset_root(),
-        "code": TRAIN_CODE,
-        "workload": WORKLOADS[cell.workload],
+    path = run_file(wildcards.cell)
+    return Request.for_rule(
+        cell,
+        timing or TIMING,
+        config["train"]["epochs"],
+        config["train"]["seed"],
+        DATASET_ROOT,
+        WORKLOADS[cell.workload],
+        TRAIN_CODE,
         # Snakemake compares params as a set of values: a bare count could hide among them.
-        "failed_before": get_failed_before(wildcards),
-        "hardware": get_hardware_key(wildcards),
-    }
-    return json.dumps(spec, sort_keys=True)
+        record.failures_so_far(path),
+        get_hardware_key(cell, path),
+    )
 
 
-def get_hardware_key(wildcards):
+def get_hardware_key(cell, path):
     """For cuda cells, a rerun trigger that retries a cell skipped for want of a GPU where one
     shows (/dev/nvidia*): its record keeps the key it ran under; a skipped record's key turns
     to "gpu" on a machine with a GPU, so it reruns there, and a measured record keeps its key
     wherever the results go (a measurement is never replaced by a skip)."""
-    if get_cell(wildcards).device != "cuda":
+    if cell.device != "cuda":
         return None
-    record = job.read_status(f"results/runs/{wildcards.cell}.json") or {}
-    key = (record.get("params") or {}).get("hardware", "first run")
-    if record.get("status") == "skipped" and preflight.gpus_visible():
+    done = record.peek(path) or {}
+    key = (done.get("params") or {}).get("hardware", "first run")
+    if done.get("status") == record.SKIPPED and preflight.gpus_visible():
         return "gpu"
     return key
 
 
-def get_failed_before(wildcards):
-    """Failed runs of the cell so far: each failure bumps it, so the failed cell reruns."""
-    return job.failures_so_far(f"results/runs/{wildcards.cell}.json")
+# A train_cell job's resources. Snakemake evaluates every callable of a job's rule for each
+# job (and inspects its signature each time), and a race evaluates the DAG again after every
+# round: so what the config makes the same for every cell is a constant, and what differs per
+# cell is looked up in one table built once per distinct cell (benchmarks/dag.py).
+EXCLUSIVE = config["train"]["exclusive"]
+# One of the `cell_slot` resource (profiles/default: 2, one timed and one waiting).
+CELL_SLOT = 1 if EXCLUSIVE else 0
+# Minutes: the configured wall time, plus train.time_limit when one is set.
+CELL_RUNTIME = config["cluster"]["runtime"] + (
+    math.ceil(config["train"]["time_limit"] / 60) if config["train"]["time_limit"] else 0
+)
+CELL_SLURM_EXTRA = "--exclusive" if config["cluster"]["exclusive_nodes"] else ""
+CELL_GPUS = any(cell.device == "cuda" for cell in CELLS)
 
 
-def get_cell_threads(wildcards):
-    """Cores a cell's job holds in Snakemake's local scheduling. Exclusive cells run one at a
-    time under the machine's lock whatever they hold, so each holds one core: then the job
-    that waits for the lock (asleep, in scripts/train_cell.sh) is always the next one in
-    priority order. Cells that may overlap hold a core per thread and per worker."""
-    if config["train"]["exclusive"]:
-        return 1
-    return get_cell_cpus(wildcards)
-
-
-def get_cell_slot(wildcards):
-    """One of the `cell_slot` resource (profiles/default: 2, one timed and one waiting)."""
-    return 1 if config["train"]["exclusive"] else 0
-
-
-def get_cell_cpus(wildcards):
-    """CPUs of a cell's SLURM allocation: its main process's threads plus one per worker."""
-    cell = get_cell(wildcards)
-    return cell.torch_threads + (cell.num_workers or 0)
-
-
-def get_cell_mem_mb(wildcards):
+@functools.cache
+def cell_resources(path):
+    """What a cell's job holds: CPUs of its SLURM allocation (its main process's threads plus
+    one per worker), memory, GPUs and, when cells may overlap, the cores it holds locally."""
+    cell = CELL_PATHS[path]
+    cpus = cell.torch_threads + (cell.num_workers or 0)
     cluster = config["cluster"]
-    return cluster["mem_mb"] + cluster["mem_mb_per_worker"] * (get_cell(wildcards).num_workers or 0)
+    return {
+        "cpus": cpus,
+        "mem_mb": cluster["mem_mb"] + cluster["mem_mb_per_worker"] * (cell.num_workers or 0),
+        "gpu": 1 if cell.device == "cuda" else 0,
+    }
 
 
-def get_cell_runtime(wildcards):
-    """Minutes: the configured wall time, plus train.time_limit when one is set."""
-    limit = config["train"]["time_limit"]
-    return config["cluster"]["runtime"] + (math.ceil(limit / 60) if limit else 0)
+@signed
+def get_cell_threads(wildcards):
+    """Cores a cell's job holds in Snakemake's local scheduling when cells may overlap: a core
+    per thread and per worker. (Exclusive cells run one at a time under the machine's lock
+    whatever they hold, so each holds one core, a constant in the rule: then the job that
+    waits for the lock, asleep in scripts/train_cell.sh, is always the next in priority.)"""
+    return cell_resources(wildcards.cell)["cpus"]
 
 
+@signed
+def get_cell_cpus(wildcards):
+    return cell_resources(wildcards.cell)["cpus"]
+
+
+@signed
+def get_cell_mem_mb(wildcards):
+    return cell_resources(wildcards.cell)["mem_mb"]
+
+
+@signed
 def get_cell_gpus(wildcards):
-    return 1 if get_cell(wildcards).device == "cuda" else 0
+    return cell_resources(wildcards.cell)["gpu"]
 
 
-def get_cell_slurm_extra(wildcards):
-    return "--exclusive" if config["cluster"]["exclusive_nodes"] else ""
-
-
-def get_check_spec(wildcards):
+@signed
+def get_check_request(wildcards):
     """A race's check of its prediction: the cell's whole epoch."""
-    return get_cell_spec(wildcards, WHOLE_EPOCHS)
+    return get_request(wildcards, WHOLE_EPOCHS)
 
 
 def get_run_files(wildcards):
@@ -248,6 +269,7 @@ CELL_PRIORITY = {
 }
 
 
+@signed
 def get_cell_priority(wildcards):
     if wildcards.cell in CELL_PRIORITY:
         return CELL_PRIORITY[wildcards.cell]
@@ -285,26 +307,28 @@ def get_published_table():
 
 
 TRAIN_CODE = code_digest(project.TRAIN_SCRIPT)
-WORKLOADS = {name: workload_spec(name) for name in config["grid"]["workload"]}
-# How train_cell jobs run, passed in their environment (set here, in every Snakemake process
-# that parses the workflow, a cluster job's included), so that none of it is a rerun trigger:
-# the interpreter of scripts/train_cell.sh (the rule's conda env's with --sdm conda, else
-# Snakemake's own, as for `script:` rules), warm start and time limit.
-os.environ.update(
-    SPEEDLIMIT_PYTHON=(
-        "python"
-        if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-        else sys.executable
-    ),
-    SPEEDLIMIT_RUN=json.dumps(
-        {key: config["train"][key] for key in ("warm_start", "time_limit", "redo_disturbed")}
-    ),
+WORKLOADS = {name: resolve_workload(name) for name in config["grid"]["workload"]}
+DATASET_ROOT = dataset_root()
+# How train_cell jobs run (the rule's resources: no rerun trigger): the interpreter of
+# scripts/train_cell.sh (the rule's conda env's with --sdm conda, else Snakemake's own, as for
+# `script:` rules), and warm start, time limit and runs again while disturbed, as train_cell.py's
+# --how (key=value pairs: a resource travels to a cluster job as plain text).
+PYTHON = (
+    "python"
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    else sys.executable
+)
+HOW = ",".join(
+    [
+        f"warm_start={int(config['train']['warm_start'])}",
+        f"time_limit={config['train']['time_limit'] or 'none'}",
+        f"redo_disturbed={config['train']['redo_disturbed']}",
+    ]
 )
 
 
-def get_cell_lock(wildcards):
-    """The machine's cell lock file (train.exclusive), or "none"."""
-    return str(job.lock_path()) if config["train"]["exclusive"] else "none"
+# The machine's cell lock file (train.exclusive), or "none".
+CELL_LOCK = str(lock.lock_path()) if EXCLUSIVE else "none"
 
 
 wildcard_constraints:

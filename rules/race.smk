@@ -38,7 +38,7 @@ use rule train_cell as check_epoch with:
         "logs/check_epoch/{cell}.log",
     priority: 0
     params:
-        spec=get_check_spec,
+        request=get_check_request,
 
 
 wildcard_constraints:

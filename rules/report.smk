@@ -6,7 +6,6 @@ rule findings:
         summary="results/summary.csv",
         table="results/table.csv",
         skipped="results/skipped.csv",
-        runs=get_run_files,
         published=get_published_table(),
         race=get_race_final,
         checks=get_check_files,

@@ -11,25 +11,28 @@ rule train_cell:
     priority: get_cell_priority
     conda:
         "../envs/pipeline.yaml"
-    threads: get_cell_threads
+    threads: 1 if EXCLUSIVE else get_cell_threads
     resources:
-        # What differs per cell; what every job shares lives in profiles/slurm.
+        # What differs per cell (a constant where the config makes it one: rules/common.smk);
+        # what every job shares lives in profiles/slurm.
         cpus_per_task=get_cell_cpus,
         mem_mb=get_cell_mem_mb,
-        runtime=get_cell_runtime,
-        gpu=get_cell_gpus,
-        slurm_extra=get_cell_slurm_extra,
-        # How the cell is run (no rerun trigger): the machine's cell lock, or "none".
-        cell_lock=get_cell_lock,
-        cell_slot=get_cell_slot,
+        runtime=CELL_RUNTIME,
+        gpu=get_cell_gpus if CELL_GPUS else 0,
+        slurm_extra=CELL_SLURM_EXTRA,
+        # How the cell is run (resources are no rerun trigger): the machine's cell lock (or
+        # "none"), the interpreter, and warm start, time limit and runs again while
+        # disturbed (train_cell.py's --how).
+        cell_lock=CELL_LOCK,
+        cell_slot=CELL_SLOT,
+        python=PYTHON,
+        how=HOW,
     params:
-        # The job's whole hand-off (cell, epochs, seed, data set root, code digest, failures
-        # so far), and its rerun trigger: one string, read once.
-        spec=get_cell_spec,
+        # What the run measures: the job's request (speedlimit.run.request), one string,
+        # parsed once, and the rerun trigger.
+        request=get_request,
     # A shell command, not `script:`, so that the job waits for the machine's cell lock
-    # before its Python starts (scripts/train_cell.sh). Warm start and time limit are how a
-    # cell is run, not what it measures: they reach the job in $SPEEDLIMIT_RUN (common.smk),
-    # so they are no rerun trigger.
+    # before its Python starts (scripts/train_cell.sh).
     shell:
-        "scripts/train_cell.sh {resources.cell_lock:q} --spec {params.spec:q}"
-        " --output {output:q} --log {log:q}"
+        "scripts/train_cell.sh {resources.cell_lock:q} {output:q} {log:q} {resources.python:q}"
+        " --request {params.request:q} --how {resources.how:q}"

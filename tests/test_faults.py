@@ -63,7 +63,7 @@ def said(proc) -> str:
 def cell_jobs(project) -> list[int]:
     """Live train_cell jobs of this project (orphans once snakemake is gone): the rule's
     command runs scripts/train_cell.py in the project's folder."""
-    out = subprocess.run(["pgrep", "-f", "train_cell.py --spec"], capture_output=True,
+    out = subprocess.run(["pgrep", "-f", "train_cell.py --output"], capture_output=True,
                          text=True).stdout
     found = []
     for pid in map(int, out.split()):

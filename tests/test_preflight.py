@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from speedlimit.results import aggregate
-from speedlimit.run import job, preflight, train
+from speedlimit import record as records
+from speedlimit.run import job, lock, preflight, train
 from speedlimit.grid import Cell
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_cell.py"
@@ -53,10 +54,10 @@ def test_more_workers_than_cpus_is_a_warning_in_the_record_and_the_table(synthet
     assert "num_workers 3 exceeds the 2 CPU(s)" in warning
     monkeypatch.setattr(preflight, "cpus_available", lambda: 1)
     c = dl(num_workers=2, batch_size=300)
-    record = train.run_cell(c, synthetic_root)
-    assert "num_workers 2 exceeds the 1 CPU(s)" in record["warnings"][0]
+    done = train.run_cell(c, synthetic_root)
+    assert "num_workers 2 exceeds the 1 CPU(s)" in done["warnings"][0]
     path = Path(synthetic_root).parent / "w.json"
-    job.write_json(path, record)
+    records.write(path, done)
     table = aggregate.build_table({c.path: str(path)}, [c])
     assert "exceeds" in table.loc[0, "warnings"]
 
@@ -153,15 +154,15 @@ def test_a_cell_hung_in_c_code_is_stopped_from_outside(synthetic_root, tmp_path,
 
 def test_an_orphaned_job_that_owns_the_output_is_stopped(tmp_path):
     output = tmp_path / "runs" / "c.json"
-    holder = ("import sys, time; sys.path.insert(0, sys.argv[1]); from speedlimit.run import job\n"
-              "with job.own_output(sys.argv[2]) as staged:\n"
+    holder = ("import sys, time; sys.path.insert(0, sys.argv[1]); from speedlimit.run import lock\n"
+              "with lock.own_output(sys.argv[2]) as staged:\n"
               "    print('owned', flush=True); time.sleep(120)\n")
     orphan = subprocess.Popen([sys.executable, "-c", holder, str(SCRIPT.parent), str(output),
                                "train_cell"], stdout=subprocess.PIPE, text=True)
     assert orphan.stdout.readline().strip() == "owned"
     (tmp_path / "runs" / ".c.json.999.staged").write_text("{}")  # an orphan's leftover
     start = time.monotonic()
-    with job.own_output(output) as staged:
+    with lock.own_output(output) as staged:
         assert orphan.wait(timeout=10) is not None
         assert staged.name == f".c.json.{os.getpid()}.staged"
         assert not (tmp_path / "runs" / ".c.json.999.staged").exists()
@@ -170,12 +171,12 @@ def test_an_orphaned_job_that_owns_the_output_is_stopped(tmp_path):
 
 def test_failures_so_far_is_a_stable_rerun_trigger(tmp_path):
     output = tmp_path / "c.json"
-    assert job.failures_so_far(output) == 0
-    assert job.count_failure(output) == 1
-    assert job.failures_so_far(output) == 1  # differs from what the failed run had: rerun
+    assert records.failures_so_far(output) == 0
+    assert records.count_failure(output) == 1
+    assert records.failures_so_far(output) == 1  # differs from what the failed run had: rerun
     output.write_text("{}")  # a success does not touch the count: no further rerun
-    assert job.failures_so_far(output) == 1
-    assert job.count_failure(output) == 2
+    assert records.failures_so_far(output) == 1
+    assert records.count_failure(output) == 2
 
 
 @pytest.mark.parametrize("redo", [0, 2])

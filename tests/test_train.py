@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from speedlimit.run import train
+from speedlimit.run import hooks, train
 from speedlimit.grid import Cell
 
 # Stated tolerance: data_wait + compute equal epoch_duration to 1 ms (they partition it).
@@ -91,19 +91,21 @@ def test_a_diverged_loss_is_recorded_as_null():
 DELAY = 0.004  # seconds per sample: 1200 samples -> 4.8 s of loading in the main process
 
 
-def test_data_wait_measures_waiting_for_data(synthetic_root, monkeypatch):
+def test_data_wait_measures_waiting_for_data(synthetic_root):
     """A data set whose every sample takes DELAY longer to load (the test hook): with no
     worker the main process waits about DELAY x samples more than without the delay, all of
     it in data_wait (not in compute); four workers load (sleep) in parallel, so it waits less."""
     plain = train.run_cell(cell(num_workers=0), synthetic_root, epochs=1, seed=0)["epochs"][0]
-    monkeypatch.setenv(train.SAMPLE_DELAY_ENV, str(DELAY))
-    slow = train.run_cell(cell(num_workers=0), synthetic_root, epochs=1, seed=0)["epochs"][0]
+    delayed = hooks.Hooks(sample_delay=DELAY)  # as the job reads SPEEDLIMIT_SAMPLE_DELAY
+    slow = train.run_cell(cell(num_workers=0), synthetic_root, epochs=1, seed=0,
+                          hooks=delayed)["epochs"][0]
     added = DELAY * 1200
     # A sleep lasts at least what it asks for; on a loaded machine, waking up takes longer:
     # the bound above is generous, the one below is not.
     assert 0.9 * added <= slow["data_wait"] - plain["data_wait"] <= 2 * added, (slow, plain)
     assert slow["compute"] < added / 4  # the delay did not leak into compute
-    four = train.run_cell(cell(num_workers=4), synthetic_root, epochs=1, seed=0)["epochs"][0]
+    four = train.run_cell(cell(num_workers=4), synthetic_root, epochs=1, seed=0,
+                          hooks=delayed)["epochs"][0]
     assert four["data_wait"] < 0.7 * slow["data_wait"], (four, slow)
 
 

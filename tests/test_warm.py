@@ -17,8 +17,9 @@ import pytest
 
 from conftest import alive
 from speedlimit import project
-from speedlimit.run import job
+from speedlimit.run import job, lock
 from speedlimit.run import warm
+from speedlimit.run.warm import server
 from speedlimit.grid import Cell
 
 CELL = Cell(loader="dataloader", batch_size=100, lr=0.01, torch_threads=1, device="cpu",
@@ -114,8 +115,8 @@ def torch_version() -> str:
 
 def test_the_machine_lock_serializes_cells(tmp_path, monkeypatch):
     monkeypatch.setenv("SPEEDLIMIT_LOCK_DIR", str(tmp_path))
-    code = ("import sys,time; sys.path.insert(0, sys.argv[1]); from speedlimit.run import job\n"
-            "with job.machine_lock():\n"
+    code = ("import sys,time; sys.path.insert(0, sys.argv[1]); from speedlimit.run import lock\n"
+            "with lock.machine_lock():\n"
             "    print(time.monotonic(), flush=True); time.sleep(0.5); print(time.monotonic())\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(SCRIPT.parent)],
                               stdout=subprocess.PIPE, text=True,
@@ -153,19 +154,19 @@ def cell_request(tmp_path, root, name, **kw) -> job.Request:
 
 
 def spec(cell: Cell, root: str) -> str:
-    """The train_cell rule's spec param for ``cell``."""
+    """The train_cell rule's request param for ``cell``."""
     from speedlimit.run import workloads
+    from speedlimit.run.request import Request
 
-    return json.dumps({"cell": cell.params(), "dataset_root": root, "epochs": 1, "seed": 0,
-                       "failed_before": 0,
-                       "workload": {"function": workloads.function_of(cell.workload)}})
+    return Request.for_rule(cell, {"mode": "epochs"}, 1, 0, root,
+                            workloads.resolve(cell.workload).for_request(), "code", 0, None)
 
 
 def run_job(cell: Cell, root: str, output: Path, log: Path, *options: str, env=None,
             **popen) -> subprocess.CompletedProcess:
-    """One cell as the train_cell rule runs it (--spec: everything goes to its log)."""
+    """One cell as the train_cell rule runs it (--request: everything goes to its log)."""
     return subprocess.run(
-        [sys.executable, str(SCRIPT), "--spec", spec(cell, root), "--output", str(output),
+        [sys.executable, str(SCRIPT), "--request", spec(cell, root), "--output", str(output),
          "--log", str(log), "--no-exclusive", *options],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONPATH": str(SCRIPT.parent), **(env or {})}, **popen)
@@ -260,13 +261,13 @@ def test_a_stale_server_refuses_a_cell(synthetic_root, tmp_path, monkeypatch):
     """The handler's own check, should a client reach a stale server before it exits."""
     request = cell_request(tmp_path, synthetic_root, "s")
     own = warm.identity()
-    monkeypatch.setattr(warm, "_stale", lambda own: "its code folder /x is gone")
+    monkeypatch.setattr(server, "_stale", lambda own: "its code folder /x is gone")
     server_end, client = socket.socketpair()
     handler = os.fork()
     if handler == 0:  # a handler forked by a server (this test)
         try:
             client.close()
-            warm._handle(server_end, server_end, own)
+            server._handle(server_end, server_end, own)
         finally:
             os._exit(1)
     server_end.close()
@@ -382,12 +383,11 @@ def test_a_cell_waiting_for_the_machine_lock_says_who_holds_it(synthetic_root, t
     cell = Cell(loader="tensor", batch_size=500, lr=0.01, torch_threads=1, device="cpu",
                 workload="fashionmnist")
     log = tmp_path / "wait.log"
-    with job.machine_lock(holder="dataloader/some/other/cell"):
+    with lock.machine_lock(holder="dataloader/some/other/cell"):
         waiting = subprocess.Popen(
-            [str(SCRIPT.with_suffix(".sh")), str(job.lock_path()), "--spec",
-             spec(cell, synthetic_root), "--output", str(tmp_path / "w.json"), "--log",
-             str(log)], stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "SPEEDLIMIT_PYTHON": sys.executable})
+            [str(SCRIPT.with_suffix(".sh")), str(lock.lock_path()), str(tmp_path / "w.json"),
+             str(log), sys.executable, "--request", spec(cell, synthetic_root)],
+            stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and "held by" not in (
                 log.read_text() if log.exists() else ""):
@@ -396,7 +396,7 @@ def test_a_cell_waiting_for_the_machine_lock_says_who_holds_it(synthetic_root, t
     assert waiting.wait(timeout=120) == 0
     user = pwd.getpwuid(os.getuid()).pw_name
     first = log.read_text().splitlines()[0]
-    assert first == (f"speedlimit: waited 10 s for the machine's cell lock {job.lock_path()}; "
+    assert first == (f"speedlimit: waited 10 s for the machine's cell lock {lock.lock_path()}; "
                      f"held by: pid {os.getpid()}, user {user}, cell dataloader/some/other/cell")
     assert "held by" not in waiting.stderr.read()  # the holder is this user's own cell
     assert json.loads((tmp_path / "w.json").read_text())["status"] == "ok"

@@ -17,7 +17,7 @@ import yaml
 from speedlimit import project as project_files
 from speedlimit.data import idx, imagefolder
 from speedlimit.grid import Cell
-from speedlimit.run import costs, train, workloads
+from speedlimit.run import costs, hooks, train, workloads
 from speedlimit.run.workloads import augment, build
 
 from conftest import TINY, mtimes, planned
@@ -183,12 +183,11 @@ def test_the_fixed_sample_of_items_depends_on_the_seed_only():
     assert len(costs.items(1000, 0)) == costs.ITEMS and len(costs.items(50, 0)) == 50
 
 
-def test_the_loading_cost_is_measured_in_the_main_process_before_the_clock(data_root,
-                                                                           monkeypatch):
+def test_the_loading_cost_is_measured_in_the_main_process_before_the_clock(data_root):
     plain = train.run_cell(cell(), data_root, seed=0)
     delay = 0.002
-    monkeypatch.setenv(train.SAMPLE_DELAY_ENV, str(delay))
-    slow = train.run_cell(cell(num_workers=2), data_root, seed=0)
+    slow = train.run_cell(cell(num_workers=2), data_root, seed=0,
+                          hooks=hooks.Hooks(sample_delay=delay))  # as the job reads the hook
     added = slow["costs"]["load_per_sample"] - plain["costs"]["load_per_sample"]
     # A sleep never ends early, but a loaded machine wakes sleepers late: tight from below,
     # generous from above.

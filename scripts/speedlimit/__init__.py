@@ -4,7 +4,7 @@ The package has a core and three wings; each module is importable on its own, an
 them directly (the rule scripts in scripts/ are thin entry points over them):
 
 - core: the vocabulary every wing shares. ``axes`` declares the grid's axes once (and their
-  roles), ``grid`` turns a config into cells and paths, ``metrics`` is the record a cell
+  roles), ``grid`` turns a config into cells and paths, ``record`` is the record a cell
   writes, ``config`` validates config.yaml, ``project`` knows the project's files and code
   digests, ``logs`` and ``atomic`` are plumbing.
 - ``data``: getting the data set (download with mirrors and md5 checks, the IDX format, the

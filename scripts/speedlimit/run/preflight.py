@@ -9,24 +9,17 @@
   but the timing then measures contention; :func:`check` returns a warning that the cell's
   log and its metrics record (``warnings``) carry into the table.
 
-``SPEEDLIMIT_FAULT`` is a test hook, not a setting: ``worker`` (or ``worker:<text>``, for the
-cells whose path contains ``<text>``) makes the DataLoader workers of a cell raise, and
-``hang`` makes the cell's process hang in C code after its first batch (:func:`hang`), so
-the tests can provoke a failing or a hung cell for real; ``disturb`` doubles the reference
-kernel's time after the clock (a cell flagged disturbed). Nothing else reads it. This module
-imports no torch.
+This module imports no torch.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
-from pathlib import Path
+
+from speedlimit.run import hooks
 
 SHM_PATH = "/dev/shm"
 DEFAULT_PREFETCH = 2  # torch's prefetch_factor default with num_workers > 0
-FAULT_ENV = "SPEEDLIMIT_FAULT"
 
 
 class ResourceError(RuntimeError):
@@ -95,29 +88,9 @@ PERSISTENT_ONE_EPOCH = (
     "false")
 
 
-DEV_ENV = "SPEEDLIMIT_DEV_DIR"  # test hook: the folder looked at instead of /dev
 
 
 def gpus_visible() -> int:
     """NVIDIA GPUs whose device files this machine shows (/dev/nvidia0, ...), without torch."""
-    dev = Path(os.environ.get(DEV_ENV) or "/dev")
+    dev = hooks.dev_dir()
     return sum(1 for p in dev.glob("nvidia*") if p.name[len("nvidia"):].isdigit())
-
-
-def injected_fault(cell_path: str) -> str | None:
-    """The fault ``SPEEDLIMIT_FAULT`` asks for in this cell (test hook), or None."""
-    spec = os.environ.get(FAULT_ENV, "")
-    if not spec:
-        return None
-    kind, _, where = spec.partition(":")
-    return kind if where in cell_path else None
-
-
-def hang() -> None:
-    """Hang in C code for good, as a deadlocked library call would: SIGALRM blocked (so
-    train.time_limit's alarm never runs) and libc's ``pause()``. Only SIGKILL ends it.
-    The test hook ``SPEEDLIMIT_FAULT=hang``."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-    libc = ctypes.CDLL(None)
-    while True:
-        libc.pause()

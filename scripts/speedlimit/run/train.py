@@ -36,7 +36,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -46,9 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler
 
-from speedlimit.run import costs, fingerprint, noise, preflight, probe
-from speedlimit.metrics import SCHEMA_VERSION
+from speedlimit import record
 from speedlimit.grid import Cell
+from speedlimit.run import costs, fingerprint, hooks, noise, preflight, probe
+from speedlimit.run import hooks as hooks_module
 from speedlimit.run import workloads
 from speedlimit.run.workloads import build
 
@@ -71,9 +71,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-SAMPLE_DELAY_ENV = "SPEEDLIMIT_SAMPLE_DELAY"  # test hook: seconds each sample takes to load
-
-
 class _Delayed(torch.utils.data.Dataset):
     """A data set whose every sample takes ``delay`` seconds longer (test hook only)."""
 
@@ -88,9 +85,8 @@ class _Delayed(torch.utils.data.Dataset):
         return self.dataset[index]
 
 
-def with_test_delay(dataset):
+def with_test_delay(dataset, delay: float):
     """``dataset``, or under the test hook ``SPEEDLIMIT_SAMPLE_DELAY`` a slower copy of it."""
-    delay = float(os.environ.get(SAMPLE_DELAY_ENV) or 0)
     return _Delayed(dataset, delay) if delay > 0 else dataset
 
 
@@ -108,14 +104,16 @@ def seed_worker(worker_id: int) -> None:
 def failing_worker(worker_id: int) -> None:
     """``worker_init_fn`` under the test hook ``SPEEDLIMIT_FAULT=worker``: the worker raises."""
     seed_worker(worker_id)
-    raise RuntimeError(f"{preflight.FAULT_ENV}=worker: injected failure in DataLoader worker "
+    raise RuntimeError(f"{hooks.FAULT_ENV}=worker: injected failure in DataLoader worker "
                        f"{worker_id} (a test hook)")
 
 
-def make_loader(train_set, cell: Cell, seed: int, shuffle_gen: torch.Generator) -> DataLoader:
+def make_loader(train_set, cell: Cell, seed: int, shuffle_gen: torch.Generator,
+                fault: str | None = None) -> DataLoader:
+    """The cell's DataLoader (``fault``: the test hook's, chosen before the clock)."""
     kwargs = {}
     init = seed_worker
-    if cell.num_workers and preflight.injected_fault(cell.path) == "worker":
+    if cell.num_workers and fault == "worker":
         init = failing_worker
     if cell.prefetch_factor is not None:
         kwargs["prefetch_factor"] = cell.prefetch_factor
@@ -216,11 +214,11 @@ class _Epoch:
 
 class _HangingEpoch(_Epoch):
     """The test hook ``SPEEDLIMIT_FAULT=hang``: after its first step, the cell hangs in C
-    code for good (:func:`speedlimit.run.preflight.hang`)."""
+    code for good (:func:`speedlimit.run.hooks.hang`)."""
 
     def step(self, *args, **kwargs) -> None:
         super().step(*args, **kwargs)
-        preflight.hang()
+        hooks.hang()
 
 
 @dataclass
@@ -235,20 +233,22 @@ class _Prepared:
     loading: dict | None
     limit_data: dict | None  # tensor cells: epoch -> (inputs, labels) on the device
     plan: probe.Plan | None  # a race's run: the batches it times (None: whole epochs)
+    hooks: hooks.Hooks
     setup_started: float
     setup: float = 0.0
 
 
 def _prepare(cell: Cell, dataset_root: str, epochs: int, seed: int, function: str | None,
-             timing: dict, measure_costs: bool) -> _Prepared:
+             timing: dict, measure_costs: bool, hook: hooks.Hooks) -> _Prepared:
     """Everything before the clock: threads, device, workload, checks, the loading cost, the
     plan of a race's run, and a tensor cell's samples on the device."""
     torch.set_num_threads(cell.torch_threads)
     device = resolve_device(cell.device)
     setup_start = time.perf_counter()
-    workload = build.build(cell.workload, function or workloads.function_of(cell.workload),
+    workload = build.build(cell.workload,
+                           function or workloads.resolve(cell.workload).function,
                            dataset_root, seed)
-    train_set = with_test_delay(workload.dataset)
+    train_set = with_test_delay(workload.dataset, hook.sample_delay)
     n = len(train_set)
     image = torch.as_tensor(workload.dataset[0][0])
     warnings = preflight.check(cell, image.element_size() * image.nelement() + 8, epochs=epochs)
@@ -266,7 +266,7 @@ def _prepare(cell: Cell, dataset_root: str, epochs: int, seed: int, function: st
     limit_data = _limit_data(cell, workload, epochs, seed, device, plan) \
         if cell.loader == "tensor" else None
     return _Prepared(device, workload, train_set, n, warnings, loading, limit_data, plan,
-                     setup_start, time.perf_counter() - setup_start)
+                     hook, setup_start, time.perf_counter() - setup_start)
 
 
 def _limit_data(cell: Cell, workload, epochs: int, seed: int, device, plan) -> dict:
@@ -304,7 +304,7 @@ class _Clocked:
 def _clocked(cell: Cell, ready: _Prepared, epochs: int, seed: int) -> _Clocked:
     """The timed part: the loader and every epoch (a race's run: its planned batches), with
     the machine's noise measured just before and after."""
-    fault = preflight.injected_fault(cell.path)  # the test hooks, chosen before the clock
+    fault = ready.hooks.fault_for(cell.path)  # the test hooks, chosen before the clock
     epoch_class = _HangingEpoch if fault == "hang" else _Epoch
     device, workload, n, the_plan = ready.device, ready.workload, ready.size, ready.plan
     # A race's run stops after its planned batches; one whose plan covers the epoch runs it.
@@ -320,7 +320,7 @@ def _clocked(cell: Cell, ready: _Prepared, epochs: int, seed: int) -> _Clocked:
     clock_started = time.time()
     load.start()
     run_start = time.perf_counter()
-    loader = (make_loader(ready.train_set, cell, seed, shuffle_gen)
+    loader = (make_loader(ready.train_set, cell, seed, shuffle_gen, fault)
               if cell.loader == "dataloader" else None)
     non_blocking = bool(cell.pin_memory) and device.type == "cuda"
     records = []
@@ -383,14 +383,16 @@ def _clocked(cell: Cell, ready: _Prepared, epochs: int, seed: int) -> _Clocked:
 
 def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
              workload_function: str | None = None, timing: dict | None = None,
-             measure_costs: bool = True) -> dict:
-    """Train ``cell`` and return its metrics record (see schemas/metrics.schema.json).
+             measure_costs: bool = True, hooks: hooks.Hooks | None = None) -> dict:
+    """Train ``cell`` and return its record (:mod:`speedlimit.record`): set up before the
+    clock (:func:`_prepare`), the timed loop (:func:`_clocked`), and the record.
 
     ``workload_function``: the function that makes the cell's workload (the built-in one of
     its name when None); ``timing``: ``{"mode": "epochs"}`` (whole epochs, the default) or
     ``{"mode": "windows", "windows": W, "window_samples": S}`` (a race's run:
     :mod:`speedlimit.run.probe`); ``measure_costs``: time the loading of one sample before
-    the clock (a race measures it in its first round only)."""
+    the clock (a race measures it in its first round only); ``hooks``: the test hooks, as the
+    job read them (none by default)."""
     timing = timing or {"mode": probe.EPOCHS}
     problem = cell.problem()
     if problem:
@@ -399,34 +401,23 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
         raise ValueError("a race's run (timing: windows) predicts one epoch: train.epochs "
                          "must be 1")
     ready = _prepare(cell, dataset_root, epochs, seed, workload_function, timing,
-                     measure_costs)
+                     measure_costs, hooks or hooks_module.NONE)
     clocked = _clocked(cell, ready, epochs, seed)
     environment = fingerprint.machine()
     environment.update(fingerprint.torch_facts(ready.device))
     environment["pin_memory_active"] = bool(cell.pin_memory) and torch.accelerator.is_available()
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "status": "ok",
-        "cell": cell.path,
-        "params": {**cell.params(), "epochs": epochs, "seed": seed, "dataset_size": ready.size},
-        "timing": timing,
-        "epochs": clocked.epochs,
-        "run_duration": clocked.run_duration,
-        "shutdown": clocked.shutdown,
-        "startup": clocked.startup,
-        "reference": clocked.reference,
-        "machine_load": clocked.machine_load,
-        "setup": ready.setup,
-        "started_at": clocked.started_at,
-        "finished_at": clocked.finished_at,
-        "environment": environment,
-        "warnings": ready.warnings,
-        "timeline": {"setup_started": time.time() - (time.perf_counter() - ready.setup_started),
-                     "clock_started": clocked.clock_started,
-                     "clock_stopped": clocked.clock_stopped},
-    }
+    done = record.ok(
+        cell.path, {**cell.params(), "epochs": epochs, "seed": seed, "dataset_size": ready.size},
+        timing=timing,
+        epochs=clocked.epochs, run_duration=clocked.run_duration, shutdown=clocked.shutdown,
+        startup=clocked.startup, reference=clocked.reference,
+        machine_load=clocked.machine_load, setup=ready.setup, started_at=clocked.started_at,
+        finished_at=clocked.finished_at, environment=environment, warnings=ready.warnings,
+        timeline={"setup_started": time.time() - (time.perf_counter() - ready.setup_started),
+                  "clock_started": clocked.clock_started,
+                  "clock_stopped": clocked.clock_stopped})
     if ready.loading is not None:
-        record["costs"] = ready.loading
+        done["costs"] = ready.loading
     if clocked.predicted is not None:
-        record["predicted"] = clocked.predicted
-    return record
+        done["predicted"] = clocked.predicted
+    return done

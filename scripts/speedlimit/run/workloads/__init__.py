@@ -22,15 +22,21 @@ Item ``i`` should be the same in whichever process loads it (the main process or
 DataLoader worker), so that the loss stays comparable across num_workers: random samples are
 seeded per item (and epoch), as the built-in augmentation does.
 
-This module names the built-in workloads and finds a workload's code (for its cells' rerun
-trigger); it imports no torch. :mod:`speedlimit.run.workloads.build` constructs them.
+This module names the built-in workloads and resolves a name, once, into what everything
+else uses (:func:`resolve`: its function, module and attribute, its file, and a digest of its
+code for its cells' rerun trigger): the rules resolve each workload of the grid, the request
+carries the result to the job, and :mod:`speedlimit.run.workloads.build` constructs the
+workload from it. It imports no torch.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from dataclasses import dataclass
 from pathlib import Path
+
+from speedlimit import project
 
 PACKAGE = __name__
 DEFAULT = "fashionmnist"
@@ -111,3 +117,39 @@ def check_defines(file: Path, function: str, spec: str) -> None:
         defined = sorted(n for n in names if not n.startswith("_"))
         raise WorkloadError(f"workloads.custom = {spec}: {file} defines no {function!r} at its "
                             f"top level (it defines: {', '.join(defined) or 'nothing'})")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A workload, resolved: ``module:attribute`` is its ``function``; ``code``: a digest of
+    its module and what it imports (the built-ins': their own module)."""
+
+    name: str
+    function: str
+    module: str
+    attribute: str
+    file: Path
+    code: str
+
+    def for_request(self) -> dict:
+        return {"function": self.function, "module": self.module,
+                "attribute": self.attribute, "code": self.code}
+
+
+def resolve(name: str, custom: str | None = None, search=None) -> Resolved:
+    """Workload ``name`` (``custom``: the function the config names; its module is looked up
+    in ``search``, the working directory by default, first): raise :class:`WorkloadError`
+    when it cannot be found, or its module does not parse or define the function."""
+    function = function_of(name, custom)
+    module, attribute = parse(function)
+    if name in BUILT_IN:
+        file = builtin_file(name)
+        return Resolved(name, function, module, attribute, file, project.code_digest(file))
+    search = [Path.cwd()] if search is None else list(search)
+    try:
+        file, _ = project.module_location(module, search)
+    except FileNotFoundError as err:
+        raise WorkloadError(str(err)) from None
+    check_defines(file, attribute, function)
+    return Resolved(name, function, module, attribute, file,
+                    project.module_digest(module, search))

@@ -20,6 +20,8 @@ help:
 	@echo "make bench                   benchmark the pipeline's own overhead"
 	@echo "make simulate                the race's error rate and power, simulated (README table)"
 	@echo "make lock                    regenerate requirements.lock from .venv"
+	@echo "make venv                    only set up .venv from the pins"
+	@echo "make clean                   remove results, logs, .snakemake and report.html"
 
 $(STAMP): requirements.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)

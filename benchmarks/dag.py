@@ -8,7 +8,7 @@ itself costs for a rule of that shape (not a unit test).
 
 A race evaluates the DAG again after every round, so this is paid per round.
 
-Usage: python benchmarks/dag.py [--cells 1000 10000] [--repeats 1]
+Usage: python benchmarks/dag.py [--cells 1000 10000]
 """
 
 from __future__ import annotations

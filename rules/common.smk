@@ -117,6 +117,9 @@ def imagefolder_root():
     return imagefolder.root(dataset_root())
 
 
+IMAGEFOLDER_CELLS = any(cell.workload == "imagefolder" for cell in CELLS)
+
+
 @signed
 def get_cell_input(wildcards):
     """The data set's files; for an imagefolder cell also the images as files."""

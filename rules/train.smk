@@ -3,7 +3,9 @@
 
 rule train_cell:
     input:
-        get_cell_input,
+        # The data set's files (and the images as files, for imagefolder cells): a function
+        # only where cells' inputs differ, since Snakemake calls it for every job.
+        get_cell_input if IMAGEFOLDER_CELLS else DATASET_FILES,
     output:
         "results/runs/{cell}.json",
     log:

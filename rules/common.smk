@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from speedlimit import config as config_module  # noqa: E402
 from speedlimit import grid, project, record  # noqa: E402
 from speedlimit.run import lock, preflight  # noqa: E402
-from speedlimit.run.request import Request  # noqa: E402
+from speedlimit.run.request import Request, how_text  # noqa: E402
 from speedlimit.data import idx, imagefolder  # noqa: E402
 from speedlimit.run import workloads  # noqa: E402
 
@@ -106,7 +106,8 @@ def dataset_root():
     return fashionmnist_root()
 
 
-DATASET_FILES = idx.raw_paths(dataset_root())
+DATASET_ROOT = dataset_root()
+DATASET_FILES = idx.raw_paths(DATASET_ROOT)
 
 
 def get_dataset_files():
@@ -114,7 +115,7 @@ def get_dataset_files():
 
 
 def imagefolder_root():
-    return imagefolder.root(dataset_root())
+    return imagefolder.root(DATASET_ROOT)
 
 
 IMAGEFOLDER_CELLS = any(cell.workload == "imagefolder" for cell in CELLS)
@@ -216,16 +217,11 @@ def cell_resources(path):
 
 
 @signed
-def get_cell_threads(wildcards):
-    """Cores a cell's job holds in Snakemake's local scheduling when cells may overlap: a core
-    per thread and per worker. (Exclusive cells run one at a time under the machine's lock
-    whatever they hold, so each holds one core, a constant in the rule: then the job that
-    waits for the lock, asleep in scripts/train_cell.sh, is always the next in priority.)"""
-    return cell_resources(wildcards.cell)["cpus"]
-
-
-@signed
 def get_cell_cpus(wildcards):
+    """CPUs of a cell's SLURM allocation, and the cores it holds in Snakemake's local
+    scheduling when cells may overlap. (Exclusive cells run one at a time under the machine's
+    lock whatever they hold, so each holds one core, a constant in the rule: then the job that
+    waits for the lock, asleep in scripts/train_cell.sh, is always the next in priority.)"""
     return cell_resources(wildcards.cell)["cpus"]
 
 
@@ -311,7 +307,6 @@ def get_published_table():
 
 TRAIN_CODE = code_digest(project.TRAIN_SCRIPT)
 WORKLOADS = {name: resolve_workload(name) for name in config["grid"]["workload"]}
-DATASET_ROOT = dataset_root()
 # How train_cell jobs run (the rule's resources: no rerun trigger): the interpreter of
 # scripts/train_cell.sh (the rule's conda env's with --sdm conda, else Snakemake's own, as for
 # `script:` rules), and warm start, time limit and runs again while disturbed, as train_cell.py's
@@ -321,12 +316,10 @@ PYTHON = (
     if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
     else sys.executable
 )
-HOW = ",".join(
-    [
-        f"warm_start={int(config['train']['warm_start'])}",
-        f"time_limit={config['train']['time_limit'] or 'none'}",
-        f"redo_disturbed={config['train']['redo_disturbed']}",
-    ]
+HOW = how_text(
+    config["train"]["warm_start"],
+    config["train"]["time_limit"],
+    config["train"]["redo_disturbed"],
 )
 
 

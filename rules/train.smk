@@ -13,7 +13,7 @@ rule train_cell:
     priority: get_cell_priority
     conda:
         "../envs/pipeline.yaml"
-    threads: 1 if EXCLUSIVE else get_cell_threads
+    threads: 1 if EXCLUSIVE else get_cell_cpus
     resources:
         # What differs per cell (a constant where the config makes it one: rules/common.smk);
         # what every job shares lives in profiles/slurm.

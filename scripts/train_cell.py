@@ -34,7 +34,7 @@ import sys  # noqa: E402
 
 from speedlimit import grid, logs, record  # noqa: E402
 from speedlimit.run import job, lock  # noqa: E402
-from speedlimit.run.request import Request  # noqa: E402
+from speedlimit.run.request import Request, parse_how, seconds  # noqa: E402
 
 log = logging.getLogger("speedlimit.train_cell")
 
@@ -110,10 +110,6 @@ def run_again_while_disturbed(request: Request, output: str, code: int,
     return code
 
 
-def _seconds(text: str) -> float | None:
-    return None if text.lower() in ("none", "null", "", "0") else float(text)
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Train one grid cell and write its record.")
     parser.add_argument("cell", nargs="?", help="cell path, e.g. dataloader/batch_size~100/...")
@@ -135,12 +131,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--record-failure", action=argparse.BooleanOptionalAction,
                         default=True, help="write a status: failed record when the cell fails")
     # How to run it: the rule's `how` resource, or each on its own.
-    parser.add_argument("--how", type=_how, default={},
+    parser.add_argument("--how", type=parse_how, default={},
                         help="warm_start=0|1,time_limit=SECONDS|none,redo_disturbed=N (the "
                         "train_cell rule's resource; the options below override it)")
     parser.add_argument("--warm", action=argparse.BooleanOptionalAction, default=None,
                         help="warm start (when available; else a cold start)")
-    parser.add_argument("--time-limit", type=_seconds, default=None,
+    parser.add_argument("--time-limit", type=seconds, default=None,
                         help="seconds (none or 0 = no limit)")
     parser.add_argument("--redo-disturbed", type=int, default=None,
                         help="runs again at most this many times while the cell is disturbed")
@@ -156,14 +152,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, args.how.get(key, default))
     return args
-
-
-def _how(text: str) -> dict:
-    """The rule's ``how``: ``warm_start=1,time_limit=none,redo_disturbed=0``."""
-    pairs = dict(item.split("=", 1) for item in text.split(",") if item)
-    return {"warm": pairs.get("warm_start", "1") == "1",
-            "time_limit": _seconds(pairs.get("time_limit", "none")),
-            "redo_disturbed": int(pairs.get("redo_disturbed", 0))}
 
 
 def request_of(args: argparse.Namespace) -> Request:

@@ -77,8 +77,7 @@ def rows_of(done: dict, run: int) -> list[dict]:
         "reason": done.get("reason"),
         "warnings": "; ".join(done.get("warnings") or []) or None,
         **{column: env.get(key) for column, key in ENVIRONMENT.items()},
-        "thread_env": ", ".join(f"{k}={v}" for k, v in sorted(
-            (env.get("thread_env") or {}).items())) or None,
+        "thread_env": thread_env_text(env.get("thread_env")),
         "epochs": params.get("epochs"),
         "seed": params.get("seed"),
         "cell": done["cell"],
@@ -111,6 +110,14 @@ def rows_of(done: dict, run: int) -> list[dict]:
                        epoch_duration=predicted["epoch_duration"])
         rows.append(row)
     return rows
+
+
+def thread_env_text(value) -> str | None:
+    """The thread variables a cell ran with, as the table's ``thread_env`` holds them
+    (``MKL_NUM_THREADS=1, OMP_NUM_THREADS=1``), from a record's dict or that text itself."""
+    if isinstance(value, str) or value is None:
+        return value or None
+    return ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or None
 
 
 def environments(table: pd.DataFrame) -> list[dict]:

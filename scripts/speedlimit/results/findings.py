@@ -19,7 +19,7 @@ from speedlimit import axes, grid
 from speedlimit.results import claims as claims_module
 from speedlimit.results import published as published_module
 from speedlimit.results import race, stats
-from speedlimit.results.aggregate import QUALITY_RTOL
+from speedlimit.results.aggregate import QUALITY_RTOL, thread_env_text
 from speedlimit.results.words import interval, minutes, percent as _pct, seconds
 from speedlimit.results.words import speedup as speedup_words, times as _x
 from speedlimit.results.words import workers as _workers
@@ -694,9 +694,7 @@ def hardware(environments: list[dict]) -> list[str]:
             sw.append(f"{name} {' / '.join(v)}")
     if sw:
         out.append("Software and settings in force: " + "; ".join(sw) + ".")
-    threads = sorted({e["thread_env"] if isinstance(e.get("thread_env"), str) else
-                      ", ".join(f"{k}={v}" for k, v in sorted((e.get("thread_env") or {}).items()))
-                      for e in envs} - {""})
+    threads = sorted({thread_env_text(e.get("thread_env")) for e in envs} - {None})
     if threads:
         out.append("Thread variables in the cells' environment: " + " / ".join(
             f"`{t}`" for t in threads) + ".")

@@ -97,3 +97,25 @@ class Request:
     @classmethod
     def from_json(cls, text: str) -> "Request":
         return cls.from_dict(json.loads(text))
+
+
+# How a run is run, as the train_cell rule's ``how`` resource: key=value pairs, since a
+# resource travels to a cluster job as plain text. Made by the workflow, read by the job.
+def how_text(warm_start: bool, time_limit: float | None, redo_disturbed: int) -> str:
+    """``warm_start=1,time_limit=none,redo_disturbed=0``: what :func:`parse_how` reads."""
+    return (f"warm_start={int(warm_start)},time_limit={time_limit or 'none'},"
+            f"redo_disturbed={redo_disturbed}")
+
+
+def seconds(text: str) -> float | None:
+    """A time limit as text: ``none`` (or null, 0, empty) is no limit."""
+    return None if text.lower() in ("none", "null", "", "0") else float(text)
+
+
+def parse_how(text: str) -> dict:
+    """:func:`how_text`'s pairs: ``warm`` (bool), ``time_limit`` (seconds or None),
+    ``redo_disturbed`` (int); a pair left out takes its default."""
+    pairs = dict(item.split("=", 1) for item in text.split(",") if item)
+    return {"warm": pairs.get("warm_start", "1") == "1",
+            "time_limit": seconds(pairs.get("time_limit", "none")),
+            "redo_disturbed": int(pairs.get("redo_disturbed", 0))}

@@ -458,3 +458,28 @@ def test_unstable_cells_are_named_by_every_setting_that_varies(tmp_path):
         expected)
     assert "unstable" not in " ".join(findings.machine_noise_sentences(
         calm, aggregate.summarize(calm)))
+
+
+def test_the_hardware_section_comes_from_the_table_as_the_records_had_it(tmp_path):
+    """The findings read the environment from the table's columns, not from run files: the
+    thread variables a record ran with reach the hardware sentence, and none are named where
+    the records had none."""
+    g = {"num_workers": [0, 2], "batch_size": [100], "lr": [0.01], "torch_threads": [1],
+         "pin_memory": [False], "persistent_workers": [False], "prefetch_factor": [None],
+         "device": ["cpu"], "workload": ["fashionmnist"], "loader": ["dataloader"]}
+    expected = grid.expand(g, 1)[0]
+
+    def hardware_text(folder, thread_env):
+        recs = [record(c, 1.0, cpu_model="Test CPU") for c in expected]
+        for r in recs:
+            if thread_env:
+                r["environment"]["thread_env"] = thread_env
+        table = aggregate.build_table(write(folder, recs), expected)
+        path = folder / "table.csv"
+        table.to_csv(path, index=False)
+        return " ".join(findings.hardware(aggregate.environments(pd.read_csv(path))))
+
+    text = hardware_text(tmp_path / "a", {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"})
+    assert "2 cell run(s) on node `n1`: Test CPU" in text
+    assert "`MKL_NUM_THREADS=2, OMP_NUM_THREADS=2`" in text
+    assert "Thread variables" not in hardware_text(tmp_path / "b", None)

@@ -38,9 +38,9 @@ This module imports nothing of the project, nor torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import functools
 import math
+from dataclasses import dataclass
 
 DATALOADER = "dataloader"
 TENSOR = "tensor"
@@ -105,6 +105,7 @@ SETTINGS = tuple(n for n in NAMES if n not in (COMPARED, ROWS))
 SEED_VALUES = {a.name: a.seed_value for a in AXES if a.seed_value is not None}
 
 
+@functools.cache
 def of_kind(kind: str) -> tuple[str, ...]:
     """The axes of one kind of cell, in path order."""
     return tuple(a.name for a in AXES if kind in a.kinds)

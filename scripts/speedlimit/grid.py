@@ -10,6 +10,7 @@ cell (and so never retrains it). This module imports neither torch nor snakemake
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from dataclasses import field, fields, make_dataclass
@@ -26,9 +27,10 @@ class _CellMethods:
         """This kind of cell's axes, in path order."""
         return axes.of_kind(self.loader)
 
-    @property
+    @functools.cached_property
     def path(self) -> str:
-        """Readable relative path (no extension), e.g. ``dataloader/batch_size~100/...``."""
+        """Readable relative path (no extension), e.g. ``dataloader/batch_size~100/...``.
+        (Made once per cell: the workflow looks it up for every job.)"""
         parts = [self.loader] + [f"{a}~{format_value(getattr(self, a))}" for a in self.axes]
         return "/".join(parts + [f"repeat~{self.repeat}"])
 
@@ -125,11 +127,14 @@ def round_order(paths, seed: int, round_: int) -> list[str]:
     (carry-over from a neighbour is not confounded with the cell), and the runs a comparison
     pairs ran within seconds of each other, not minutes. The same paths, seed and round give
     the same order."""
+    return [cell.path for cell in _round_order(map(parse_path, paths), seed, round_)]
+
+
+def _round_order(cells, seed: int, round_: int) -> list[Cell]:
     rng = random.Random(f"speedlimit-round-{seed}-{round_}")
-    groups: dict[tuple, list[str]] = {}
-    for path in sorted(paths):
-        cell = parse_path(path)
-        groups.setdefault(tuple(getattr(cell, a) for a in axes.CONDITIONS), []).append(path)
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in sorted(cells, key=lambda cell: cell.path):
+        groups.setdefault(tuple(getattr(cell, a) for a in axes.CONDITIONS), []).append(cell)
     keys = sorted(groups, key=repr)
     rng.shuffle(keys)
     order = []
@@ -142,11 +147,9 @@ def round_order(paths, seed: int, round_: int) -> list[str]:
 def interleaved(cells: list[Cell], seed: int = 0) -> list[Cell]:
     """``cells`` in the order to run them: every repeat 0 (a round, in :func:`round_order`),
     then every repeat 1, and so on."""
-    by_path = {c.path: c for c in cells}
     out = []
     for repeat in sorted({c.repeat for c in cells}):
-        paths = [c.path for c in cells if c.repeat == repeat]
-        out.extend(by_path[p] for p in round_order(paths, seed, repeat))
+        out.extend(_round_order([c for c in cells if c.repeat == repeat], seed, repeat))
     return out
 
 

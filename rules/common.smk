@@ -107,11 +107,13 @@ def dataset_root():
 
 
 DATASET_ROOT = dataset_root()
-DATASET_FILES = idx.raw_paths(DATASET_ROOT)
-
-
-def get_dataset_files():
-    return DATASET_FILES
+# What a training job declares of the data set: its files' checksums (speedlimit.data.idx).
+# A file lost or edited after them runs nothing again (Snakemake reruns nothing for a missing
+# intermediate file), but a cell that runs would find it missing: say so before any job.
+DATASET_MANIFEST = idx.manifest_path(DATASET_ROOT)
+if workflow.is_main_process and Path(DATASET_MANIFEST).exists():
+    for problem in idx.manifest_problems(DATASET_ROOT):
+        print(f"speedlimit: WARNING: {problem}.", file=sys.stderr)
 
 
 def imagefolder_root():
@@ -123,10 +125,10 @@ IMAGEFOLDER_CELLS = any(cell.workload == "imagefolder" for cell in CELLS)
 
 @signed
 def get_cell_input(wildcards):
-    """The data set's files; for an imagefolder cell also the images as files."""
+    """The data set (its manifest); for an imagefolder cell also the images as files."""
     if get_cell(wildcards).workload == "imagefolder":
-        return get_dataset_files() + [imagefolder_root()]
-    return get_dataset_files()
+        return [DATASET_MANIFEST, imagefolder_root()]
+    return DATASET_MANIFEST
 
 
 def get_cell(wildcards):

@@ -9,6 +9,7 @@ localrules:
 rule download_fashionmnist:
     output:
         idx.raw_paths(fashionmnist_root()),
+        idx.manifest_path(fashionmnist_root()),  # written last (speedlimit.data.idx.MANIFEST)
     log:
         "logs/data/download_fashionmnist.log",
     conda:
@@ -23,6 +24,7 @@ rule download_fashionmnist:
 rule make_synthetic:
     output:
         idx.raw_paths(synthetic_root("{train_size}", "{test_size}", "{seed}")),
+        idx.manifest_path(synthetic_root("{train_size}", "{test_size}", "{seed}")),
     log:
         "logs/data/make_synthetic-{train_size}-{test_size}-seed{seed}.log",
     conda:
@@ -37,7 +39,7 @@ rule make_synthetic:
 # The imagefolder workload's files: every training image as a PNG (only its cells need them).
 rule make_imagefolder:
     input:
-        get_dataset_files(),
+        DATASET_MANIFEST,
     output:
         directory(imagefolder_root()),
     log:

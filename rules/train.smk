@@ -3,9 +3,10 @@
 
 rule train_cell:
     input:
-        # The data set's files (and the images as files, for imagefolder cells): a function
-        # only where cells' inputs differ, since Snakemake calls it for every job.
-        get_cell_input if IMAGEFOLDER_CELLS else DATASET_FILES,
+        # The data set's checksum manifest (and the images as files, for imagefolder cells):
+        # one file, and a function only where cells' inputs differ, since Snakemake handles
+        # each input of every job (and again after every round of a race).
+        get_cell_input if IMAGEFOLDER_CELLS else DATASET_MANIFEST,
     output:
         "results/runs/{cell}.json",
     log:

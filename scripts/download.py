@@ -4,7 +4,7 @@ import logging
 import sys
 
 from speedlimit import logs
-from speedlimit.data import download
+from speedlimit.data import download, idx
 
 
 def main(dataset_root: str, mirrors, md5s, retries: int, timeout: float) -> None:
@@ -13,6 +13,7 @@ def main(dataset_root: str, mirrors, md5s, retries: int, timeout: float) -> None
     except download.DownloadError as err:
         logging.error("%s", err)
         sys.exit(f"speedlimit: {err}")
+    idx.write_manifest(dataset_root)  # last: the files are whole and checked
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from speedlimit.data import idx
 
 def main(dataset_root: str, train_size: int, test_size: int, seed: int) -> None:
     idx.write_synthetic(dataset_root, train_size, test_size, seed)
+    idx.write_manifest(dataset_root)
     logging.info("wrote %d + %d synthetic images (seed %d) under %s", train_size, test_size,
                  seed, dataset_root)
 

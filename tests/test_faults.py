@@ -169,9 +169,12 @@ def test_download_faults_through_the_rule(project, tmp_path):
                     "dl.yaml")
         for name in idx.FILES:
             assert (raw / name).read_bytes() == (made / name).read_bytes()
-        # Only whole files: the raw ones, and the checked .gz each was unpacked from.
+        # Only whole files: the raw ones, the checked .gz each was unpacked from, and the
+        # raw files' checksums (what the training jobs declare), which coreutils confirms.
         assert sorted(p.name for p in raw.iterdir()) == sorted(
-            [*idx.FILES, *(f"{name}.gz" for name in idx.FILES)])
+            [*idx.FILES, *(f"{name}.gz" for name in idx.FILES), idx.MANIFEST])
+        subprocess.run(["md5sum", "--check", "--strict", idx.MANIFEST], cwd=raw, check=True,
+                       capture_output=True)
         log = (project.path / "logs" / "data" / "download_fashionmnist.log").read_text()
         for kind in ("slow", "missing", "corrupt", "truncated"):
             assert mirror.url(kind) in log

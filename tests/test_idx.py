@@ -1,4 +1,6 @@
 import gzip
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -42,3 +44,32 @@ def test_torchvision_reads_the_synthetic_files(tmp_path):
     assert raw == (tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").read_bytes()
     name = "train-images-idx3-ubyte.gz"
     assert idx.md5(tmp_path / "gz" / name) == md5s[name]
+
+
+def test_the_manifest_is_what_md5sum_checks_and_says_what_changed_after_it(tmp_path):
+    idx.write_synthetic(tmp_path, 300, 50, seed=0)
+    assert idx.manifest_problems(tmp_path) == []  # no manifest: nothing made before
+    manifest = idx.write_manifest(tmp_path)
+    raw = tmp_path / "FashionMNIST" / "raw"
+    assert manifest == idx.manifest_path(tmp_path) == str(raw / idx.MANIFEST)
+    assert idx.dataset_root_of(manifest) == str(tmp_path)
+    check = ["md5sum", "--check", "--strict", "--quiet", idx.MANIFEST]
+    assert subprocess.run(check, cwd=raw).returncode == 0
+    assert len((raw / idx.MANIFEST).read_text().splitlines()) == len(idx.FILES)
+    assert idx.manifest_problems(tmp_path) == [] and idx.lacking(tmp_path) is None
+    # A file edited after the manifest: md5sum and the warning say so.
+    images = raw / "t10k-images-idx3-ubyte"
+    data = images.read_bytes()
+    images.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    later = os.stat(manifest).st_mtime_ns + 1_000_000_000
+    os.utime(images, ns=(later, later))
+    assert subprocess.run(check, cwd=raw, capture_output=True).returncode != 0
+    (problem,) = idx.manifest_problems(tmp_path)
+    assert problem.startswith(f"{images} changed after the data set's checksums (MD5SUMS)")
+    assert f"`snakemake --force {images}`" in problem
+    # A file lost: said first, with the command that makes it again.
+    (raw / "train-labels-idx1-ubyte").unlink()
+    lost = str(raw / "train-labels-idx1-ubyte")
+    assert idx.lacking(tmp_path).startswith(f"the data set lacks {lost}: make it again with "
+                                            f"`snakemake --force {lost}`")
+    assert idx.manifest_problems(tmp_path)[0] == idx.lacking(tmp_path)

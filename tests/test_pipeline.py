@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import subprocess
 
 import pandas as pd
 import pytest
 
 from conftest import TINY, mtimes, planned
+from speedlimit.data import idx
 
 pytestmark = pytest.mark.e2e
 
@@ -93,6 +95,30 @@ def test_what_reruns_after_each_kind_of_change(project):
     train_py.write_text(original + "\n# an edit\n")
     assert planned(project, *cfg)["train_cell"] == 6
     train_py.write_text(original)
+    assert planned(project, *cfg) == {}
+    # The cells declare the data set's checksums, which coreutils confirms, not its files.
+    (labels,) = (project.path / "data").glob("synthetic-*/FashionMNIST/raw/train-labels-*")
+    md5sum = ["md5sum", "--check", "--strict", idx.MANIFEST]
+    subprocess.run(md5sum, cwd=labels.parent, check=True, capture_output=True)
+    # A file of it lost: the results made from it stay, and the warning before any job names
+    # the file and the command that makes it again, which reruns no cell: the same data.
+    labels.unlink()
+    proc = project.run("-n", *cfg)
+    assert "Nothing to be done" in proc.stdout
+    relative = labels.relative_to(project.path)
+    assert f"WARNING: the data set lacks {relative}: " in proc.stderr
+    assert f"`snakemake --force {relative}`" in proc.stderr
+    assert planned(project, *cfg, "--force", str(relative)) == {"make_synthetic": 1}
+    project.run("--cores", "1", *cfg, "--force", str(relative))
+    subprocess.run(md5sum, cwd=labels.parent, check=True, capture_output=True)
+    proc = project.run("-n", *cfg)
+    assert "Nothing to be done" in proc.stdout and "WARNING: the data set" not in proc.stderr
+    # A file edited by hand: said, and nothing runs again for it.
+    labels.write_bytes(labels.read_bytes()[:-1] + b"\x0b")  # (labels are 0 to 9)
+    proc = project.run("-n", *cfg)
+    assert "Nothing to be done" in proc.stdout
+    assert f"WARNING: {relative} changed after the data set's checksums" in proc.stderr
+    project.run("--cores", "1", *cfg, "--force", str(relative))
     assert planned(project, *cfg) == {}
     # The plotting code: only the figures (and the final target).
     plots_py = project.path / "scripts" / "speedlimit" / "results" / "plots.py"

@@ -198,3 +198,25 @@ def test_a_disturbed_cell_is_flagged_and_redone_when_asked(synthetic_root, tmp_p
     assert record["reference"]["after"] > 1.25 * record["reference"]["before"]
     assert len(record.get("redone", [])) == redo
     assert proc.stderr.count("running it again") == redo
+
+
+def test_a_data_set_that_lacks_a_file_fails_the_cell_with_the_command_that_makes_it(
+        synthetic_root, tmp_path):
+    """Its checksums remain, so Snakemake runs the cell: the record says what is missing and
+    how to make it again, instead of torchvision's "Dataset not found"."""
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_root, root)
+    lost = root / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    lost.unlink()
+    out, log = tmp_path / "c.json", tmp_path / "c.log"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), dl(num_workers=0).path, "--data-root", str(root),
+         "--output", str(out), "--log", str(log), "--no-warm", "--no-exclusive"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(SCRIPT.parent)})
+    assert proc.returncode == 2
+    record = json.loads(out.read_text())
+    assert record["status"] == "failed"
+    assert record["reason"].startswith(f"the data set lacks {lost}: make it again with "
+                                       f"`snakemake --force {lost}`")
+    assert f"cannot run: the data set lacks {lost}" in proc.stderr

@@ -24,6 +24,11 @@ TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 RAW_SUBDIR = Path("FashionMNIST") / "raw"
+# The raw files' md5s, in md5sum's format (`md5sum -c MD5SUMS` checks them), written last by the
+# job that makes the files: the one input each training job declares for the data set. Small,
+# so Snakemake records its checksum: a data set made again with the same data (a lost file
+# downloaded or generated again) runs no cell again; other data runs every cell again.
+MANIFEST = "MD5SUMS"
 N_CLASSES = 10
 SIDE = 28
 
@@ -33,10 +38,59 @@ def raw_paths(dataset_root: str | os.PathLike) -> list[str]:
     return [str(Path(dataset_root) / RAW_SUBDIR / name) for name in FILES]
 
 
+def manifest_path(dataset_root: str | os.PathLike) -> str:
+    """The data set's checksum manifest, beside its raw files (:data:`MANIFEST`)."""
+    return str(Path(dataset_root) / RAW_SUBDIR / MANIFEST)
+
+
+def write_manifest(dataset_root: str | os.PathLike) -> str:
+    """Write the md5 of each raw file in ``md5sum`` format; return the manifest's path."""
+    lines = []
+    for path in map(Path, raw_paths(dataset_root)):
+        digest = hashlib.md5()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        lines.append(f"{digest.hexdigest()}  {path.name}\n")
+    manifest = manifest_path(dataset_root)
+    write_atomic(manifest, "".join(lines).encode())
+    return manifest
+
+
+def lacking(dataset_root: str | os.PathLike) -> str | None:
+    """What the data set lacks of its raw files, said with the command that makes them again;
+    None when it has them all."""
+    missing = [path for path in raw_paths(dataset_root) if not os.path.exists(path)]
+    if not missing:
+        return None
+    return (f"the data set lacks {', '.join(missing)}: make it again with `snakemake --force "
+            f"{missing[0]}` and this run's config options (cells run again only if its data "
+            "differ from the checksums they were made with)")
+
+
+def manifest_problems(dataset_root: str | os.PathLike) -> list[str]:
+    """What is amiss with a data set made before: files lost or edited since its manifest was
+    written (which Snakemake does not see), each said with the command that makes them again."""
+    try:
+        written = os.stat(manifest_path(dataset_root)).st_mtime_ns
+    except OSError:
+        return []
+    problems = [lacking(dataset_root)] if lacking(dataset_root) else []
+    edited = [path for path in raw_paths(dataset_root)
+              if os.path.exists(path) and os.stat(path).st_mtime_ns > written]
+    if edited:
+        problems.append(
+            f"{', '.join(edited)} changed after the data set's checksums ({MANIFEST}): no cell "
+            f"runs again for that. To train on the data set as made, make it again with "
+            f"`snakemake --force {edited[0]}` and this run's config options (cells run again "
+            "only if its data differ from the checksums they were made with)")
+    return problems
+
+
 def dataset_root_of(raw_path: str | os.PathLike) -> str:
-    """The dataset root of one of :func:`raw_paths` (its inverse)."""
+    """The dataset root of one of :func:`raw_paths` or of its manifest (their inverse)."""
     path = Path(raw_path)
-    if path.name not in FILES or path.parent.parts[-2:] != RAW_SUBDIR.parts:
+    if path.name not in (*FILES, MANIFEST) or path.parent.parts[-2:] != RAW_SUBDIR.parts:
         raise ValueError(f"not a raw FashionMNIST file path: {raw_path}")
     return str(path.parents[2])
 

@@ -106,11 +106,16 @@ def execute(request: Request) -> int:
     """
     cell = request.cell
     log.info("cell %s: running in process %d", cell.path, os.getpid())
+    from speedlimit.data import idx
     from speedlimit.run import train  # imports torch: instant in a warm child
 
     from speedlimit.run.preflight import ResourceError
 
     global _alarms, _timed_request
+    lacks = idx.lacking(request.dataset_root)
+    if lacks:
+        log.error("cell %s cannot run: %s", cell.path, lacks)
+        return _failed(request, lacks, 2)
     hook = hooks.read()
     # The test hook SPEEDLIMIT_FAULT=hang: as in a hang in C code, the alarm never gets
     # through, whenever it comes (a slow setup on a loaded machine, a thread that takes it).

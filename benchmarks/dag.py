@@ -1,21 +1,32 @@
 """How long Snakemake takes to build the pipeline's DAG (`snakemake -n`), against what it takes
 for as many trivial jobs (a wildcard and a params function each) and for as many jobs of the
-train_cell rule's shape with nothing of ours in them (four inputs from one upstream job, a log,
-a priority, three resources that vary per job and six that do not, a params string as long as
-a cell's request; one aggregate job over all of them): measured in one run, on the same
-machine, so that the ratios say what the pipeline's own code costs, apart from what Snakemake
-itself costs for a rule of that shape (not a unit test).
+train_cell rule's shape with nothing of ours in them (one input from one upstream job, a log,
+a priority, a conda env, two resources that vary per job and seven that do not, a params
+string as long as a cell's request, a shell command of as many fields; one aggregate job over
+all of them): measured in one run, on the same machine, so that the ratios say what the
+pipeline's own code costs, apart from what Snakemake itself costs for a rule of that shape
+(not a unit test). With --before REV, the pipeline as it was at git revision REV is timed in
+the same run too.
+
+Each of --repeats rounds times every variant once, back to back, in a new random order: a
+machine whose speed drifts or jumps (this VM's moves by 20% from one minute to the next) slows
+the variants of a round alike, so the ratios are taken within a round and their median
+reported, with the medians of the times.
 
 A race evaluates the DAG again after every round, so this is paid per round.
 
-Usage: python benchmarks/dag.py [--cells 1000 10000]
+Usage: python benchmarks/dag.py [--cells 1000 10000] [--repeats 3] [--before REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import math
+import random
 import shutil
+import statistics
+import tarfile
 import subprocess
 import sys
 import tempfile
@@ -56,7 +67,7 @@ SHAPED = '''
 import json
 
 N = int(config["jobs"])
-DATA = [f"data/raw/{name}" for name in ("a", "b", "c", "d")]
+DATA = "data/raw/MD5SUMS"
 
 
 def value(wildcards):
@@ -73,10 +84,6 @@ def cpus(wildcards):
 
 def mem_mb(wildcards):
     return 2048 + 512 * (int(wildcards.i) % 4)
-
-
-def gpu(wildcards):
-    return 0
 
 
 rule all:
@@ -99,12 +106,14 @@ rule one:
     log:
         "logs/{i}.log",
     priority: priority
+    conda:
+        "env.yaml"
     threads: 1
     resources:
         cpus_per_task=cpus,
         mem_mb=mem_mb,
         runtime=30,
-        gpu=gpu,
+        gpu=0,
         slurm_extra="",
         cell_lock="/tmp/lock",
         cell_slot=1,
@@ -113,7 +122,8 @@ rule one:
     params:
         request=value,
     shell:
-        "echo {params.request:q} > {output}"
+        "echo {resources.cell_lock:q} {output:q} {log:q} {resources.python:q}"
+        " --request {params.request:q} --how {resources.how:q} > {output}"
 
 
 rule aggregate:
@@ -131,8 +141,17 @@ def timed(args: list[str], cwd: Path) -> float:
     proc = subprocess.run([SNAKEMAKE, "-n", "--quiet", "all", *args], cwd=cwd,
                           capture_output=True, text=True)
     if proc.returncode:
-        sys.exit(f"snakemake -n failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        sys.exit(f"snakemake -n failed in {cwd}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return time.perf_counter() - start
+
+
+def pipeline_at(revision: str, dest: Path) -> Path:
+    """The pipeline's files as they were at a git revision (git archive), in ``dest``."""
+    tar = subprocess.run(["git", "archive", revision], cwd=project.ROOT, capture_output=True,
+                         check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        archive.extractall(dest, filter="data")
+    return dest
 
 
 def grid_for(cells: int) -> dict:
@@ -147,26 +166,47 @@ def grid_for(cells: int) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--before", metavar="REV", help="also time the pipeline at this git "
+                        "revision, in the same rounds")
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="speedlimit-dag-"))
-    pipeline = project.copy_to(base / "pipeline")
+    pipelines = {"pipeline": project.copy_to(base / "pipeline")}
+    if args.before:
+        pipelines["before"] = pipeline_at(args.before, base / "before")
     trivial, shaped = base / "trivial", base / "shaped"
     for folder, text in ((trivial, TRIVIAL), (shaped, SHAPED)):
         folder.mkdir()
         (folder / "Snakefile").write_text(text)
-    print("| cells | pipeline `snakemake -n` (s) | trivial jobs (s) | ratio | jobs of the rule's "
-          "shape (s) | ratio |")
-    print("|---|---|---|---|---|---|")
+    (shaped / "env.yaml").write_text("channels: [conda-forge]\ndependencies: [python=3.11]\n")
+    order = random.Random(0)
+    names = [*pipelines, "trivial", "shape"]
+    print(f"Medians of {args.repeats} rounds (ratios within each round).\n")
+    print("| cells | " + " | ".join(f"{name} (s)" for name in names)
+          + " | " + " | ".join(f"{name} / trivial" for name in pipelines)
+          + " | pipeline / shape |")
+    print("|---" * (1 + len(names) + len(pipelines) + 1) + "|")
     for cells in args.cells:
-        overlay = grid_for(cells)
-        n = (len(overlay["grid"]["num_workers"]) * len(overlay["grid"]["batch_size"])
-             * len(overlay["grid"]["lr"]))
-        (pipeline / "dag.yaml").write_text(yaml.safe_dump(overlay))
-        ours = timed(["--configfile", "config.yaml", "dag.yaml"], pipeline)
-        theirs = timed(["--config", f"jobs={n}"], trivial)
-        shape = timed(["--config", f"jobs={n}"], shaped)
-        print(f"| {n} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} | {shape:.1f} | "
-              f"{ours / shape:.2f} |", flush=True)
+        overlay = yaml.safe_dump(grid_for(cells))
+        n = math.prod(len(grid_for(cells)["grid"][axis])
+                      for axis in ("num_workers", "batch_size", "lr"))
+        runs = {name: (["--configfile", "config.yaml", "dag.yaml"], folder)
+                for name, folder in pipelines.items()}
+        runs["trivial"] = (["--config", f"jobs={n}"], trivial)
+        runs["shape"] = (["--config", f"jobs={n}"], shaped)
+        for folder in pipelines.values():
+            (folder / "dag.yaml").write_text(overlay)
+        times = {name: [] for name in names}
+        for _ in range(args.repeats):
+            for name in order.sample(names, len(names)):
+                times[name].append(timed(*runs[name]))
+
+        def ratio(a, b):
+            return statistics.median(x / y for x, y in zip(times[a], times[b]))
+
+        print(f"| {n} | " + " | ".join(f"{statistics.median(times[name]):.1f}" for name in names)
+              + " | " + " | ".join(f"{ratio(name, 'trivial'):.2f}" for name in pipelines)
+              + f" | {ratio('pipeline', 'shape'):.2f} |", flush=True)
     shutil.rmtree(base, ignore_errors=True)
 
 

@@ -181,11 +181,12 @@ def main(argv=None) -> None:
     (shaped / "env.yaml").write_text("channels: [conda-forge]\ndependencies: [python=3.11]\n")
     order = random.Random(0)
     names = [*pipelines, "trivial", "shape"]
-    print(f"Medians of {args.repeats} rounds (ratios within each round).\n")
+    print(f"Medians of {args.repeats} rounds (ratios within each round; their range in "
+          "brackets).\n")
     print("| cells | " + " | ".join(f"{name} (s)" for name in names)
           + " | " + " | ".join(f"{name} / trivial" for name in pipelines)
-          + " | pipeline / shape |")
-    print("|---" * (1 + len(names) + len(pipelines) + 1) + "|")
+          + " | shape / trivial | pipeline / shape |")
+    print("|---" * (1 + len(names) + len(pipelines) + 2) + "|")
     for cells in args.cells:
         overlay = yaml.safe_dump(grid_for(cells))
         n = math.prod(len(grid_for(cells)["grid"][axis])
@@ -202,11 +203,13 @@ def main(argv=None) -> None:
                 times[name].append(timed(*runs[name]))
 
         def ratio(a, b):
-            return statistics.median(x / y for x, y in zip(times[a], times[b]))
+            ratios = [x / y for x, y in zip(times[a], times[b])]
+            spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+            return f"{statistics.median(ratios):.2f}{spread}"
 
         print(f"| {n} | " + " | ".join(f"{statistics.median(times[name]):.1f}" for name in names)
-              + " | " + " | ".join(f"{ratio(name, 'trivial'):.2f}" for name in pipelines)
-              + f" | {ratio('pipeline', 'shape'):.2f} |", flush=True)
+              + " | " + " | ".join(ratio(name, "trivial") for name in pipelines)
+              + f" | {ratio('shape', 'trivial')} | {ratio('pipeline', 'shape')} |", flush=True)
     shutil.rmtree(base, ignore_errors=True)
 
 

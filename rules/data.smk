@@ -8,7 +8,9 @@ localrules:
 
 rule download_fashionmnist:
     output:
-        idx.raw_paths(fashionmnist_root()),
+        # Kept, not removed, when the job runs: complete files (a copy made by hand, or an
+        # earlier run's without the manifest) stay as they are (speedlimit.data.download).
+        update(idx.raw_paths(fashionmnist_root())),
         idx.manifest_path(fashionmnist_root()),  # written last (speedlimit.data.idx.MANIFEST)
     log:
         "logs/data/download_fashionmnist.log",

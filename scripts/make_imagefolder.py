@@ -2,12 +2,17 @@
 rule), once per data set, for the imagefolder workload."""
 
 import logging
+import sys
 
 from speedlimit import logs
-from speedlimit.data import imagefolder
+from speedlimit.data import idx, imagefolder
 
 
 def main(dataset_root: str) -> None:
+    lacks = idx.lacking(dataset_root)  # (the rule declares the data set's checksums)
+    if lacks:
+        logging.error("%s", lacks)
+        sys.exit(f"speedlimit: {lacks}")
     count = imagefolder.write(dataset_root)
     logging.info("wrote %d PNG files under %s", count, imagefolder.root(dataset_root))
 

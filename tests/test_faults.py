@@ -208,6 +208,15 @@ def test_download_faults_through_the_rule(project, tmp_path):
                 "local.yaml")
     for name in idx.FILES:
         assert (copy / name).read_bytes() == (made / name).read_bytes()
+    # A folder with the files but not their checksums (made by hand, or by an earlier
+    # version): the job runs, keeps the files as they are (offline) and writes the checksums.
+    (copy / idx.MANIFEST).unlink()
+    kept = {name: (copy / name).stat().st_ino for name in idx.FILES}  # (a file made: another)
+    project.run("download_fashionmnist", "--cores", "1", "--configfile", "config.yaml",
+                "local.yaml")
+    assert {name: (copy / name).stat().st_ino for name in idx.FILES} == kept
+    subprocess.run(["md5sum", "--check", "--strict", idx.MANIFEST], cwd=copy, check=True,
+                   capture_output=True)
 
 
 # ------------------------------------------------------------------ 3. a killed run

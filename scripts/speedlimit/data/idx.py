@@ -45,13 +45,7 @@ def manifest_path(dataset_root: str | os.PathLike) -> str:
 
 def write_manifest(dataset_root: str | os.PathLike) -> str:
     """Write the md5 of each raw file in ``md5sum`` format; return the manifest's path."""
-    lines = []
-    for path in map(Path, raw_paths(dataset_root)):
-        digest = hashlib.md5()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        lines.append(f"{digest.hexdigest()}  {path.name}\n")
+    lines = [f"{md5(path)}  {Path(path).name}\n" for path in raw_paths(dataset_root)]
     manifest = manifest_path(dataset_root)
     write_atomic(manifest, "".join(lines).encode())
     return manifest
@@ -64,26 +58,34 @@ def lacking(dataset_root: str | os.PathLike) -> str | None:
     if not missing:
         return None
     return (f"the data set lacks {', '.join(missing)}: make it again with `snakemake --force "
-            f"{missing[0]}` and this run's config options (cells run again only if its data "
-            "differ from the checksums they were made with)")
+            f"{missing[0]}` and this run's config options")
+
+
+AGAIN = ("finished cells run again only if the data made differ from the checksums they were "
+         "made with")
 
 
 def manifest_problems(dataset_root: str | os.PathLike) -> list[str]:
-    """What is amiss with a data set made before: files lost or edited since its manifest was
-    written (which Snakemake does not see), each said with the command that makes them again."""
+    """What is amiss with a data set made before, which Snakemake does not see: files lost, or
+    changed (modified after the manifest, and their md5 not the one it holds), each said with
+    the command that makes them again."""
+    manifest = Path(manifest_path(dataset_root))
     try:
-        written = os.stat(manifest_path(dataset_root)).st_mtime_ns
-    except OSError:
+        written = manifest.stat().st_mtime_ns
+        recorded = {name.strip(): digest for digest, name in
+                    (line.split(None, 1) for line in manifest.read_text().splitlines() if line)}
+    except (OSError, ValueError):
         return []
-    problems = [lacking(dataset_root)] if lacking(dataset_root) else []
-    edited = [path for path in raw_paths(dataset_root)
-              if os.path.exists(path) and os.stat(path).st_mtime_ns > written]
-    if edited:
+    problems = [f"{lacking(dataset_root)} ({AGAIN})"] if lacking(dataset_root) else []
+    changed = [path for path in raw_paths(dataset_root)
+               if os.path.exists(path) and os.stat(path).st_mtime_ns > written
+               and md5(path) != recorded.get(Path(path).name)]
+    if changed:
         problems.append(
-            f"{', '.join(edited)} changed after the data set's checksums ({MANIFEST}): no cell "
-            f"runs again for that. To train on the data set as made, make it again with "
-            f"`snakemake --force {edited[0]}` and this run's config options (cells run again "
-            "only if its data differ from the checksums they were made with)")
+            f"{', '.join(changed)} changed after the data set's checksums ({manifest}): no "
+            "finished cell runs again for that, and a cell that runs now trains on the changed "
+            f"data. To train on the data set as made, make it again with `snakemake --force "
+            f"{changed[0]}` and this run's config options ({AGAIN})")
     return problems
 
 

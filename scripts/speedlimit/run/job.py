@@ -112,10 +112,6 @@ def execute(request: Request) -> int:
     from speedlimit.run.preflight import ResourceError
 
     global _alarms, _timed_request
-    lacks = idx.lacking(request.dataset_root)
-    if lacks:
-        log.error("cell %s cannot run: %s", cell.path, lacks)
-        return _failed(request, lacks, 2)
     hook = hooks.read()
     # The test hook SPEEDLIMIT_FAULT=hang: as in a hang in C code, the alarm never gets
     # through, whenever it comes (a slow setup on a loaded machine, a thread that takes it).
@@ -147,7 +143,13 @@ def execute(request: Request) -> int:
         lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [""]
         # A worker's error arrives wrapped: keep its headline and the original's last line.
         summary = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
-        return _failed(request, f"{type(err).__name__}: {summary}"[:500], 1)
+        reason = f"{type(err).__name__}: {summary}"[:500]
+        # Most likely why: the data set lost a file after the checksums this job declares.
+        lacks = idx.lacking(request.dataset_root)
+        if lacks:
+            log.error("cell %s: %s", cell.path, lacks)
+            reason = f"{lacks} ({reason})"
+        return _failed(request, reason, 1)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     record.write(request.output, record.with_job(done, request.hardware, request.warm,

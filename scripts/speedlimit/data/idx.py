@@ -26,8 +26,10 @@ FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 RAW_SUBDIR = Path("FashionMNIST") / "raw"
 # The raw files' md5s, in md5sum's format (`md5sum -c MD5SUMS` checks them), written last by the
 # job that makes the files: the one input each training job declares for the data set. Small,
-# so Snakemake records its checksum: a data set made again with the same data (a lost file
-# downloaded or generated again) runs no cell again; other data runs every cell again.
+# so Snakemake records its checksum: a data set made again on its own with the same data (a
+# lost file made again by `snakemake --force <file>`) runs no finished cell again; other data
+# runs every cell again. (Where the data set's job runs in the same run as the cells, as after
+# an edit to its code, Snakemake runs every cell after it, whatever the data.)
 MANIFEST = "MD5SUMS"
 N_CLASSES = 10
 SIDE = 28

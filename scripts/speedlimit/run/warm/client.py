@@ -145,12 +145,11 @@ def _stop(sock: socket.socket, child: int, request: Request, waited: float) -> i
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
     sock.settimeout(10)
-    data = b""
+    line = None
     try:
-        while chunk := sock.recv(65536):
-            data += chunk
+        line = _read_line(sock)  # the handler's answer, or None when it closes without one
     except OSError:
         job.kill_group(child)  # no answer from the handler: do it from here
-    if data.endswith(b"\n"):  # it ended by itself in the meantime
-        return int(json.loads(data)["exit"])
+    if line:  # it ended by itself in the meantime
+        return int(json.loads(line)["exit"])
     return job.stopped_from_outside(request, waited)

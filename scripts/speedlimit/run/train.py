@@ -48,7 +48,6 @@ from torch.utils.data import DataLoader, RandomSampler
 from speedlimit import record
 from speedlimit.grid import Cell
 from speedlimit.run import costs, fingerprint, hooks, noise, preflight, probe
-from speedlimit.run import hooks as hooks_module
 from speedlimit.run import workloads
 from speedlimit.run.workloads import build
 
@@ -383,7 +382,7 @@ def _clocked(cell: Cell, ready: _Prepared, epochs: int, seed: int) -> _Clocked:
 
 def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
              workload_function: str | None = None, timing: dict | None = None,
-             measure_costs: bool = True, hooks: hooks.Hooks | None = None) -> dict:
+             measure_costs: bool = True, hooks: hooks.Hooks = hooks.NONE) -> dict:
     """Train ``cell`` and return its record (:mod:`speedlimit.record`): set up before the
     clock (:func:`_prepare`), the timed loop (:func:`_clocked`), and the record.
 
@@ -401,7 +400,7 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
         raise ValueError("a race's run (timing: windows) predicts one epoch: train.epochs "
                          "must be 1")
     ready = _prepare(cell, dataset_root, epochs, seed, workload_function, timing,
-                     measure_costs, hooks or hooks_module.NONE)
+                     measure_costs, hooks)
     clocked = _clocked(cell, ready, epochs, seed)
     environment = fingerprint.machine()
     environment.update(fingerprint.torch_facts(ready.device))

@@ -78,7 +78,8 @@ def manifest_problems(dataset_root: str | os.PathLike) -> list[str]:
                     (line.split(None, 1) for line in manifest.read_text().splitlines() if line)}
     except (OSError, ValueError):
         return []
-    problems = [f"{lacking(dataset_root)} ({AGAIN})"] if lacking(dataset_root) else []
+    lacks = lacking(dataset_root)
+    problems = [f"{lacks} ({AGAIN})"] if lacks else []
     changed = [path for path in raw_paths(dataset_root)
                if os.path.exists(path) and os.stat(path).st_mtime_ns > written
                and md5(path) != recorded.get(Path(path).name)]

@@ -67,7 +67,7 @@ class MissingCellsError(RuntimeError):
 
 
 def rows_of(done: dict, run: int) -> list[dict]:
-    """Table rows (one per epoch; one empty row for a skipped or missing cell) of a done."""
+    """Table rows (one per epoch; one empty row for a skipped or missing cell) of a record."""
     params, env = done["params"], done.get("environment", {})
     base = {
         "run": run,

@@ -91,8 +91,6 @@ def machine_lock(enabled: bool = True, holder: str = "?", held_since: float | No
         os.close(fd)  # closing releases the lock
 
 
-
-
 def staging_path(output: str | os.PathLike) -> Path:
     """Where this process's run of a cell writes its record before the owner renames it."""
     output = Path(output)

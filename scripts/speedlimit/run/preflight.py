@@ -88,8 +88,6 @@ PERSISTENT_ONE_EPOCH = (
     "false")
 
 
-
-
 def gpus_visible() -> int:
     """NVIDIA GPUs whose device files this machine shows (/dev/nvidia0, ...), without torch."""
     dev = hooks.dev_dir()

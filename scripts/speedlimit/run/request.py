@@ -6,8 +6,9 @@ The rule passes two things, both declared in it (``rules/train.smk``):
   it is timed, epochs, seed, data set, the workload's function) and the rerun triggers that
   ride along (code digests, failures so far, the hardware key). Changing any of it reruns the
   cell;
-* its resources ``warm_start``, ``time_limit`` and ``redo_disturbed``: how the run *is run*,
-  which is no rerun trigger (resources never are).
+* its resource ``how`` (warm start, time limit, runs again while disturbed: :func:`how_text`)
+  and the interpreter and lock file in its shell command: how the run *is run*, which is no
+  rerun trigger (resources never are).
 
 :meth:`Request.from_rule` parses them once, in the job's Python (``scripts/train_cell.py``);
 the same object travels to a warm server as JSON (:meth:`to_json`, :meth:`from_json`) and is

@@ -204,21 +204,31 @@ def test_a_cell_run_without_a_data_set_file_records_what_is_missing_and_how_to_m
         synthetic_root, tmp_path):
     """A file lost after the data set's checksums were written (which Snakemake does not see):
     the failed record says which file and the command that makes it again, with torchvision's
-    own error beside it."""
-    root = tmp_path / "data"
-    shutil.copytree(synthetic_root, root)
-    lost = root / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    own error beside it; a data set with all its files but a broken one says no such thing."""
+
+    def failed_reason(root):
+        out = tmp_path / f"{root.name}.json"
+        proc = subprocess.run(
+            [sys.executable, str(SCRIPT), dl(num_workers=0).path, "--data-root", str(root),
+             "--output", str(out), "--log", str(tmp_path / f"{root.name}.log"), "--no-warm",
+             "--no-exclusive"],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": str(SCRIPT.parent)})
+        assert proc.returncode == 1
+        record = json.loads(out.read_text())
+        assert record["status"] == "failed"
+        return record["reason"], proc.stderr
+
+    lacking, broken = tmp_path / "lacking", tmp_path / "broken"
+    for root in (lacking, broken):
+        shutil.copytree(synthetic_root, root)
+    lost = lacking / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte"
     lost.unlink()
-    out, log = tmp_path / "c.json", tmp_path / "c.log"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), dl(num_workers=0).path, "--data-root", str(root),
-         "--output", str(out), "--log", str(log), "--no-warm", "--no-exclusive"],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(SCRIPT.parent)})
-    assert proc.returncode == 1
-    record = json.loads(out.read_text())
-    assert record["status"] == "failed"
-    assert record["reason"].startswith(f"the data set lacks {lost}: make it again with "
-                                       f"`snakemake --force {lost}` and this run's config "
-                                       "options (RuntimeError: ")
-    assert f"the data set lacks {lost}" in proc.stderr
+    reason, stderr = failed_reason(lacking)
+    assert reason.startswith(f"the data set lacks {lost}: make it again with "
+                             f"`snakemake --force {lost}` and this run's config options "
+                             "(RuntimeError: ")
+    assert f"the data set lacks {lost}" in stderr
+    (broken / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte").write_bytes(b"not IDX")
+    reason, stderr = failed_reason(broken)
+    assert "lacks" not in reason and "lacks" not in stderr

@@ -1,0 +1,374 @@
+"""Timing a group's settings interleaved in one process, in short windows in a random order.
+
+On a machine whose speed drifts by tens of percent over a minute, two runs of a setting
+minutes apart differ by more than two settings do; two windows a fraction of a second apart
+share most of that drift (``benchmarks/noise.py`` measures how much, on the machine at hand).
+So a group's settings (cells that differ only in their DataLoader settings) are timed side by
+side in one process, as Google Benchmark's random interleaving and Abedi and Brecht's
+randomized multiple interleaved trials do: every setting has its own DataLoader, iterator,
+model and optimizer (a *lane*), all alive together; each *round* takes one *window* of
+every running lane, in a random order, and a window is a stretch of that setting's own epoch
+(real training steps on its own batches).
+
+What a window times, and what it never times:
+
+* **the setting alone.** Before a window, every other lane's workers finish what they were
+  asked for (their prefetched batches): a lane counts the samples its sampler handed out and
+  the samples its collate function made (in the workers), and is *idle* when the two agree.
+  No window starts while another lane is busy; each window records the CPU time the other
+  lanes' workers used during it (``others_cpu``, from ``/proc``: independent of the counts),
+  which the tests check is nil.
+* **no prefetched batches.** After a switch, a lane's first ``num_workers * prefetch_factor``
+  batches were loaded while other lanes ran: they are consumed (trained on) untimed.
+* **no epoch boundary.** A lane stops at its epoch's last batch; its workers' shutdown is
+  timed on its own, and its next epoch opens with a timed start-up.
+
+Start-up (from before the iterator exists to its first batch), warm-up (the next
+``num_workers * prefetch_factor`` batches, which its workers loaded during start-up) and
+shutdown are each timed alone, and the predicted epoch counts each of them
+(:func:`predict`): start-up + warm-up + the rest of the epoch's samples at the window's
+rate + shutdown (where the epoch's last ``StopIteration`` would shut the workers down).
+
+Linux only for ``others_cpu`` (``None`` elsewhere). Private torch API used:
+``_MultiProcessingDataLoaderIter._workers`` (the worker processes' pids) and
+``_shutdown_workers`` (as :mod:`speedlimit.run.train` does); torch is pinned.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import RandomSampler, Sampler
+from torch.utils.data._utils.collate import default_collate
+
+from speedlimit.grid import Cell
+from speedlimit.run import probe, train
+
+MIN_WINDOW_BATCHES = 2  # an epoch must hold an opening, a skip and this many batches more
+IDLE_TIMEOUT = 120.0  # seconds a lane may stay busy before the run gives up (a dead worker)
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class _CountedSampler(Sampler):
+    """A sampler that counts the items it handed out (in the main process)."""
+
+    def __init__(self, inner: Sampler):
+        self.inner, self.drawn = inner, 0
+
+    def __iter__(self):
+        for index in self.inner:
+            self.drawn += 1
+            yield index
+
+    def __len__(self):
+        return len(self.inner)
+
+
+class _CountedCollate:
+    """``default_collate`` that counts the samples it made, in a counter shared with the
+    forked workers (the workers make batches; the main process reads the count)."""
+
+    def __init__(self, collate=default_collate):
+        self.collate = collate
+        self.made = multiprocessing.get_context("fork").Value("q", 0)
+
+    def __call__(self, batch):
+        out = self.collate(batch)
+        with self.made.get_lock():
+            self.made.value += len(batch)
+        return out
+
+
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU seconds of these processes so far (``/proc/<pid>/stat``)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / _HZ
+
+
+@dataclass
+class Window:
+    """One timed stretch of a lane: ``samples`` in ``seconds``."""
+
+    round: int
+    seconds: float
+    samples: int
+    batches: int
+    started: float  # perf_counter at its start (the run's own clock)
+    others_cpu: float | None  # CPU seconds the other lanes' workers used meanwhile
+
+    @property
+    def rate(self) -> float:
+        """Seconds per sample."""
+        return self.seconds / self.samples
+
+    def as_dict(self) -> dict:
+        return {"round": self.round, "seconds": self.seconds, "samples": self.samples,
+                "batches": self.batches, "started": self.started,
+                "others_cpu": self.others_cpu}
+
+
+@dataclass
+class Opening:
+    """An epoch's start, timed alone: start-up to the first batch, then the warm-up."""
+
+    startup: float
+    warmup: float
+    samples: int  # the first batch's and the warm-up's
+    batches: int
+
+
+class Lane:
+    """One setting of the group: its loader, iterator, model and optimizer, alive together
+    with the other lanes'."""
+
+    def __init__(self, cell: Cell, train_set, workload, seed: int, device: torch.device):
+        self.cell, self.device, self.workload, self.seed = cell, device, workload, seed
+        self.shuffle_gen = torch.Generator()
+        self.sampler = _CountedSampler(RandomSampler(train_set, generator=self.shuffle_gen))
+        self.collate = _CountedCollate()
+        self.loader = train.make_loader(train_set, cell, seed, self.shuffle_gen,
+                                        sampler=self.sampler, collate_fn=self.collate)
+        self.batches_per_epoch = len(self.loader)
+        self.ahead = ahead(cell)
+        if not interleavable(cell, self.batches_per_epoch):
+            raise ValueError(f"{cell.path}: an epoch of {self.batches_per_epoch} batches is too "
+                             f"short to time in windows ({ahead(cell)} batches loaded ahead)")
+        torch.manual_seed(seed)
+        self.network = workload.model().to(device)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=cell.lr)
+        self.non_blocking = bool(cell.pin_memory) and device.type == "cuda"
+        self.iterator = None
+        self.epoch = 0
+        self.taken = 0  # batches of the current epoch consumed
+        self.acc: train._Epoch | None = None
+        self.openings: list[Opening] = []
+        self.windows: list[Window] = []
+        self.shutdowns: list[float] = []
+        self.epochs: list[dict] = []  # each finished epoch's loss and accuracy
+
+    # --- the lane's state ---
+
+    def busy(self) -> bool:
+        """Its workers still make batches they were asked for."""
+        return self.sampler.drawn != self.collate.made.value
+
+    def pids(self) -> list[int]:
+        workers = getattr(self.iterator, "_workers", None) or []
+        return [w.pid for w in workers if w.pid is not None]
+
+    @property
+    def exhausted(self) -> bool:
+        return self.iterator is None or self.taken >= self.batches_per_epoch
+
+    # --- what it does ---
+
+    def _step(self) -> int:
+        images, labels = next(self.iterator)
+        self.acc.step(self.network, self.optimizer, images, labels, self.non_blocking)
+        self.taken += 1
+        return int(labels.shape[0]) if hasattr(labels, "shape") else len(labels)
+
+    def open(self) -> Opening:
+        """Start the next epoch, timed: start-up to the first batch, then the warm-up."""
+        self.epoch += 1
+        self.shuffle_gen.manual_seed(train.epoch_seed(self.seed, self.epoch))
+        self.workload.set_epoch(self.epoch)
+        self.taken = 0
+        start = time.perf_counter()
+        self.acc = train._Epoch(self.device)
+        self.iterator = iter(self.loader)
+        samples = self._step()
+        startup = self.acc.start - start + self.acc.first_batch  # to holding the first batch
+        batches = 1
+        while batches < 1 + self.ahead and not self.exhausted:
+            samples += self._step()
+            batches += 1
+        opening = Opening(startup, self.acc.mark - start - startup, samples, batches)
+        self.openings.append(opening)
+        return opening
+
+    def skip(self) -> None:
+        """Consume, untimed, the batches its workers loaded while other lanes ran."""
+        for _ in range(self.ahead):
+            if self.exhausted:
+                return
+            self.acc.mark = time.perf_counter()
+            self._step()
+
+    def window(self, round_: int, seconds: float, others: list["Lane"]) -> Window | None:
+        """Time batches until ``seconds`` have passed (at least one batch), or the epoch's
+        last batch; None when the epoch had no batch left."""
+        if self.exhausted:
+            return None
+        pids = [p for lane in others for p in lane.pids()]
+        cpu_before = _cpu_seconds(pids)
+        start = time.perf_counter()
+        self.acc.mark = start
+        samples = batches = 0
+        while not self.exhausted:
+            samples += self._step()
+            batches += 1
+            if self.acc.mark - start >= seconds:
+                break
+        end = self.acc.mark
+        cpu_after = _cpu_seconds(pids)
+        others_cpu = (None if cpu_before is None or cpu_after is None
+                      else cpu_after - cpu_before)
+        win = Window(round_, end - start, samples, batches, start, others_cpu)
+        self.windows.append(win)
+        return win
+
+    def close(self) -> float:
+        """End the epoch: its loss and accuracy, and its workers' shutdown, timed."""
+        if self.acc is not None and self.acc.samples:
+            self.epochs.append({"epoch": self.epoch,
+                                "loss": self.acc.total_loss / self.acc.samples,
+                                "accuracy": self.acc.correct / self.acc.samples})
+        start = time.perf_counter()
+        iterator = self.iterator
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+        train._shut_down(self.loader)
+        self.iterator = None
+        seconds = time.perf_counter() - start
+        self.shutdowns.append(seconds)
+        return seconds
+
+
+def ahead(cell: Cell) -> int:
+    """Batches a setting's workers load ahead of the main process."""
+    return (cell.num_workers or 0) * (cell.prefetch_factor or probe.DEFAULT_PREFETCH)
+
+
+def interleavable(cell: Cell, batches_per_epoch: int) -> bool:
+    """Whether an epoch of ``cell`` is long enough to time in windows: its opening (the
+    first batch and the warm-up), one skip and :data:`MIN_WINDOW_BATCHES` more. A shorter
+    epoch (few, large batches) is all start-up: it is timed whole."""
+    return batches_per_epoch >= 1 + 2 * ahead(cell) + MIN_WINDOW_BATCHES
+
+
+def _settle(others: list[Lane], timeout: float = IDLE_TIMEOUT) -> float:
+    """Wait until no lane in ``others`` has a batch in the making; the seconds waited."""
+    start = time.perf_counter()
+    while any(lane.busy() for lane in others):
+        if time.perf_counter() - start > timeout:
+            busy = [lane.cell.path for lane in others if lane.busy()]
+            raise RuntimeError(f"DataLoader workers still busy after {timeout:.0f} s "
+                               f"(a worker died?): {busy}")
+        time.sleep(0.0005)
+    return time.perf_counter() - start
+
+
+@dataclass
+class Result:
+    """What an interleaved run measured, per lane (in the order of ``cells``)."""
+
+    lanes: list[Lane]
+    rounds: int
+    order: list[list[int]]  # per round, the lanes in the order they ran
+    settle_seconds: float  # waiting for other lanes' workers, in all
+    seconds: float  # the whole run
+    dataset_size: int
+    extra: dict = field(default_factory=dict)
+
+
+def run(cells: list[Cell], train_set, workload, seed: int, device: torch.device,
+        rounds: int, window_seconds: float, rng: random.Random, settle: bool = True,
+        running=None) -> Result:
+    """Time ``cells`` (one group) interleaved: every lane opened in a random order, each
+    alone; then ``rounds`` rounds of one window per running lane in a random order; then
+    every lane's shutdown, alone, in a random order.
+
+    ``running(round_) -> set of lane indices`` picks the lanes a round times (all by
+    default); ``settle=False`` skips waiting for the other lanes' workers (only for tests
+    that show what that wait prevents)."""
+    started = time.perf_counter()
+    lanes = [Lane(c, train_set, workload, seed, device) for c in cells]
+    settled = 0.0
+
+    def ready(index: int) -> None:
+        nonlocal settled
+        others = [lane for j, lane in enumerate(lanes) if j != index]
+        if settle:
+            settled += _settle(others)
+        lane = lanes[index]
+        lane.skip()
+        while lane.exhausted:  # its epoch ended (or never began): the next one, opened alone
+            if lane.iterator is not None:
+                lane.close()
+            lane.open()
+            lane.skip()
+
+    for index in rng.sample(range(len(lanes)), len(lanes)):
+        ready(index)
+    order = []
+    for round_ in range(rounds):
+        chosen = sorted(running(round_)) if running is not None else range(len(lanes))
+        this = rng.sample(list(chosen), len(chosen))
+        order.append(this)
+        for index in this:
+            ready(index)
+            lanes[index].window(round_, window_seconds,
+                                [lane for j, lane in enumerate(lanes) if j != index])
+    for index in rng.sample(range(len(lanes)), len(lanes)):
+        if settle:
+            settled += _settle(lanes)
+        lanes[index].close()
+    return Result(lanes, rounds, order, settled, time.perf_counter() - started,
+                  len(train_set))
+
+
+def steady_rate(lane: Lane) -> float | None:
+    """The lane's seconds per sample: the median of its windows' rates."""
+    rates = [w.rate for w in lane.windows]
+    return statistics.median(rates) if rates else None
+
+
+def predict(lane: Lane, dataset_size: int, rate: float | None = None) -> dict:
+    """The lane's predicted epoch: its (median) start-up and warm-up, the rest of the epoch's
+    samples at ``rate`` (its steady rate by default), and its (median) shutdown where a
+    full epoch's last batch would shut its workers down (not ``persistent_workers``)."""
+    rate = steady_rate(lane) if rate is None else rate
+    startup = statistics.median(o.startup for o in lane.openings)
+    warmup = statistics.median(o.warmup for o in lane.openings)
+    opened = statistics.median(o.samples for o in lane.openings)
+    shutdown = statistics.median(lane.shutdowns) if lane.shutdowns else 0.0
+    ends_with_epoch = bool(lane.cell.num_workers) and not lane.cell.persistent_workers
+    rest = max(0, dataset_size - opened)
+    epoch = startup + warmup + (rate or 0.0) * rest + (shutdown if ends_with_epoch else 0.0)
+    return {"epoch_duration": epoch, "startup": startup, "warmup": warmup, "rate": rate,
+            "rest_samples": rest, "shutdown": shutdown,
+            "shutdown_counted": ends_with_epoch, "windows": len(lane.windows),
+            "openings": len(lane.openings)}
+
+
+def log_ratio_spread(result: Result, a: int, b: int) -> dict:
+    """How much interleaving cancels, for lanes ``a`` and ``b``: the sd of the log-ratio of
+    their rates, paired within a round (windows seconds apart) and paired across rounds
+    (each of ``a``'s windows with ``b``'s window ``rounds // 2`` rounds later)."""
+    ra = {w.round: math.log(w.rate) for w in result.lanes[a].windows}
+    rb = {w.round: math.log(w.rate) for w in result.lanes[b].windows}
+    common = sorted(set(ra) & set(rb))
+    within = [ra[r] - rb[r] for r in common]
+    shift = max(1, len(common) // 2)
+    across = [ra[common[i]] - rb[common[(i + shift) % len(common)]]
+              for i in range(len(common))]
+    sd = statistics.stdev
+    return {"pairs": len(common),
+            "median_ratio": math.exp(statistics.median(within)) if within else None,
+            "within": sd(within) if len(within) > 1 else None,
+            "across": sd(across) if len(across) > 1 else None}

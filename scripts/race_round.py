@@ -7,6 +7,7 @@ import logging
 import sys
 
 from speedlimit import config, logs, record
+from speedlimit.atomic import write_atomic
 from speedlimit.results import race
 
 
@@ -19,8 +20,7 @@ def main(run_files, round_file, round_, params, terminal=None) -> dict:
     outcomes = race.run_race(runs[runs["loader"].eq("dataloader")])
     state = race.round_file(outcomes, runs, round_, params["seed"], params["max_repeats"],
                             config.budget_seconds(params["budget"]))
-    with open(round_file, "w") as fh:
-        json.dump(state, fh, indent=2)
+    write_atomic(round_file, json.dumps(state, indent=2).encode())  # read by the DAG: whole
     lines = [race.progress_line(g, round_) for g in state["groups"]]
     if state["stopped"]:
         lines.append(f"race stopped after {state['rounds']} round(s) "

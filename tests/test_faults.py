@@ -401,6 +401,20 @@ def test_a_corrupt_record_stops_the_run_naming_it_and_what_to_do(project, env, m
         assert json.loads(check.read_text())["timing"]["mode"] == "epochs"
         assert others(project, "") == every
 
+        # A round's decisions (race state, not a record) cut short: named, and decided again.
+        last = sorted((project.path / "results" / "race").glob("round~*.json"))[-1]
+        decided = last.read_bytes()
+        last.write_bytes(decided[:40])
+        proc = project.run("--cores", "all", *CFG, check=False, env=env)
+        assert proc.returncode != 0
+        rel = str(last.relative_to(project.path))
+        assert f"{rel}: not valid JSON" in proc.stderr
+        assert f"delete the file (rm {rel}) and run snakemake again with -R race_round" in (
+            proc.stderr)
+        last.unlink()
+        project.run("--cores", "all", *again, *CFG, env=env)
+        assert last.read_bytes() == decided and others(project, "") == every
+
 
 # ------------------------------------------------------------------ 6. two runs at once
 

@@ -356,9 +356,18 @@ def race_cells(round_):
 
 
 def read_round(round_):
-    """A round's decisions (waits for its checkpoint)."""
-    with open(checkpoints.race_round.get(round=round_).output[0]) as fh:
-        return json.load(fh)
+    """A round's decisions (waits for its checkpoint). The checkpoint writes them whole; one
+    edited or cut by hand stops the run naming it, and how to decide it again."""
+    path = checkpoints.race_round.get(round=round_).output[0]
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except ValueError as err:
+        raise WorkflowError(
+            f"{path}: not valid JSON ({err}): a round of the race, decided from its records; "
+            f"delete the file (rm {path}) and run snakemake again with -R race_round to "
+            "decide the rounds again (no cell is measured again)"
+        ) from None
 
 
 def race_rounds():

@@ -4,11 +4,12 @@ sortable HTML)."""
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from speedlimit import logs
+from speedlimit import logs, record
 from speedlimit.results import aggregate, frontpage, htmltable, published
 
 COMPARISON_CAPTION = (
@@ -26,7 +27,8 @@ def main(summary_csv, table_csv, published_csv, config, revision, outputs,
     comparison = published.compare(published.load(published_csv), summary)
     environments = aggregate.environments(table)
     race_state = json.loads(Path(race_files[0]).read_text()) if race_files else None
-    checks = [json.loads(Path(f).read_text()) for f in check_files]
+    schema = record.load_schema()  # the check epochs' records are train_cell's, checked alike
+    checks = [record.read(f, schema) for f in check_files]
     doc = frontpage.document(summary, comparison, environments, config, revision, table,
                              grid_skipped, race_state, checks)
     if comparison["setting"].eq("").all():  # nothing varies besides the compared axes
@@ -47,8 +49,13 @@ def main(summary_csv, table_csv, published_csv, config, revision, outputs,
 
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    logs.to_rule_log(smk.log[0])
-    main(smk.input.summary, smk.input.table, smk.input.published,
-         json.loads(smk.params.config),
-         frontpage.git_revision(smk.scriptdir),
-         dict(smk.output.items()), smk.input.skipped, smk.input.race, smk.input.checks)
+    terminal = logs.to_rule_log(smk.log[0])
+    try:
+        main(smk.input.summary, smk.input.table, smk.input.published,
+             json.loads(smk.params.config),
+             frontpage.git_revision(smk.scriptdir),
+             dict(smk.output.items()), smk.input.skipped, smk.input.race, smk.input.checks)
+    except record.RecordError as err:
+        logging.error("%s", err)
+        print(f"speedlimit: {err}", file=terminal, flush=True)
+        sys.exit(1)

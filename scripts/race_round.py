@@ -6,18 +6,21 @@ import json
 import logging
 import sys
 
-from speedlimit import config, logs
+from speedlimit import config, logs, record
+from speedlimit.atomic import write_atomic
 from speedlimit.results import race
 
 
 def main(run_files, round_file, round_, params, terminal=None) -> dict:
-    records = [json.loads(open(f).read()) for f in run_files]
+    """Every record is read and checked (speedlimit.record): a round is never decided on one
+    that is cut short, corrupt or of another schema (:class:`record.RecordError` names it)."""
+    schema = record.load_schema()
+    records = [record.read(f, schema, record.RACE_REDO) for f in run_files]
     runs = race.runs_frame(records)
     outcomes = race.run_race(runs[runs["loader"].eq("dataloader")])
     state = race.round_file(outcomes, runs, round_, params["seed"], params["max_repeats"],
                             config.budget_seconds(params["budget"]))
-    with open(round_file, "w") as fh:
-        json.dump(state, fh, indent=2)
+    write_atomic(round_file, json.dumps(state, indent=2).encode())  # read by the DAG: whole
     lines = [race.progress_line(g, round_) for g in state["groups"]]
     if state["stopped"]:
         lines.append(f"race stopped after {state['rounds']} round(s) "
@@ -31,5 +34,10 @@ def main(run_files, round_file, round_, params, terminal=None) -> dict:
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     terminal = logs.to_rule_log(smk.log[0])
-    main(smk.input.runs, smk.output[0], int(smk.wildcards.round), json.loads(smk.params.race),
-         terminal)
+    try:
+        main(smk.input.runs, smk.output[0], int(smk.wildcards.round),
+             json.loads(smk.params.race), terminal)
+    except record.RecordError as err:
+        logging.error("%s", err)
+        print(f"speedlimit: {err}", file=terminal, flush=True)
+        sys.exit(1)

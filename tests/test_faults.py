@@ -326,27 +326,94 @@ def test_a_failing_cell_lets_the_grid_finish_and_the_aggregate_name_it(project, 
 # ------------------------------------------------------------------ 5. corrupt results
 
 
-def test_corrupt_metrics_files_fail_the_aggregate_naming_file_and_problem(project, env):
-    one = {**SMALL, "grid": {**SMALL["grid"], "num_workers": [0]}}
-    project.write_config("small.yaml", one)
-    project.run("--cores", "all", *CFG, env=env)
-    (cell, path), = runs_of(project).items()
-    good = path.read_text()
+# A race of the same two settings: two rounds of windows, then the whole epochs that check them.
+SMALL_RACE = {**SMALL, "train": {"repeats": "auto", "max_repeats": 2, "budget": None,
+                                 "probe": {"windows": 2, "window_samples": 200}}}
+
+
+def corruptions(good: str) -> list[tuple[str, str]]:
+    """The ways a record goes bad, each with the words that say what is wrong: cut short,
+    not JSON, valid JSON of the wrong shape, a record of another schema version."""
     record = json.loads(good)
-    cases = [
-        (good[: len(good) // 2], "not valid JSON (truncated or corrupt?)"),
+    return [
+        (good[:40], "not valid JSON (truncated or corrupt?)"),
         ("hello\n", "not valid JSON"),
-        (json.dumps({**record, "schema_version": 1}), "schema_version 1 is not the supported 2"),
         (json.dumps({**record, "epochs": [{"epoch": 1}]}),
          "does not follow schemas/metrics.schema.json at epochs/0"),
+        (json.dumps({**record, "schema_version": 1}), "schema_version 1 is not the supported 2"),
     ]
-    for content, problem in cases:
+
+
+def assert_named(proc, rule: str, path: str, problem: str, then: str = "") -> None:
+    """The run failed in ``rule`` (the first to read the record), and said on the terminal
+    which file, what is wrong with it and what to do (delete it, and run snakemake again
+    ``then``); no traceback, no cell retrained."""
+    out = said(proc)
+    assert proc.returncode != 0
+    assert f"Error in rule {rule}:" in out, out[-3000:]
+    assert f"speedlimit: {path}: " in proc.stderr and problem in proc.stderr
+    assert f"delete the file (rm {path}) and run snakemake again{then}" in proc.stderr
+    assert "Traceback" not in out and "Error in rule train_cell" not in out
+
+
+def others(project, but: str) -> dict[str, tuple[bytes, int]]:
+    """Every record but ``but``: its bytes and modification time."""
+    return {k: (p.read_bytes(), p.stat().st_mtime_ns) for k, p in runs_of(project).items()
+            if k != but}
+
+
+@pytest.mark.parametrize("mode", ["fixed repeats", "race"])
+def test_a_corrupt_record_stops_the_run_naming_it_and_what_to_do(project, env, mode):
+    """Each corruption of one record fails the rule that reads it first (the aggregate; a
+    race's round checkpoint, which must not decide on it; the findings, for a check epoch's
+    record) with the file, the problem and the remedy, and rewrites no other record. Deleted
+    and run again as the message says, that cell alone trains again."""
+    race = mode == "race"
+    project.write_config("small.yaml", SMALL_RACE if race else SMALL)
+    project.run("--cores", "all", *CFG, env=env)
+    cell = sorted(runs_of(project))[0]  # (a round-0 run: every round's checkpoint reads it)
+    path, name = runs_of(project)[cell], f"results/runs/{cell}.json"
+    rest = others(project, cell)
+    # In a race the rounds are decided again too (the message says how: see record.RACE_REDO).
+    again = ["-R", "race_round"] if race else []
+    for content, problem in corruptions(path.read_text()):
         path.write_text(content)
         proc = project.run("--cores", "all", *CFG, check=False, env=env)
+        assert_named(proc, "race_round" if race else "aggregate", name, problem,
+                     " with -R race_round" if race else " to measure the cell again")
+        assert others(project, cell) == rest
+
+    path.unlink()
+    project.run("--cores", "all", *again, *CFG, env=env)
+    assert others(project, cell) == rest
+    assert json.loads(path.read_text())["status"] == "ok"
+    assert "Nothing to be done" in project.run("-n", *CFG, env=env).stdout
+
+    if race:  # a check epoch's record is a train_cell record too: the findings read it
+        check = sorted((project.path / "results" / "check").rglob("*.json"))[0]
+        check_name, every = str(check.relative_to(project.path)), others(project, "")
+        check.write_bytes(check.read_bytes()[:40])
+        proc = project.run("--cores", "all", *CFG, check=False, env=env)
+        assert_named(proc, "findings", check_name, "not valid JSON (truncated or corrupt?)",
+                     " to measure the cell again")
+        check.unlink()
+        project.run("--cores", "all", *CFG, env=env)
+        assert json.loads(check.read_text())["timing"]["mode"] == "epochs"
+        assert others(project, "") == every
+
+        # A round's decisions (race state, not a record) cut short: named, and decided again.
+        last = sorted((project.path / "results" / "race").glob("round~*.json"))[-1]
+        decided = last.read_bytes()
+        last.write_bytes(decided[:40])
+        proc = project.run("--cores", "all", *CFG, check=False, env=env)
         assert proc.returncode != 0
-        assert f"results/runs/{cell}.json" in proc.stderr and problem in proc.stderr
-        assert "delete the file" in proc.stderr
-        assert "Error in rule train_cell" not in proc.stderr
+        rel = str(last.relative_to(project.path))
+        assert f"{rel}: not valid JSON" in proc.stderr
+        assert f"delete the file (rm {rel}) and run snakemake again with -R race_round" in (
+            proc.stderr)
+        last.unlink()
+        project.run("--cores", "all", *again, *CFG, env=env)
+        assert last.read_bytes() == decided and others(project, "") == every
 
 
 # ------------------------------------------------------------------ 6. two runs at once

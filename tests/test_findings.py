@@ -4,6 +4,7 @@ finding has a case that makes it true and one that makes it false."""
 
 from __future__ import annotations
 
+import dataclasses
 import html.parser
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 from docutils.core import publish_parts
 
-from speedlimit import grid
+from speedlimit import axes, grid
 from speedlimit.results import aggregate, claims, findings, frontpage, htmltable, published
 from speedlimit.results import race
 
@@ -123,6 +124,39 @@ def test_a_group_section_says_each_claim_once(run10):
                              "num_workers=0)`, tested: no setting with workers was shown "
                              "faster than loading in the main process")
     assert "Passed over" not in at1000
+
+
+@pytest.fixture
+def declare():
+    """Declare more axes for one test (speedlimit.axes.declare); then the axes as they were."""
+    shipped = axes.AXES
+    yield lambda *more: axes.declare(shipped + more)
+    axes.declare(shipped)
+
+
+def test_a_dataloader_axis_in_the_declaration_alone_is_pasted(tmp_path, declare):
+    """A new DataLoader keyword needs no word anywhere but its Axis: the pasted call, the
+    cell's DataLoader keywords and the race's preference for torch's defaults follow it."""
+    group, _ = make(tmp_path, {0: 10.0, 2: 5.0}, repeats=10)
+    declare(axes.Axis("in_order", bool, kinds=(axes.DATALOADER,), loader_keyword="in_order",
+                      default=True))
+
+    def with_in_order(text):  # each setting as the race holds it, the new axis's value as text
+        settings = [{**s, "in_order": text} for s in group.outcome.settings]
+        return dataclasses.replace(group, outcome=dataclasses.replace(group.outcome,
+                                                                      settings=settings))
+
+    i = group.recommendation.setting
+    assert findings.paste(with_in_order("False"), i) == (
+        "DataLoader(dataset, batch_size=100, shuffle=True, num_workers=2, in_order=False)")
+    # At torch's default it is left out, as pin_memory: false is.
+    assert findings.paste(with_in_order("True"), i) == (
+        "DataLoader(dataset, batch_size=100, shuffle=True, num_workers=2)")
+    assert axes.loader_kwargs({"batch_size": 100, "num_workers": 2, "in_order": False}) == {
+        "batch_size": 100, "num_workers": 2, "in_order": False}
+    assert axes.TORCH_DEFAULTS["in_order"] is True
+    assert (race.preference({"num_workers": 2, "in_order": "True"})
+            < race.preference({"num_workers": 2, "in_order": "False"}))
 
 
 def test_as_fast_and_the_fastest_when_fewer_workers_stand_in(tmp_path):

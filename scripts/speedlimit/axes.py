@@ -23,6 +23,12 @@ axis declares its roles:
 ``seed_value``
     The value the seed experiment ran with, where it is known and other values make a
     different experiment: only cells with it are compared with the published table.
+``loader_keyword`` and ``default``
+    The ``torch.utils.data.DataLoader`` keyword the axis sets (``None``: it is no keyword of
+    the DataLoader's, e.g. lr) and torch's value of it when a call leaves it out. A cell's
+    DataLoader (:func:`loader_kwargs`), the call a recommendation pastes and the race's
+    preference for torch's defaults (:data:`TORCH_DEFAULTS`) all derive from these two, so a
+    new DataLoader axis is declared here alone.
 
 Two axes play fixed parts in every comparison: :data:`COMPARED` (num_workers: what the
 findings rank) within each :data:`ROWS` value (batch_size). Every other axis is a *setting*:
@@ -60,6 +66,8 @@ class Axis:
     same_batches: bool = False
     baseline: bool = True
     seed_value: object = None  # None: not known, or any value compares
+    loader_keyword: str | None = None  # the DataLoader keyword it sets; None: not one
+    default: object = None  # torch's value of that keyword when a call leaves it out
 
     def parse(self, text: str):
         """The value of a path segment's text (inverse of :func:`format_value`)."""
@@ -77,32 +85,37 @@ class Axis:
             return value
         return float(value)
 
+    def read(self, value):
+        """A value as the axis holds it, from a table's or the race's text (``"True"``, ``2.0``,
+        ``"default"``, NaN): None for null or absent."""
+        text = as_text(value)
+        if text == "default":
+            return None
+        if self.type is bool:
+            return text.lower() in ("true", "1", "1.0")
+        if self.type is int:
+            return int(float(text))
+        return self.type(text)
+
 
 AXES: tuple[Axis, ...] = (
-    Axis("batch_size", int, seed_rank=1, same_batches=True),
-    Axis("num_workers", int, kinds=(DATALOADER,), seed_rank=2, baseline=False),
+    Axis("batch_size", int, seed_rank=1, same_batches=True, loader_keyword="batch_size",
+         default=1),
+    Axis("num_workers", int, kinds=(DATALOADER,), seed_rank=2, baseline=False,
+         loader_keyword="num_workers", default=0),
     Axis("lr", float, seed_rank=0, same_batches=True),
     Axis("torch_threads", int, same_batches=True),
-    Axis("pin_memory", bool, kinds=(DATALOADER,)),
-    Axis("persistent_workers", bool, kinds=(DATALOADER,), baseline=False),
-    Axis("prefetch_factor", int, kinds=(DATALOADER,), nullable=True, baseline=False),
+    Axis("pin_memory", bool, kinds=(DATALOADER,), loader_keyword="pin_memory", default=False),
+    Axis("persistent_workers", bool, kinds=(DATALOADER,), baseline=False,
+         loader_keyword="persistent_workers", default=False),
+    Axis("prefetch_factor", int, kinds=(DATALOADER,), nullable=True, baseline=False,
+         loader_keyword="prefetch_factor", default=None),
     Axis("device", str, same_batches=True),
     Axis("workload", str, same_batches=True, seed_value="fashionmnist"),
 )
-BY_NAME = {axis.name: axis for axis in AXES}
-NAMES = tuple(BY_NAME)
 
 COMPARED = "num_workers"
 ROWS = "batch_size"
-
-# Derived lists (never spelled out elsewhere).
-SEED = tuple(a.name for a in sorted((a for a in AXES if a.seed_rank is not None),
-                                    key=lambda a: a.seed_rank))
-RUN_ORDER = SEED + tuple(n for n in NAMES if n not in SEED)  # how cells are numbered
-SAME_BATCHES = tuple(a.name for a in AXES if a.same_batches)
-BASELINE = tuple(a.name for a in AXES if a.baseline)
-SETTINGS = tuple(n for n in NAMES if n not in (COMPARED, ROWS))
-SEED_VALUES = {a.name: a.seed_value for a in AXES if a.seed_value is not None}
 
 
 @functools.cache
@@ -111,13 +124,47 @@ def of_kind(kind: str) -> tuple[str, ...]:
     return tuple(a.name for a in AXES if kind in a.kinds)
 
 
-LIMIT = of_kind(TENSOR)  # a cell's loader-free limit matches these
-# The DataLoader's own settings (the axes only a DataLoader cell has): what a recommendation
-# chooses. Every other axis is a condition it holds under (workload, batch_size, threads, ...).
-LOADER_SETTINGS = tuple(n for n in of_kind(DATALOADER) if n not in LIMIT)
-CONDITIONS = LIMIT  # every axis but the DataLoader's own: those a loader-free cell has too
-INTEGERS = tuple(a.name for a in AXES if a.type is int)
-BOOLEANS = tuple(a.name for a in AXES if a.type is bool)
+def declare(declared: tuple[Axis, ...]) -> None:
+    """Derive every list below from the declaration (they are never spelled out elsewhere):
+    at import from :data:`AXES`; a test declares an axis more through it, and then the axes
+    as they were. (What another module made of a list at import, e.g. grid's Cell, stays.)"""
+    global AXES, BY_NAME, NAMES, SEED, RUN_ORDER, SAME_BATCHES, BASELINE, SETTINGS, SEED_VALUES
+    global LIMIT, LOADER_SETTINGS, CONDITIONS, INTEGERS, BOOLEANS, KEYWORDS, TORCH_DEFAULTS
+    AXES = tuple(declared)
+    of_kind.cache_clear()
+    BY_NAME = {axis.name: axis for axis in AXES}
+    NAMES = tuple(BY_NAME)
+    SEED = tuple(a.name for a in sorted((a for a in AXES if a.seed_rank is not None),
+                                        key=lambda a: a.seed_rank))
+    RUN_ORDER = SEED + tuple(n for n in NAMES if n not in SEED)  # how cells are numbered
+    SAME_BATCHES = tuple(a.name for a in AXES if a.same_batches)
+    BASELINE = tuple(a.name for a in AXES if a.baseline)
+    SETTINGS = tuple(n for n in NAMES if n not in (COMPARED, ROWS))
+    SEED_VALUES = {a.name: a.seed_value for a in AXES if a.seed_value is not None}
+    LIMIT = of_kind(TENSOR)  # a cell's loader-free limit matches these
+    # The DataLoader's own settings (the axes only a DataLoader cell has): what a
+    # recommendation chooses. Every other axis is a condition it holds under (workload,
+    # batch_size, threads, ...).
+    LOADER_SETTINGS = tuple(n for n in of_kind(DATALOADER) if n not in LIMIT)
+    CONDITIONS = LIMIT  # every axis but the DataLoader's own: those a loader-free cell has too
+    INTEGERS = tuple(a.name for a in AXES if a.type is int)
+    BOOLEANS = tuple(a.name for a in AXES if a.type is bool)
+    # The axes that are DataLoader keywords, in declaration order (the order of a call's).
+    KEYWORDS = tuple(a for a in AXES if a.loader_keyword is not None)
+    # Torch's default of each DataLoader setting but the compared one: among settings alike in
+    # speed the race prefers the one that keeps most of them (the plainest call).
+    TORCH_DEFAULTS = {a.name: a.default for a in KEYWORDS
+                      if a.name in LOADER_SETTINGS and a.name != COMPARED}
+
+
+declare(AXES)
+
+
+def loader_kwargs(values: dict) -> dict:
+    """A cell's DataLoader keywords from its axis values (by axis name): every DataLoader axis
+    of the declaration, but one at None (torch's own default: the keyword is left out, as
+    prefetch_factor: null must be)."""
+    return {a.loader_keyword: values[a.name] for a in KEYWORDS if values.get(a.name) is not None}
 
 
 def format_value(value) -> str:
@@ -138,10 +185,11 @@ def as_text(value) -> str:
     return "default" if text in ("nan", "<NA>", "None") else text
 
 
-def varying(frame, candidates=SETTINGS + (NODE,)) -> list[str]:
-    """The axes among ``candidates`` (columns of ``frame``) that take more than one value among
-    cells of one loader kind (a loader-free cell has no ``pin_memory``: that is not a setting
-    that varies)."""
+def varying(frame, candidates=None) -> list[str]:
+    """The axes among ``candidates`` (columns of ``frame``; the settings and the node unless
+    given) that take more than one value among cells of one loader kind (a loader-free cell
+    has no ``pin_memory``: that is not a setting that varies)."""
+    candidates = SETTINGS + (NODE,) if candidates is None else candidates
     parts = [p for _, p in frame.groupby("loader")] if "loader" in frame else [frame]
     return [a for a in candidates if a in frame
             and any(p[a].map(as_text).nunique() > 1 for p in parts)]

@@ -1,8 +1,11 @@
 """One record per run of a cell (``results/runs/<cell>.json``): how it is built, written, read
 back and checked, and how many times a cell has failed. The one place for it: the workflow's
 rerun triggers (``rules/common.smk``), the job (``scripts/train_cell.py``,
-:mod:`speedlimit.run.job`), the training loop (:mod:`speedlimit.run.train`) and the
-aggregation (:mod:`speedlimit.results.aggregate`) all use this module. Torch-free.
+:mod:`speedlimit.run.job`), the training loop (:mod:`speedlimit.run.train`), the race's round
+checkpoint (``scripts/race_round.py``), the aggregation (:mod:`speedlimit.results.aggregate`)
+and the findings (the check epochs' records: ``scripts/findings.py``) all use this module, and
+read a record only through :func:`read` (checked) or :func:`peek` (a rerun trigger's look).
+Torch-free.
 
 A record is only ever a whole file (written through a temporary file and a rename). A run
 that finishes writes ``status: ok``; one that cannot run here ``skipped`` with its reason; one
@@ -23,7 +26,16 @@ from speedlimit.atomic import write_atomic
 
 SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "metrics.schema.json"
-REDO = "delete the file and run snakemake again to measure the cell again"
+# What to do about a record that cannot be used (``{path}``: the record's): the next run trains
+# that cell again, and leaves every other record as it is.
+REDO = "delete the file (rm {path}) and run snakemake again to measure the cell again"
+# In a race: Snakemake removes the round file of the checkpoint that failed on the record, and
+# with the findings of the run before present it does not decide that round again by itself
+# (snakemake/snakemake#4124); -R race_round does, from the records (none is measured again but
+# the deleted one).
+RACE_REDO = ("delete the file (rm {path}) and run snakemake again with -R race_round, which "
+             "measures that cell again and decides the race's rounds again from the records "
+             "(every other record is kept)")
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 
 
@@ -101,8 +113,9 @@ def load_schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def read(path: str | Path, schema: dict | None = None) -> dict:
-    """Parse and check one record; raise :class:`RecordError` naming file and problem."""
+def read(path: str | Path, schema: dict | None = None, redo: str = REDO) -> dict:
+    """Parse and check one record; raise :class:`RecordError` naming file, problem and what to
+    do (``redo``, given the path: :data:`REDO` or :data:`RACE_REDO`)."""
     schema = schema or load_schema()
     try:
         text = Path(path).read_text()
@@ -112,19 +125,22 @@ def read(path: str | Path, schema: dict | None = None) -> dict:
         record = json.loads(text)
     except json.JSONDecodeError as err:
         raise RecordError(f"{path}: not valid JSON (truncated or corrupt?): {err}; "
-                          f"{REDO}") from err
-    version = record.get("schema_version") if isinstance(record, dict) else None
+                          + redo.format(path=path)) from err
+    if not isinstance(record, dict):
+        raise RecordError(f"{path}: holds {json.dumps(record)[:40]}, not a record (a JSON "
+                          "object); " + redo.format(path=path))
+    version = record.get("schema_version")
     if version != SCHEMA_VERSION:
         raise RecordError(
             f"{path}: schema_version {version!r} is not the supported {SCHEMA_VERSION}; "
-            + REDO
+            + redo.format(path=path)
         )
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(record))
     if error is not None:
         where = "/".join(map(str, error.absolute_path)) or "(top level)"
         raise RecordError(f"{path}: does not follow schemas/metrics.schema.json at {where}: "
-                          f"{error.message}; {REDO}")
+                          f"{error.message}; " + redo.format(path=path))
     return record
 
 

@@ -159,7 +159,8 @@ def build_table(files: dict[str, str], expected: list[grid.Cell],
         done = record.read(files[cell.path], schema)
         if done["cell"] != cell.path:
             raise record.RecordError(
-                f"{files[cell.path]}: holds cell {done['cell']!r}, expected {cell.path!r}")
+                f"{files[cell.path]}: holds cell {done['cell']!r}, expected {cell.path!r}; "
+                + record.REDO.format(path=files[cell.path]))
         if done["status"] == record.FAILED:  # a complete record of a cell that did not finish
             missing[cell.path] = _failure(done)
         else:

@@ -303,7 +303,7 @@ def prediction(o: race.Outcome, costs: Costs) -> Prediction | None:
 def _other_settings_vary(o: race.Outcome, i: int) -> bool:
     """Whether setting ``i`` differs from torch's defaults in something the model ignores."""
     return any(axes.as_text(o.settings[i].get(a)) != axes.as_text(v)
-               for a, v in race.DEFAULTS.items())
+               for a, v in axes.TORCH_DEFAULTS.items())
 
 
 def model_pick(times: dict[int, float]) -> int:

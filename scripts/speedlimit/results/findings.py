@@ -46,15 +46,19 @@ def _cap(text: str) -> str:
 
 
 def kwargs(g: claims_module.GroupClaims, i: int) -> dict:
-    """The DataLoader keyword arguments of setting ``i`` (shuffle: RandomSampler)."""
-    setting = g.outcome.settings[i]
-    out = {"batch_size": g.batch_size, "shuffle": True,
-           "num_workers": int(setting[axes.COMPARED])}
-    for a in ("pin_memory", "persistent_workers"):
-        if axes.as_text(setting.get(a)) == "True":
-            out[a] = True
-    if axes.as_text(setting.get("prefetch_factor")) != "default":
-        out["prefetch_factor"] = int(float(setting["prefetch_factor"]))
+    """The DataLoader keyword arguments of setting ``i``, from the axes' declaration: the
+    group's batch size, shuffle (RandomSampler, as every cell), num_workers (what the findings
+    rank: always spelled out), and each other DataLoader axis whose value is not torch's
+    default (a call keeps the rest as torch has them)."""
+    values = {**g.outcome.conditions, **g.outcome.settings[i]}
+    out = {}
+    for axis in axes.KEYWORDS:
+        value = axis.read(values.get(axis.name))
+        if axis.name in (axes.ROWS, axes.COMPARED) or (value is not None
+                                                       and value != axis.default):
+            out[axis.loader_keyword] = value
+        if axis.name == axes.ROWS:
+            out["shuffle"] = True
     return out
 
 

@@ -46,7 +46,6 @@ from speedlimit.results import sequential, stats
 
 THRESHOLD = stats.NOISE_THRESHOLD  # a difference smaller than this is noise (criterion.rs)
 MARGIN = 0.10  # "as fast": at most this much longer epochs, at the end of the interval
-DEFAULTS = {"pin_memory": False, "persistent_workers": False, "prefetch_factor": None}
 # Runs of the loader-free limit per tensor cell in a race: it is no setting of the race, and
 # makes no claim (its ratio to the best setting is a measurement), so it runs in round 0 only.
 LIMIT_ROUNDS = 1
@@ -191,7 +190,7 @@ def _text(value, name: str | None = None) -> str:
 
 def preference(setting: dict) -> tuple:
     """Sort key of a setting: fewest workers, then most of torch's defaults kept."""
-    kept = sum(_text(setting.get(a)) == _text(v) for a, v in DEFAULTS.items())
+    kept = sum(_text(setting.get(a)) == _text(v) for a, v in axes.TORCH_DEFAULTS.items())
     return (int(setting[axes.COMPARED]), -kept,
             tuple(_text(setting.get(a)) for a in SETTING_KEYS))
 

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler
 
-from speedlimit import record
+from speedlimit import axes, record
 from speedlimit.grid import Cell
 from speedlimit.run import costs, fingerprint, hooks, noise, preflight, probe
 from speedlimit.run import workloads
@@ -109,26 +109,22 @@ def failing_worker(worker_id: int) -> None:
 
 def make_loader(train_set, cell: Cell, seed: int, shuffle_gen: torch.Generator,
                 fault: str | None = None) -> DataLoader:
-    """The cell's DataLoader (``fault``: the test hook's, chosen before the clock)."""
-    kwargs = {}
+    """The cell's DataLoader (``fault``: the test hook's, chosen before the clock). The
+    keywords its axes set come from their declaration (:func:`speedlimit.axes.loader_kwargs`:
+    prefetch_factor only where the grid sets one, which it never does with 0 workers); the
+    rest is how every cell loads: a seeded sampler and generator, and seeded workers."""
     init = seed_worker
     if cell.num_workers and fault == "worker":
         init = failing_worker
-    if cell.prefetch_factor is not None:
-        kwargs["prefetch_factor"] = cell.prefetch_factor
     # Workers are forked (Linux's default before Python 3.14), so that they are this
     # process's children: its CPU accounting (speedlimit.run.noise) counts them as the cell's.
     return DataLoader(
         train_set,
         multiprocessing_context="fork" if cell.num_workers else None,
-        batch_size=cell.batch_size,
         sampler=RandomSampler(train_set, generator=shuffle_gen),  # == shuffle=True
-        num_workers=cell.num_workers,
-        pin_memory=bool(cell.pin_memory),
-        persistent_workers=bool(cell.persistent_workers),
         worker_init_fn=init,
         generator=torch.Generator().manual_seed(seed),
-        **kwargs,
+        **axes.loader_kwargs(cell.params()),
     )
 
 

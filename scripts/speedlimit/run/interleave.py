@@ -158,6 +158,7 @@ class Lane:
         self.openings: list[Opening] = []
         self.windows: list[Window] = []
         self.shutdowns: list[float] = []
+        self.skipped = 0  # samples trained on untimed (loaded ahead while other lanes ran)
         self.epochs: list[dict] = []  # each finished epoch's loss and accuracy
 
     # --- the lane's state ---
@@ -207,7 +208,7 @@ class Lane:
             if self.exhausted:
                 return
             self.acc.mark = time.perf_counter()
-            self._step()
+            self.skipped += self._step()
 
     def window(self, round_: int, seconds: float, others: list["Lane"]) -> Window | None:
         """Time batches until ``seconds`` have passed (at least one batch), or the epoch's
@@ -235,7 +236,7 @@ class Lane:
     def close(self) -> float:
         """End the epoch: its loss and accuracy, and its workers' shutdown, timed."""
         if self.acc is not None and self.acc.samples:
-            self.epochs.append({"epoch": self.epoch,
+            self.epochs.append({"epoch": self.epoch, "samples": self.acc.samples,
                                 "loss": self.acc.total_loss / self.acc.samples,
                                 "accuracy": self.acc.correct / self.acc.samples})
         start = time.perf_counter()

@@ -108,11 +108,14 @@ def failing_worker(worker_id: int) -> None:
 
 
 def make_loader(train_set, cell: Cell, seed: int, shuffle_gen: torch.Generator,
-                fault: str | None = None) -> DataLoader:
+                fault: str | None = None, sampler=None, collate_fn=None) -> DataLoader:
     """The cell's DataLoader (``fault``: the test hook's, chosen before the clock). The
     keywords its axes set come from their declaration (:func:`speedlimit.axes.loader_kwargs`:
     prefetch_factor only where the grid sets one, which it never does with 0 workers); the
-    rest is how every cell loads: a seeded sampler and generator, and seeded workers."""
+    rest is how every cell loads: a seeded sampler and generator, and seeded workers.
+    ``sampler``: a wrapper of that sampler; ``collate_fn``: torch's default unless given (an
+    interleaved run counts the batches both: :mod:`speedlimit.run.interleave`)."""
+    extra = {} if collate_fn is None else {"collate_fn": collate_fn}
     init = seed_worker
     if cell.num_workers and fault == "worker":
         init = failing_worker
@@ -121,10 +124,12 @@ def make_loader(train_set, cell: Cell, seed: int, shuffle_gen: torch.Generator,
     return DataLoader(
         train_set,
         multiprocessing_context="fork" if cell.num_workers else None,
-        sampler=RandomSampler(train_set, generator=shuffle_gen),  # == shuffle=True
+        # (RandomSampler over its own generator is what shuffle=True builds)
+        sampler=RandomSampler(train_set, generator=shuffle_gen) if sampler is None else sampler,
         worker_init_fn=init,
         generator=torch.Generator().manual_seed(seed),
         **axes.loader_kwargs(cell.params()),
+        **extra,
     )
 
 

@@ -1,0 +1,105 @@
+"""Timing a group's settings interleaved in one process (speedlimit.run.interleave), for real,
+on a workload whose loading is heavy (each sample costs its worker CPU time): no window is
+timed while another setting's workers still load, so a setting's rate interleaved is its rate
+alone; without that wait the same measurement sees the other workers (the check can fail)."""
+
+import random
+import statistics
+import time
+
+import pytest
+import torch
+
+from speedlimit.grid import Cell
+from speedlimit.run import interleave
+from speedlimit.run.model import Network
+from speedlimit.run.workloads import build
+
+LOAD_CPU = 0.002  # CPU seconds per sample, spent in the loading process
+TICKS = 2.5 / interleave._HZ  # /proc counts CPU in clock ticks: two are rounding
+
+
+class Heavy(torch.utils.data.Dataset):
+    """28x28 images that cost LOAD_CPU seconds of CPU each to load."""
+
+    def __init__(self, size: int = 4000):
+        self.size = size
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, index):
+        until = time.process_time() + LOAD_CPU
+        while time.process_time() < until:
+            pass
+        return torch.full((1, 28, 28), (index % 10) / 10), index % 10
+
+
+def cell(num_workers, prefetch_factor=None, batch_size=16):
+    return Cell(loader="dataloader", batch_size=batch_size, lr=0.01, torch_threads=1,
+                device="cpu", num_workers=num_workers, pin_memory=False,
+                persistent_workers=False, prefetch_factor=prefetch_factor, workload="custom")
+
+
+@pytest.fixture(scope="module")
+def heavy():
+    torch.set_num_threads(1)
+    dataset = Heavy()
+    return build.Workload("custom", "tests:heavy", dataset, Network)
+
+
+def measure(heavy, cells, settle=True, rounds=8, window=0.3, seed=0):
+    return interleave.run(cells, heavy.dataset, heavy, 0, torch.device("cpu"), rounds, window,
+                          random.Random(seed), settle=settle)
+
+
+def test_no_window_is_timed_while_another_settings_workers_load(heavy):
+    # A setting that keeps 32 batches (512 samples, ~1 s of CPU) in the making, and one
+    # without workers, timed in turn, then each alone.
+    cells = [cell(0), cell(2, prefetch_factor=16)]
+    together = measure(heavy, cells)
+    alone = [measure(heavy, [c], seed=1).lanes[0] for c in cells]
+    unsettled = measure(heavy, cells, settle=False)
+    # The wait leaves the other lane's workers idle in every window (their CPU from /proc).
+    others = [w.others_cpu for lane in together.lanes for w in lane.windows]
+    assert len(others) == 16 and all(x is not None and x <= TICKS for x in others), others
+    assert together.settle_seconds > 0
+    # So a setting's rate interleaved is its rate alone, within the windows' own noise.
+    for i, lane in enumerate(together.lanes):
+        rates = [w.rate for w in alone[i].windows]
+        spread = statistics.stdev(rates) / statistics.median(rates)
+        tolerance = max(0.2, 4 * spread / len(rates) ** 0.5)
+        ratio = interleave.steady_rate(lane) / interleave.steady_rate(alone[i])
+        assert abs(ratio - 1) < tolerance, (lane.cell.path, ratio, tolerance)
+    # Without the wait, the same measurement sees the workers in num_workers=0's windows,
+    # and those windows are slower than num_workers=0 alone.
+    seen = [w for w in unsettled.lanes[0].windows if w.others_cpu > 10 * TICKS]
+    assert seen, [w.others_cpu for w in unsettled.lanes[0].windows]
+    slowed = statistics.median(w.rate for w in seen) / interleave.steady_rate(alone[0])
+    assert slowed > 1.15, slowed
+
+
+def test_openings_windows_and_shutdowns_are_each_counted_in_the_predicted_epoch(heavy):
+    result = measure(heavy, [cell(0), cell(2)], rounds=4, window=0.2)
+    for lane in result.lanes:
+        got = interleave.predict(lane, result.dataset_size)
+        assert got["windows"] == 4 and got["openings"] >= 1
+        opened = statistics.median(o.samples for o in lane.openings)
+        expected = (got["startup"] + got["warmup"]
+                    + got["rate"] * (result.dataset_size - opened)
+                    + (got["shutdown"] if lane.cell.num_workers else 0.0))
+        assert got["epoch_duration"] == pytest.approx(expected)
+        assert got["shutdown_counted"] == bool(lane.cell.num_workers)
+        assert len(lane.shutdowns) == len(lane.openings)  # every epoch opened was closed
+        # every sample it trained on is in an epoch's record, each a whole epoch but the last
+        trained = sum(e["samples"] for e in lane.epochs)
+        assert trained == sum(o.samples for o in lane.openings) + sum(
+            w.samples for w in lane.windows) + lane.skipped
+        assert all(e["samples"] == result.dataset_size for e in lane.epochs[:-1])
+
+
+def test_an_epoch_too_short_for_windows_is_refused(heavy):
+    # 4000 samples in batches of 1000: 4 batches, and 2 workers load 4 ahead.
+    with pytest.raises(ValueError, match="too short to time in windows"):
+        measure(heavy, [cell(2, batch_size=1000)], rounds=1)
+    assert interleave.interleavable(cell(0, batch_size=1000), 4)

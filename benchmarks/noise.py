@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 LENGTHS = (0.1, 0.3, 1.0, 3.0, 10.0)
 LAGS = (0.1, 1.0, 10.0, 60.0)
 WORKERS = (0, 1, 2, 4, 8, 16)
+SECTIONS = ("trace", "processes", "costs", "interleaved")
 
 
 def cell(num_workers: int, batch_size: int):
@@ -179,7 +180,8 @@ def section_costs(root: str, batch_size: int, repeats: int) -> list[dict]:
             for n, r in rows.items()]
 
 
-def section_interleaved(root: str, batch_size: int, rounds: int, window: float) -> dict:
+def section_interleaved(root: str, batch_size: int, rounds: int, window: float,
+                        block: int) -> dict:
     import torch
 
     from speedlimit.run import interleave
@@ -192,9 +194,8 @@ def section_interleaved(root: str, batch_size: int, rounds: int, window: float) 
     result = interleave.run(cells, work.dataset, work, 0, torch.device("cpu"), rounds, window,
                             random.Random(0))
     lanes = result.lanes
-    pairs = [{"a": 1, "b": 0, **interleave.log_ratio_spread(result, 1, 0)},
-             {"a": 2, "b": 0, **interleave.log_ratio_spread(result, 2, 0)},
-             {"a": 2, "b": 1, **interleave.log_ratio_spread(result, 2, 1)}]
+    pairs = [{"a": a, "b": b, **interleave.log_ratio_spread(result, a, b, block)}
+             for a, b in ((1, 0), (2, 0), (2, 1))]
     worst = max((w.others_cpu or 0.0) for lane in lanes for w in lane.windows)
     timed = sum(w.seconds for lane in lanes for w in lane.windows)
     return {"batch_size": batch_size, "rounds": rounds, "window": window,
@@ -216,10 +217,17 @@ def _pct(x) -> str:
 
 def report(res: dict) -> str:
     lines = [f"# Noise on {res['machine']}, {res['date']}", "", f"`{res['command']}`", ""]
-    t = res["trace"]
-    lines += [f"(a) one setting (num_workers=0, batch_size {t['batch_size']}) trained "
-              f"{t['seconds']:.0f} s: spread of log rate by window length", "",
-              "| window | windows | sd | robust sd | slowest / fastest |", "|---|---|---|---|---|"]
+    for key, section in (("trace", _report_trace), ("processes", _report_processes),
+                         ("costs", _report_costs), ("interleaved", _report_interleaved)):
+        if key in res:
+            lines += section(res[key]) + [""]
+    return "\n".join(lines)
+
+
+def _report_trace(t: dict) -> list[str]:
+    lines = [f"(a) one setting (num_workers=0, batch_size {t['batch_size']}) trained "
+             f"{t['seconds']:.0f} s: spread of log rate by window length", "",
+             "| window | windows | sd | robust sd | slowest / fastest |", "|---|---|---|---|---|"]
     for r in t["lengths"]:
         lines.append(f"| {r['length']} s | {r['n']} | {_pct(r['sd'])} | {_pct(r['robust_sd'])} "
                      f"| {r['range_ratio'] or 0:.2f} |")
@@ -229,38 +237,52 @@ def report(res: dict) -> str:
         share = "-" if r["share"] is None else f"{r['share']:.2f}"
         lines.append(f"| {r['lag']} s | {r['window']} s | {r['pairs']} | "
                      f"{_pct(r['paired_sd'])} | {share} |")
-    p = res["processes"]
-    lines += ["", f"(c) {p['processes']} fresh processes, {p['seconds_each']:.0f} s of 1 s "
-              "windows each", "",
-              f"- between processes (sd of their medians): {_pct(p['sd_between'])}; within "
-              f"(windows about their process's median): {_pct(p['sd_within'])}; share of the "
-              f"variance between processes: "
-              f"{'-' if p['between_share'] is None else format(p['between_share'], '.2f')}",
-              f"- Python start + import torch, torchvision: {p['python_and_import']['median']:.2f} s "
-              f"({p['python_and_import']['min']:.2f}-{p['python_and_import']['max']:.2f}); "
-              f"data set: {p['data_set']['median']:.2f} s; whole process: "
-              f"{p['process']['median']:.1f} s", ""]
-    for costs in res["costs"]:
+    return lines
+
+
+def _report_processes(p: dict) -> list[str]:
+    share = "-" if p["between_share"] is None else format(p["between_share"], ".2f")
+    pi = p["python_and_import"]
+    return [f"(c) {p['processes']} fresh processes, {p['seconds_each']:.0f} s of 1 s windows "
+            "each", "",
+            f"- between processes (sd of their medians): {_pct(p['sd_between'])}; within "
+            f"(windows about their process's median): {_pct(p['sd_within'])}; share of the "
+            f"variance between processes: {share}",
+            f"- Python start + import torch, torchvision: {pi['median']:.2f} s "
+            f"({pi['min']:.2f}-{pi['max']:.2f}); data set: {p['data_set']['median']:.2f} s; "
+            f"whole process: {p['process']['median']:.1f} s"]
+
+
+def _report_costs(all_costs: list) -> list[str]:
+    lines = []
+    for costs in all_costs:
         lines += [f"(d) fixed costs at batch_size {costs[0]['batch_size']}, alone (median, "
                   "min-max)", "", "| num_workers | start-up to first batch | shutdown |",
                   "|---|---|---|"]
         for r in costs:
             s, d = r["startup"], r["shutdown"]
             lines.append(f"| {r['num_workers']} | {1e3 * s['median']:.0f} ms "
-                         f"({1e3 * s['min']:.0f}-{1e3 * s['max']:.0f}) | {1e3 * d['median']:.0f} ms "
-                         f"({1e3 * d['min']:.0f}-{1e3 * d['max']:.0f}) |")
+                         f"({1e3 * s['min']:.0f}-{1e3 * s['max']:.0f}) | "
+                         f"{1e3 * d['median']:.0f} ms ({1e3 * d['min']:.0f}-{1e3 * d['max']:.0f}) |")
         lines.append("")
-    lines += ["(e) interleaved in one process: sd of the paired log-ratio", "",
-              "| batch size | window | rounds | pair | ratio | within a round | across rounds "
-              "| run / timed / settle | others' CPU (max) |", "|---|---|---|---|---|---|---|---|---|"]
-    for e in res["interleaved"]:
+    return lines
+
+
+def _report_interleaved(runs: list) -> list[str]:
+    lines = ["(e) interleaved in one process: sd of the paired log-ratio of one window each, "
+             "within a round and across rounds, and of the medians of blocks of rounds", "",
+             "| batch size | window | rounds | pair | ratio | within a round | across rounds "
+             "| blocks of | blocked | run / timed / settle | others' CPU (max) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in runs:
         for q in e["pairs"]:
             lines.append(
                 f"| {e['batch_size']} | {e['window']} s | {e['rounds']} | "
                 f"{q['a']} vs {q['b']} workers | {q['median_ratio']:.2f} | {_pct(q['within'])} | "
-                f"{_pct(q['across'])} | {e['seconds']:.0f} / {e['timed']:.0f} / "
+                f"{_pct(q['across'])} | {q['block']} | {_pct(q['blocked'])} | "
+                f"{e['seconds']:.0f} / {e['timed']:.0f} / "
                 f"{e['settle']:.1f} s | {e['max_others_cpu']:.2f} s |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv=None) -> dict:
@@ -270,7 +292,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--process-seconds", type=float, default=6.0)
     parser.add_argument("--train-size", type=int, default=60_000)
     parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--window", type=float, default=0.5)
+    parser.add_argument("--window", type=float, nargs="+", default=[0.1, 0.5])
+    parser.add_argument("--block", type=int, default=10,
+                        help="(e): rounds per block, as a race's round of windows pairs them")
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="also write the figures to this file")
@@ -282,7 +307,7 @@ def main(argv=None) -> dict:
         return {}
     if args.quick:
         args.seconds, args.processes, args.process_seconds = 4.0, 2, 2.0
-        args.rounds, args.window, args.repeats = 4, 0.1, 1
+        args.rounds, args.window, args.repeats, args.block = 4, [0.1], 1, 2
     from speedlimit.data import idx
 
     tmp = tempfile.mkdtemp(prefix="speedlimit-noise-")  # private (0700): not another user's
@@ -290,18 +315,25 @@ def main(argv=None) -> dict:
         root = os.path.join(tmp, "synthetic")
         idx.write_synthetic(root, args.train_size, 100, seed=0)
         res = {
-            "machine": f"{platform.node()} ({os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+            "machine": f"{platform.node()} ({os.cpu_count()} CPUs, "
+                       f"{platform.processor() or platform.machine()}, "
                        f"Python {platform.python_version()})",
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": "python benchmarks/noise.py " + " ".join(argv if argv is not None
                                                                else sys.argv[1:]),
             "train_size": args.train_size,
-            "trace": section_trace(root, args.seconds, 100),
-            "processes": section_processes(root, args.processes, args.process_seconds),
-            "costs": [section_costs(root, b, args.repeats) for b in args.batch_sizes],
-            "interleaved": [e for b in args.batch_sizes
-                            if (e := section_interleaved(root, b, args.rounds, args.window))],
         }
+        wanted = set(args.sections)
+        if "trace" in wanted:
+            res["trace"] = section_trace(root, args.seconds, 100)
+        if "processes" in wanted:
+            res["processes"] = section_processes(root, args.processes, args.process_seconds)
+        if "costs" in wanted:
+            res["costs"] = [section_costs(root, b, args.repeats) for b in args.batch_sizes]
+        if "interleaved" in wanted:
+            res["interleaved"] = [e for b in args.batch_sizes for w in args.window
+                                  if (e := section_interleaved(root, b, args.rounds, w,
+                                                               args.block))]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(report(res))

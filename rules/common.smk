@@ -247,12 +247,94 @@ def get_run_files(wildcards):
     """Every run's metrics file: each cell's repeats; in a race, the runs its rounds asked
     for, round by round (rules/race.smk)."""
     if RACE:
-        return [run_file(path) for path in race_runs()]
-    return [run_file(path) for path in CELL_PATHS]
+        return run_files(race_runs())
+    return run_files(CELL_PATHS)
 
 
 def run_file(path):
-    return f"results/runs/{path}.json"
+    """Where a run's record is: its own file, or its group's round (a race's settings timed
+    together: rules/race.smk's race_group)."""
+    lead = GROUP_OF.get(grid.prefix(path))
+    if lead is None:
+        return f"results/runs/{path}.json"
+    return f"results/race/groups/{lead}/repeat~{path.rsplit('~', 1)[1]}.json"
+
+
+def run_files(paths):
+    """The records of these runs, each file once (a group's round holds several)."""
+    return list(dict.fromkeys(run_file(path) for path in paths))
+
+
+# --- a race's groups timed together (speedlimit.run.group): one job per group and round -----
+
+
+def known_size(workload):
+    """A workload's data set size, where the config says it before any job: the built-in
+    workloads read the configured source's training set; a custom one's is unknown."""
+    if workload == "custom":
+        return None
+    data = config["data"]
+    return data["synthetic"]["train_size"] if data["source"] == "synthetic" else 60_000
+
+
+INTERLEAVE = config["train"]["interleave"]
+GROUP_OF = grid.interleaved_groups(CELLS, known_size) if RACE and INTERLEAVE["enabled"] else {}
+GROUP_CELLS = collections.defaultdict(list)  # lead prefix -> its cells' prefixes
+for _cell, _lead in GROUP_OF.items():
+    GROUP_CELLS[_lead].append(_cell)
+
+
+def group_cells(wildcards):
+    """The runs a group's round times (the round before decided which are still in: a round's
+    jobs are asked for only once it has, so its file is no input, which would rerun the
+    round whenever a checkpoint rewrites it), sorted:
+    the job draws their order itself, and a request must not change with another group's
+    order in the round."""
+    lead = CELL_PATHS[wildcards.cell]
+    members = set(GROUP_CELLS[grid.prefix(wildcards.cell)])
+    return sorted(path for path in race_cells(lead.repeat) if grid.prefix(path) in members)
+
+
+@signed
+def get_group_request(wildcards):
+    return get_request(
+        wildcards,
+        {
+            "mode": record.INTERLEAVED,
+            "cells": group_cells(wildcards),
+            "windows": INTERLEAVE["windows"],
+            "window_seconds": INTERLEAVE["window_seconds"],
+        },
+    )
+
+
+@signed
+def get_group_priority(wildcards):
+    return max(cell_priority(path) for path in group_cells(wildcards))
+
+
+@functools.cache
+def group_resources(path):
+    """A group's round holds every setting's workers at once: the most CPUs of one setting
+    and the memory of them all."""
+    members = [f"{cell}/repeat~0" for cell in GROUP_CELLS[grid.prefix(path)]]
+    each = [cell_resources(member) for member in members]
+    base = config["cluster"]["mem_mb"]
+    return {
+        "cpus": max(r["cpus"] for r in each),
+        "mem_mb": base + sum(r["mem_mb"] - base for r in each),
+        "gpu": max(r["gpu"] for r in each),
+    }
+
+
+@signed
+def get_group_cpus(wildcards):
+    return group_resources(wildcards.cell)["cpus"]
+
+
+@signed
+def get_group_mem_mb(wildcards):
+    return group_resources(wildcards.cell)["mem_mb"]
 
 
 # Repeats interleaved, each round in a random order drawn from train.seed: every cell's
@@ -270,11 +352,15 @@ CELL_PRIORITY = {
 }
 
 
+def cell_priority(path):
+    if path in CELL_PRIORITY:
+        return CELL_PRIORITY[path]
+    return race_priority(path) if RACE else 0
+
+
 @signed
 def get_cell_priority(wildcards):
-    if wildcards.cell in CELL_PRIORITY:
-        return CELL_PRIORITY[wildcards.cell]
-    return race_priority(wildcards.cell) if RACE else 0
+    return cell_priority(wildcards.cell)
 
 
 FIGURES = [
@@ -385,7 +471,7 @@ def race_runs():
 
 def get_round_runs(wildcards):
     """A round's checkpoint reads every run so far: rounds 0 to this one."""
-    return [run_file(path) for r in range(int(wildcards.round) + 1) for path in race_cells(r)]
+    return run_files(path for r in range(int(wildcards.round) + 1) for path in race_cells(r))
 
 
 def get_previous_round(wildcards):

@@ -31,6 +31,30 @@ checkpoint race_round:
         "../scripts/race_round.py"
 
 
+# A round of a group whose settings are timed together (speedlimit.run.group): the group's
+# lead cell's job, timing every setting of the group still in the race, interleaved, and
+# writing one record per setting (in the group's record).
+use rule train_cell as race_group with:
+    output:
+        "results/race/groups/{cell}.json",
+    log:
+        "logs/race_group/{cell}.log",
+    priority: get_group_priority
+    threads: 1 if EXCLUSIVE else get_group_cpus
+    resources:
+        cpus_per_task=get_group_cpus,
+        mem_mb=get_group_mem_mb,
+        runtime=CELL_RUNTIME,
+        gpu=get_cell_gpus if CELL_GPUS else 0,
+        slurm_extra=CELL_SLURM_EXTRA,
+        cell_lock=CELL_LOCK,
+        cell_slot=CELL_SLOT,
+        python=PYTHON,
+        how=HOW,
+    params:
+        request=get_group_request,
+
+
 use rule train_cell as check_epoch with:
     output:
         "results/check/{cell}.json",

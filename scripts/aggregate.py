@@ -12,8 +12,7 @@ from speedlimit.results import aggregate
 def main(run_files, table_csv, summary_csv, skipped_csv, skipped,
          allow_missing=False, terminal=None) -> None:
     """``run_files``: the metrics file of every run of the grid (of a race: of its rounds)."""
-    files = {str(p).removeprefix("results/runs/").removesuffix(".json"): str(p)
-             for p in run_files}
+    files = aggregate.files_of_cells(run_files)
     expected = [grid.parse_path(p) for p in files]
     table = aggregate.build_table(files, expected, allow_missing)
     table.to_csv(table_csv, index=False)

@@ -15,7 +15,8 @@ def main(run_files, round_file, round_, params, terminal=None) -> dict:
     """Every record is read and checked (speedlimit.record): a round is never decided on one
     that is cut short, corrupt or of another schema (:class:`record.RecordError` names it)."""
     schema = record.load_schema()
-    records = [record.read(f, schema, record.RACE_REDO) for f in run_files]
+    records = [run for f in run_files  # (a group's round holds a record per setting)
+               for run in record.read_runs(f, schema, record.RACE_REDO).values()]
     runs = race.runs_frame(records)
     outcomes = race.run_race(runs[runs["loader"].eq("dataloader")])
     state = race.round_file(outcomes, runs, round_, params["seed"], params["max_repeats"],

@@ -236,3 +236,24 @@ def test_a_null_loss_passes_the_schema(tmp_path):
     path = tmp_path / "r.json"
     records.write(path, rec)
     assert records.read(path)["epochs"][0]["loss"] is None
+
+
+def test_a_groups_round_reads_as_one_record_per_cell_and_fails_as_each_of_them(tmp_path):
+    from speedlimit import record
+
+    lead = "dataloader/batch_size~100/num_workers~0/repeat~1"
+    other = "dataloader/batch_size~100/num_workers~2/repeat~1"
+    timing = {"mode": "interleaved", "cells": [lead, other], "windows": 2,
+              "window_seconds": 0.5}
+    ok = {"status": "ok", "cell": lead, "timing": timing,
+          "runs": [{"status": "ok", "cell": lead}, {"status": "ok", "cell": other}]}
+    assert list(record.runs_of("f.json", ok)) == [lead, other]
+    failed = {"status": "failed", "cell": lead, "params": {"repeat": 1, "num_workers": 0},
+              "timing": timing, "reason": "boom"}
+    runs = record.runs_of("f.json", failed)
+    assert list(runs) == [lead, other]
+    assert runs[other]["status"] == "failed" and runs[other]["params"]["num_workers"] == 2
+    with pytest.raises(record.RecordError, match="a group's record with no runs"):
+        record.runs_of("f.json", {**ok, "runs": []})
+    plain = {"status": "ok", "cell": lead, "timing": {"mode": "windows"}}
+    assert record.runs_of("f.json", plain) == {lead: plain}

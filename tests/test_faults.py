@@ -328,7 +328,8 @@ def test_a_failing_cell_lets_the_grid_finish_and_the_aggregate_name_it(project, 
 
 # A race of the same two settings: two rounds of windows, then the whole epochs that check them.
 SMALL_RACE = {**SMALL, "train": {"repeats": "auto", "max_repeats": 2, "budget": None,
-                                 "probe": {"windows": 2, "window_samples": 200}}}
+                                 "probe": {"windows": 2, "window_samples": 200},
+                                 "interleave": {"enabled": False}}}
 
 
 def corruptions(good: str) -> list[tuple[str, str]]:

@@ -74,3 +74,19 @@ def test_an_integer_lr_still_makes_a_canonical_path():
     assert lrs == [0.5, 1.0] and all(isinstance(v, float) for v in lrs)
     for c in cells:
         assert grid.parse_path(c.path) == c
+
+
+def test_a_race_times_together_the_settings_whose_epoch_holds_windows():
+    cells, _ = grid.expand(config.validate({})["grid"], 2)  # the seed's grid
+    together = grid.interleaved_groups(cells, lambda workload: 60_000)
+    by_lead = {}
+    for cell, lead in together.items():
+        by_lead.setdefault(lead, []).append(grid.parse_path(cell + "/repeat~0"))
+    # batch size 100: 600 batches, every setting; 1000: 60 batches, all but 16 workers (32
+    # batches loaded ahead, twice, and two more: 67); 10000: 6 batches, only 0 workers: none.
+    sizes = {lead: sorted(c.num_workers for c in members) for lead, members in by_lead.items()}
+    assert sorted(sizes.values()) == [[0, 1, 2, 4, 8], [0, 1, 2, 4, 8, 16]]
+    assert all("num_workers~0/" in lead and "/repeat~" not in lead for lead in by_lead)
+    assert not any(c.startswith("tensor/") for c in together)
+    # A workload whose size is unknown before it runs times each setting on its own.
+    assert grid.interleaved_groups(cells, lambda workload: None) == {}

@@ -168,3 +168,36 @@ def pairs(cells: list[Cell]) -> int:
             groups.setdefault(key, set()).add(tuple(getattr(cell, a)
                                                     for a in axes.LOADER_SETTINGS))
     return sum(len(s) * (len(s) - 1) // 2 for s in groups.values())
+
+
+def prefix(path: str) -> str:
+    """A cell path without its ``repeat~R`` segment: the cell's runs share it."""
+    return path.rsplit("/repeat~", 1)[0]
+
+
+def interleaved_groups(cells: list[Cell], dataset_size) -> dict[str, str]:
+    """A race's groups whose settings are timed together, one job per round
+    (:mod:`speedlimit.run.group`): for each DataLoader cell's :func:`prefix` in such a group,
+    the prefix of the group's *lead* (its cell with the fewest workers, then the first path:
+    the job's name). The settings timed together are those whose epoch holds an interleaved
+    run's windows (:func:`speedlimit.run.probe.interleavable`), where a group has two or more;
+    the others (few batches, many loaded ahead: mostly start-up) are timed in runs of their
+    own, as are the groups of a workload whose size ``dataset_size(workload)`` gives as None
+    (unknown before it runs: a custom workload's)."""
+    from speedlimit.run import probe  # torch-free
+
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        if cell.loader == axes.DATALOADER and cell.repeat == 0:
+            groups.setdefault(tuple(getattr(cell, a) for a in axes.CONDITIONS), []).append(cell)
+    out = {}
+    for members in groups.values():
+        size = dataset_size(members[0].workload)
+        if size is None:
+            continue
+        batches = -(-size // members[0].batch_size)
+        together = [c for c in members if probe.interleavable(c, batches)]
+        if len(together) >= 2:
+            lead = prefix(min(together, key=lambda c: (c.num_workers, c.path)).path)
+            out.update({prefix(c.path): lead for c in together})
+    return out

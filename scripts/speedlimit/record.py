@@ -37,6 +37,7 @@ RACE_REDO = ("delete the file (rm {path}) and run snakemake again with -R race_r
              "measures that cell again and decides the race's rounds again from the records "
              "(every other record is kept)")
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+INTERLEAVED = "interleaved"  # timing mode of a group's round timed in one job
 
 
 class RecordError(ValueError):
@@ -142,6 +143,33 @@ def read(path: str | Path, schema: dict | None = None, redo: str = REDO) -> dict
         raise RecordError(f"{path}: does not follow schemas/metrics.schema.json at {where}: "
                           f"{error.message}; " + redo.format(path=path))
     return record
+
+
+def runs_of(path: str | Path, done: dict) -> dict[str, dict]:
+    """The records of the cells a read record holds, by cell path: itself, or a group's
+    runs (a race's round of a group timed in one job: :mod:`speedlimit.run.group`). A group
+    job that failed holds no runs: each cell of its round gets its failed record."""
+    if done.get("timing", {}).get("mode") != INTERLEAVED:
+        return {done["cell"]: done}
+    if done["status"] == OK:
+        runs = {run["cell"]: run for run in done.get("runs") or []}
+        if not runs:
+            raise RecordError(f"{path}: a group's record with no runs; "
+                              + RACE_REDO.format(path=path))
+        return runs
+    return {cell: {**done, "cell": cell, "params": {**done["params"], **_settings(cell)}}
+            for cell in done["timing"].get("cells") or []}
+
+
+def _settings(cell_path: str) -> dict:
+    from speedlimit import grid  # (core; imports no torch)
+
+    return grid.parse_path(cell_path).params()
+
+
+def read_runs(path: str | Path, schema: dict | None = None, redo: str = REDO) -> dict:
+    """:func:`read`, then the records of the cells it holds (:func:`runs_of`)."""
+    return runs_of(path, read(path, schema, redo))
 
 
 # --- failures ------------------------------------------------------------------------------

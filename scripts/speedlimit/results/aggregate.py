@@ -142,6 +142,18 @@ def _failure(done: dict) -> str:
     return f"failed: {done.get('reason', 'no reason recorded')}{where}"
 
 
+def files_of_cells(run_files) -> dict[str, str]:
+    """Cell path -> the file holding its record: ``results/runs/<cell>.json``, or a race's
+    group round (``results/race/groups/...``), which holds several cells' records."""
+    files = {}
+    for path in map(str, run_files):
+        if path.startswith("results/runs/"):
+            files[path.removeprefix("results/runs/").removesuffix(".json")] = path
+        else:
+            files.update(dict.fromkeys(record.read_runs(path), path))
+    return files
+
+
 def build_table(files: dict[str, str], expected: list[grid.Cell],
                 allow_missing: bool = False) -> pd.DataFrame:
     """The results table of the ``expected`` cells; ``files`` maps cell path to metrics file.
@@ -151,12 +163,16 @@ def build_table(files: dict[str, str], expected: list[grid.Cell],
     """
     schema = record.load_schema()
     numbers = grid.run_numbers(expected)
-    records, missing = {}, {}
+    records, missing, read = {}, {}, {}
     for cell in expected:
         if cell.path not in files:
             missing[cell.path] = "no metrics file (the cell failed or did not run)"
             continue
-        done = record.read(files[cell.path], schema)
+        file = files[cell.path]
+        if file not in read:
+            read[file] = record.read_runs(file, schema)
+        runs = read[file]
+        done = runs.get(cell.path) or next(iter(runs.values()))
         if done["cell"] != cell.path:
             raise record.RecordError(
                 f"{files[cell.path]}: holds cell {done['cell']!r}, expected {cell.path!r}; "

@@ -50,8 +50,8 @@ from torch.utils.data._utils.collate import default_collate
 
 from speedlimit.grid import Cell
 from speedlimit.run import probe, train
+from speedlimit.run.probe import ahead, interleavable  # noqa: F401 - part of the interface
 
-MIN_WINDOW_BATCHES = 2  # an epoch must hold an opening, a skip and this many batches more
 IDLE_TIMEOUT = 120.0  # seconds a lane may stay busy before the run gives up (a dead worker)
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -238,7 +238,8 @@ class Lane:
         if self.acc is not None and self.acc.samples:
             self.epochs.append({"epoch": self.epoch, "samples": self.acc.samples,
                                 "loss": self.acc.total_loss / self.acc.samples,
-                                "accuracy": self.acc.correct / self.acc.samples})
+                                "accuracy": self.acc.correct / self.acc.samples,
+                                "data_wait": self.acc.data_wait, "compute": self.acc.compute})
         start = time.perf_counter()
         iterator = self.iterator
         if iterator is not None and hasattr(iterator, "_shutdown_workers"):
@@ -248,18 +249,6 @@ class Lane:
         seconds = time.perf_counter() - start
         self.shutdowns.append(seconds)
         return seconds
-
-
-def ahead(cell: Cell) -> int:
-    """Batches a setting's workers load ahead of the main process."""
-    return (cell.num_workers or 0) * (cell.prefetch_factor or probe.DEFAULT_PREFETCH)
-
-
-def interleavable(cell: Cell, batches_per_epoch: int) -> bool:
-    """Whether an epoch of ``cell`` is long enough to time in windows: its opening (the
-    first batch and the warm-up), one skip and :data:`MIN_WINDOW_BATCHES` more. A shorter
-    epoch (few, large batches) is all start-up: it is timed whole."""
-    return batches_per_epoch >= 1 + 2 * ahead(cell) + MIN_WINDOW_BATCHES
 
 
 def _settle(others: list[Lane], timeout: float = IDLE_TIMEOUT) -> float:
@@ -357,10 +346,12 @@ def predict(lane: Lane, dataset_size: int, rate: float | None = None) -> dict:
             "openings": len(lane.openings)}
 
 
-def log_ratio_spread(result: Result, a: int, b: int) -> dict:
+def log_ratio_spread(result: Result, a: int, b: int, block: int = 1) -> dict:
     """How much interleaving cancels, for lanes ``a`` and ``b``: the sd of the log-ratio of
     their rates, paired within a round (windows seconds apart) and paired across rounds
-    (each of ``a``'s windows with ``b``'s window ``rounds // 2`` rounds later)."""
+    (each of ``a``'s windows with ``b``'s window ``rounds // 2`` rounds later); and with
+    ``block`` > 1 the sd of the log-ratio of their median rates over each ``block`` rounds in
+    a row (what a race's round of ``block`` windows per setting pairs)."""
     ra = {w.round: math.log(w.rate) for w in result.lanes[a].windows}
     rb = {w.round: math.log(w.rate) for w in result.lanes[b].windows}
     common = sorted(set(ra) & set(rb))
@@ -368,8 +359,13 @@ def log_ratio_spread(result: Result, a: int, b: int) -> dict:
     shift = max(1, len(common) // 2)
     across = [ra[common[i]] - rb[common[(i + shift) % len(common)]]
               for i in range(len(common))]
+    blocks = [common[i:i + block] for i in range(0, len(common) - block + 1, block)]
+    blocked = [statistics.median(ra[r] for r in rounds) - statistics.median(rb[r] for r in rounds)
+               for rounds in blocks]
     sd = statistics.stdev
     return {"pairs": len(common),
             "median_ratio": math.exp(statistics.median(within)) if within else None,
             "within": sd(within) if len(within) > 1 else None,
-            "across": sd(across) if len(across) > 1 else None}
+            "across": sd(across) if len(across) > 1 else None,
+            "block": block, "blocks": len(blocked),
+            "blocked": sd(blocked) if len(blocked) > 1 else None}

@@ -32,15 +32,25 @@ class CellTimeout(Exception):
     """The cell ran past ``train.time_limit``."""
 
 
+def _of_group(done: dict, request: Request) -> dict:
+    """A group's round (:mod:`speedlimit.run.group`) names its cells in every record, so
+    that each cell of the round reads as skipped or failed too."""
+    if (request.timing or {}).get("mode") == record.INTERLEAVED:
+        done["timing"] = request.timing
+    return done
+
+
 def skipped(request: Request, reason: str) -> dict:
     """A complete record of a cell that cannot run here (e.g. cuda without a GPU)."""
-    return record.skipped(request.cell.path, request.params(), reason, fingerprint.machine())
+    return _of_group(record.skipped(request.cell.path, request.params(), reason,
+                                    fingerprint.machine()), request)
 
 
 def failed(request: Request, reason: str, exit_code: int) -> dict:
     """A complete record of a cell that did not finish: the table marks it missing."""
-    return record.failed(request.cell.path, request.params(), reason, fingerprint.machine(),
-                         exit_code, request.log, request.failed_before)
+    return _of_group(record.failed(request.cell.path, request.params(), reason,
+                                   fingerprint.machine(), exit_code, request.log,
+                                   request.failed_before), request)
 
 
 _ALARM_RETRY = 1.0  # seconds between alarms once the limit has passed
@@ -122,11 +132,19 @@ def execute(request: Request) -> int:
         signal.setitimer(signal.ITIMER_REAL, request.time_limit, _ALARM_RETRY)
     try:
         timing = request.timing or {"mode": "epochs"}
-        done = train.run_cell(cell, request.dataset_root, request.epochs, request.seed,
-                              request.workload_function, timing,
-                              # a race measures the loading cost in its first round only
-                              measure_costs=timing["mode"] == "epochs" or cell.repeat == 0,
-                              hooks=hook)
+        if timing["mode"] == record.INTERLEAVED:  # a race's round of a group (run.group)
+            from speedlimit.grid import parse_path
+            from speedlimit.run import group
+
+            done = group.run_group(cell, [parse_path(c) for c in timing["cells"]],
+                                   request.dataset_root, request.seed,
+                                   request.workload_function, timing, hook)
+        else:
+            done = train.run_cell(cell, request.dataset_root, request.epochs, request.seed,
+                                  request.workload_function, timing,
+                                  # a race measures the loading cost in its first round only
+                                  measure_costs=timing["mode"] == "epochs" or cell.repeat == 0,
+                                  hooks=hook)
     except train.CellSkipped as skip:
         log.warning("cell %s skipped: %s", cell.path, skip)
         done = skipped(request, str(skip))
@@ -152,9 +170,11 @@ def execute(request: Request) -> int:
         return _failed(request, reason, 1)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-    record.write(request.output, record.with_job(done, request.hardware, request.warm,
-                                                 request.process_started,
-                                                 request.lock_acquired, time.time()))
+    written = time.time()
+    for run in [done, *done.get("runs", [])]:  # a group's record holds each cell's
+        record.with_job(run, request.hardware, request.warm, request.process_started,
+                        request.lock_acquired, written)
+    record.write(request.output, done)
     log.info("wrote %s", request.output)
     return 0
 

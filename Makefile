@@ -10,7 +10,7 @@ CONFIG_ARGS := $(if $(SOURCE),--config data='{source: $(SOURCE)}')
 # More snakemake arguments for run and report, e.g. ARGS="--configfile config.yaml configs/measure.yaml"
 ARGS ?=
 
-.PHONY: help venv run report test lint bench simulate lock clean
+.PHONY: help venv run report test lint bench noise simulate lock clean
 
 help:
 	@echo "make run [SOURCE=synthetic]  set up .venv and run the whole grid (snakemake --cores all)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test                    set up .venv and run the test suite"
 	@echo "make lint                    snakemake --lint and snakefmt --check"
 	@echo "make bench                   benchmark the pipeline's own overhead"
+	@echo "make noise                   measure this machine's timing noise (docs/benchmarks.md)"
 	@echo "make simulate                the race's error rate and power, simulated (README table)"
 	@echo "make lock                    regenerate requirements.lock from .venv"
 	@echo "make venv                    only set up .venv from the pins"
@@ -45,6 +46,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
+
+noise: $(STAMP)
+	$(BIN)/python benchmarks/noise.py
 
 simulate: $(STAMP)
 	$(BIN)/python benchmarks/race_simulation.py

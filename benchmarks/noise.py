@@ -14,12 +14,15 @@ model, one torch thread, on the synthetic stand-in of FashionMNIST (``make noise
     number of workers, alone;
 (e) **interleaved**: num_workers 0, 1 and 2 timed in one process in windows of
     ``--window`` seconds in a random order (:mod:`speedlimit.run.interleave`): the sd of the
-    paired log-ratio within a round (windows seconds apart) against the same windows paired
-    across rounds, per batch size.
+    paired log-ratio within a round (windows a fraction of a second apart) against the same
+    windows paired across rounds, and of the medians of ``--block`` rounds in a row (what a
+    race's round of that many windows per setting pairs), per batch size.
 
 Figures are from one run of this script, on this machine, at the moment it ran: noise moves.
 Usage: python benchmarks/noise.py [--seconds 180] [--processes 5] [--train-size 60000]
-                                  [--rounds 40] [--window 0.5] [--json FILE] [--quick]
+                                  [--rounds 60] [--window 0.1 0.3] [--block 10]
+                                  [--sections trace processes costs interleaved]
+                                  [--json FILE] [--quick]
 """
 
 from __future__ import annotations
@@ -291,8 +294,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--processes", type=int, default=5)
     parser.add_argument("--process-seconds", type=float, default=6.0)
     parser.add_argument("--train-size", type=int, default=60_000)
-    parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--window", type=float, nargs="+", default=[0.1, 0.5])
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--window", type=float, nargs="+", default=[0.1, 0.3])
     parser.add_argument("--block", type=int, default=10,
                         help="(e): rounds per block, as a race's round of windows pairs them")
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)

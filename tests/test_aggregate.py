@@ -241,8 +241,12 @@ def test_a_null_loss_passes_the_schema(tmp_path):
 def test_a_groups_round_reads_as_one_record_per_cell_and_fails_as_each_of_them(tmp_path):
     from speedlimit import record
 
-    lead = "dataloader/batch_size~100/num_workers~0/repeat~1"
-    other = "dataloader/batch_size~100/num_workers~2/repeat~1"
+    def path(workers):
+        return grid.Cell(loader="dataloader", batch_size=100, num_workers=workers, lr=0.01,
+                         torch_threads=1, pin_memory=False, persistent_workers=False,
+                         device="cpu", workload="fashionmnist", repeat=1).path
+
+    lead, other = path(0), path(2)
     timing = {"mode": "interleaved", "cells": [lead, other], "windows": 2,
               "window_seconds": 0.5}
     ok = {"status": "ok", "cell": lead, "timing": timing,

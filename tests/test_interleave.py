@@ -79,6 +79,47 @@ def test_no_window_is_timed_while_another_settings_workers_load(heavy):
     assert slowed > 1.15, slowed
 
 
+class Light(Heavy):
+    """The same images, loaded at once: a setting with workers never waits for them."""
+
+    def __getitem__(self, index):
+        return torch.full((1, 28, 28), (index % 10) / 10), index % 10
+
+
+class Slow(Heavy):
+    """The same images, each waiting LOAD_CPU seconds (asleep, as on a slow disk)."""
+
+    def __getitem__(self, index):
+        time.sleep(LOAD_CPU)
+        return torch.full((1, 28, 28), (index % 10) / 10), index % 10
+
+
+def test_a_setting_whose_workers_stay_ahead_stops_training_untimed_after_a_switch(heavy):
+    light = build.Workload("custom", "tests:light", Light(), Network)
+    cells = [cell(0), cell(2, prefetch_factor=4)]
+    together = interleave.run(cells, light.dataset, light, 0, torch.device("cpu"), 12, 0.1,
+                              random.Random(0))
+    lane = together.lanes[1]
+    shown = [w for w in lane.windows if w.after_skip]
+    assert len(shown) >= interleave.EVIDENCE
+    assert all(w.workers_ahead for w in shown[:interleave.EVIDENCE])
+    assert not all(w.after_skip for w in lane.windows)  # later windows start at the switch
+    # ...and measure what it measures alone (where no other lane ever runs between windows)
+    alone = interleave.run([cells[1]], light.dataset, light, 0, torch.device("cpu"), 12, 0.1,
+                           random.Random(1)).lanes[0]
+    rates = [w.rate for w in alone.windows]
+    spread = statistics.stdev(rates) / statistics.median(rates)
+    ratio = interleave.steady_rate(lane) / interleave.steady_rate(alone)
+    assert abs(ratio - 1) < max(0.2, 4 * spread / len(rates) ** 0.5), ratio
+    # A setting whose workers fall behind (each sample waits 2 ms, as on a slow disk) keeps
+    # consuming the batches loaded ahead untimed.
+    slow = build.Workload("custom", "tests:slow", Slow(), Network)
+    loaded = interleave.run(cells, slow.dataset, slow, 0, torch.device("cpu"), 5, 0.1,
+                            random.Random(0))
+    assert all(w.after_skip for w in loaded.lanes[1].windows)
+    assert not any(w.workers_ahead for w in loaded.lanes[1].windows)
+
+
 def test_openings_windows_and_shutdowns_are_each_counted_in_the_predicted_epoch(heavy):
     result = measure(heavy, [cell(0), cell(2)], rounds=4, window=0.2)
     for lane in result.lanes:

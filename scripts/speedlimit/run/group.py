@@ -21,7 +21,7 @@ import torch
 
 from speedlimit import record
 from speedlimit.grid import Cell
-from speedlimit.run import fingerprint, hooks, interleave, noise, train, workloads
+from speedlimit.run import costs, fingerprint, hooks, interleave, noise, train, workloads
 from speedlimit.run.workloads import build
 
 log = logging.getLogger("speedlimit.run.group")
@@ -45,6 +45,7 @@ def _epoch(lane: interleave.Lane) -> dict:
     own = data_wait + compute
     first = lane.openings[0].startup if lane.openings else None
     return {"epoch": 1, "loss": None if loss is None else train._finite(loss),
+            "compute_per_sample": compute / samples if samples else None,
             "accuracy": accuracy, "epoch_duration": own,
             "data_wait": data_wait, "compute": compute, "first_batch": first,
             "samples_per_second": samples / own if own > 0 else None,
@@ -60,7 +61,11 @@ def _predicted(lane: interleave.Lane, size: int) -> dict:
                 w.samples for w in lane.windows),
             "warmup_batches": lane.ahead,
             "window_rates": [w.rate for w in lane.windows],
-            "window_others_cpu": [w.others_cpu for w in lane.windows]}
+            "window_others_cpu": [w.others_cpu for w in lane.windows],
+            "window_data_wait": [w.data_wait for w in lane.windows],
+            "window_after_skip": [w.after_skip for w in lane.windows],
+            "window_workers_ahead": [w.workers_ahead for w in lane.windows],
+            "skipped_samples": lane.skipped}
 
 
 def run_group(lead: Cell, cells: list[Cell], dataset_root: str, seed: int,
@@ -76,8 +81,10 @@ def run_group(lead: Cell, cells: list[Cell], dataset_root: str, seed: int,
                            dataset_root, seed)
     train_set = train.with_test_delay(workload.dataset, hook.sample_delay)
     size = len(train_set)
-    setup = time.perf_counter() - setup_start
     round_ = lead.repeat
+    # what loading one sample costs, as a run of its own measures it: in the race's first round
+    loading = costs.measure(workload, train_set, seed) if round_ == 0 else None
+    setup = time.perf_counter() - setup_start
     reference_before = noise.reference()
     load = noise.MachineLoad().start()
     started_at, clock_started = train.now(), time.time()
@@ -102,6 +109,7 @@ def run_group(lead: Cell, cells: list[Cell], dataset_root: str, seed: int,
                  1e6 * (predicted["rate"] or 0))
         env = {**environment, "pin_memory_active": bool(lane.cell.pin_memory)
                and torch.accelerator.is_available()}
+        extra = {"costs": loading} if loading is not None else {}
         runs.append(record.ok(
             lane.cell.path, {**lane.cell.params(), "epochs": 1, "seed": seed,
                              "dataset_size": size},
@@ -109,7 +117,7 @@ def run_group(lead: Cell, cells: list[Cell], dataset_root: str, seed: int,
                     "window_seconds": timing["window_seconds"], "lead": lead.path},
             epochs=[_epoch(lane)], shutdown=predicted["shutdown"],
             startup=predicted["startup"], predicted=predicted, environment=env,
-            timeline=dict(timeline), **common))
+            timeline=dict(timeline), **common, **extra))
     log.info("round %d of %s: %d settings, %.1f s (%.1f s waiting for other settings' "
              "workers)", round_, lead.path, len(cells), result.seconds, result.settle_seconds)
     group = record.ok(lead.path, {**lead.params(), "epochs": 1, "seed": seed,

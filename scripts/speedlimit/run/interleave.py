@@ -18,8 +18,13 @@ What a window times, and what it never times:
   No window starts while another lane is busy; each window records the CPU time the other
   lanes' workers used during it (``others_cpu``, from ``/proc``: independent of the counts),
   which the tests check is nil.
-* **no prefetched batches.** After a switch, a lane's first ``num_workers * prefetch_factor``
-  batches were loaded while other lanes ran: they are consumed (trained on) untimed.
+* **no prefetched batches where they matter.** After a switch, a lane's first
+  ``num_workers * prefetch_factor`` batches were loaded while other lanes ran: they are
+  consumed (trained on) untimed. Once :data:`EVIDENCE` such windows of the lane show that its
+  workers stay ahead of it (at every fetch at least ``num_workers`` batches made and not yet
+  taken, by the counts above), its queue is full in the steady state too, and the batches
+  they loaded meanwhile are what the steady state has: its later windows start at the switch
+  (what saves a lane with many workers and large batches most of its untimed training).
 * **no epoch boundary.** A lane stops at its epoch's last batch; its workers' shutdown is
   timed on its own, and its next epoch opens with a timed start-up.
 
@@ -52,6 +57,7 @@ from speedlimit.grid import Cell
 from speedlimit.run import probe, train
 from speedlimit.run.probe import ahead, interleavable  # noqa: F401 - part of the interface
 
+EVIDENCE = 3  # windows after a skip that show a lane's workers stay ahead: it skips no more
 IDLE_TIMEOUT = 120.0  # seconds a lane may stay busy before the run gives up (a dead worker)
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -109,6 +115,9 @@ class Window:
     batches: int
     started: float  # perf_counter at its start (the run's own clock)
     others_cpu: float | None  # CPU seconds the other lanes' workers used meanwhile
+    data_wait: float = 0.0  # seconds of it the main process waited for the next batch
+    after_skip: bool = True  # the batches loaded ahead were consumed before it
+    workers_ahead: bool = False  # at each fetch num_workers batches (or the epoch's rest) made
 
     @property
     def rate(self) -> float:
@@ -118,7 +127,8 @@ class Window:
     def as_dict(self) -> dict:
         return {"round": self.round, "seconds": self.seconds, "samples": self.samples,
                 "batches": self.batches, "started": self.started,
-                "others_cpu": self.others_cpu}
+                "others_cpu": self.others_cpu, "data_wait": self.data_wait,
+                "after_skip": self.after_skip, "workers_ahead": self.workers_ahead}
 
 
 @dataclass
@@ -159,6 +169,7 @@ class Lane:
         self.windows: list[Window] = []
         self.shutdowns: list[float] = []
         self.skipped = 0  # samples trained on untimed (loaded ahead while other lanes ran)
+        self.taken_samples = 0  # samples taken from its iterators (its collate counts them)
         self.epochs: list[dict] = []  # each finished epoch's loss and accuracy
 
     # --- the lane's state ---
@@ -179,9 +190,11 @@ class Lane:
 
     def _step(self) -> int:
         images, labels = next(self.iterator)
-        self.acc.step(self.network, self.optimizer, images, labels, self.non_blocking)
+        n = int(labels.shape[0]) if hasattr(labels, "shape") else len(labels)
         self.taken += 1
-        return int(labels.shape[0]) if hasattr(labels, "shape") else len(labels)
+        self.taken_samples += n
+        self.acc.step(self.network, self.optimizer, images, labels, self.non_blocking)
+        return n
 
     def open(self) -> Opening:
         """Start the next epoch, timed: start-up to the first batch, then the warm-up."""
@@ -202,25 +215,47 @@ class Lane:
         self.openings.append(opening)
         return opening
 
-    def skip(self) -> None:
-        """Consume, untimed, the batches its workers loaded while other lanes ran."""
+    def workers_ahead(self) -> bool:
+        """Whether its workers have made ``num_workers`` batches the main process has not
+        taken yet (or all the epoch has left)."""
+        ready = (self.collate.made.value - self.taken_samples) / self.cell.batch_size
+        return ready >= min(self.cell.num_workers, self.batches_per_epoch - self.taken)
+
+    @property
+    def waits_for_data(self) -> bool:
+        """Whether the batches its workers load ahead may shorten a window: until
+        :data:`EVIDENCE` windows after a skip found, at each of their fetches, at least
+        ``num_workers`` batches made and waiting."""
+        shown = [w for w in self.windows if w.after_skip][-EVIDENCE:]
+        return len(shown) < EVIDENCE or not all(w.workers_ahead for w in shown)
+
+    def skip(self) -> bool:
+        """Consume, untimed, the batches its workers loaded while other lanes ran, where they
+        would shorten the next window; whether it did."""
+        if not self.ahead or not self.waits_for_data:
+            return False
         for _ in range(self.ahead):
             if self.exhausted:
-                return
+                break
             self.acc.mark = time.perf_counter()
             self.skipped += self._step()
+        return True
 
-    def window(self, round_: int, seconds: float, others: list["Lane"]) -> Window | None:
+    def window(self, round_: int, seconds: float, others: list["Lane"],
+               after_skip: bool = True) -> Window | None:
         """Time batches until ``seconds`` have passed (at least one batch), or the epoch's
         last batch; None when the epoch had no batch left."""
         if self.exhausted:
             return None
         pids = [p for lane in others for p in lane.pids()]
         cpu_before = _cpu_seconds(pids)
+        waited = self.acc.data_wait
         start = time.perf_counter()
         self.acc.mark = start
         samples = batches = 0
+        ahead_all = True
         while not self.exhausted:
+            ahead_all = self.workers_ahead() and ahead_all
             samples += self._step()
             batches += 1
             if self.acc.mark - start >= seconds:
@@ -229,7 +264,8 @@ class Lane:
         cpu_after = _cpu_seconds(pids)
         others_cpu = (None if cpu_before is None or cpu_after is None
                       else cpu_after - cpu_before)
-        win = Window(round_, end - start, samples, batches, start, others_cpu)
+        win = Window(round_, end - start, samples, batches, start, others_cpu,
+                     self.acc.data_wait - waited, after_skip, ahead_all)
         self.windows.append(win)
         return win
 
@@ -290,18 +326,21 @@ def run(cells: list[Cell], train_set, workload, seed: int, device: torch.device,
     lanes = [Lane(c, train_set, workload, seed, device) for c in cells]
     settled = 0.0
 
-    def ready(index: int) -> None:
+    def ready(index: int) -> bool:
+        """Lane ``index`` ready for a window: the others idle, its epoch open, the batches
+        loaded ahead consumed where they matter (whether they were)."""
         nonlocal settled
         others = [lane for j, lane in enumerate(lanes) if j != index]
         if settle:
             settled += _settle(others)
         lane = lanes[index]
-        lane.skip()
+        skipped = lane.skip()
         while lane.exhausted:  # its epoch ended (or never began): the next one, opened alone
             if lane.iterator is not None:
                 lane.close()
             lane.open()
-            lane.skip()
+            skipped = lane.skip() or bool(lane.ahead)  # (an opening ends its warm-up)
+        return skipped
 
     for index in rng.sample(range(len(lanes)), len(lanes)):
         ready(index)
@@ -311,9 +350,10 @@ def run(cells: list[Cell], train_set, workload, seed: int, device: torch.device,
         this = rng.sample(list(chosen), len(chosen))
         order.append(this)
         for index in this:
-            ready(index)
+            skipped = ready(index)
             lanes[index].window(round_, window_seconds,
-                                [lane for j, lane in enumerate(lanes) if j != index])
+                                [lane for j, lane in enumerate(lanes) if j != index],
+                                skipped)
     for index in rng.sample(range(len(lanes)), len(lanes)):
         if settle:
             settled += _settle(lanes)

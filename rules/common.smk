@@ -328,6 +328,14 @@ def group_resources(path):
 
 
 @signed
+def get_group_runtime(wildcards):
+    """Minutes: the configured wall time, plus train.time_limit once per setting of the round."""
+    limit = config["train"]["time_limit"]
+    cells = len(group_cells(wildcards)) if limit else 0
+    return config["cluster"]["runtime"] + (math.ceil(limit * cells / 60) if limit else 0)
+
+
+@signed
 def get_group_cpus(wildcards):
     return group_resources(wildcards.cell)["cpus"]
 

@@ -44,7 +44,7 @@ use rule train_cell as race_group with:
     resources:
         cpus_per_task=get_group_cpus,
         mem_mb=get_group_mem_mb,
-        runtime=CELL_RUNTIME,
+        runtime=get_group_runtime,
         gpu=get_cell_gpus if CELL_GPUS else 0,
         slurm_extra=CELL_SLURM_EXTRA,
         cell_lock=CELL_LOCK,

@@ -90,3 +90,15 @@ def test_a_race_times_together_the_settings_whose_epoch_holds_windows():
     assert not any(c.startswith("tensor/") for c in together)
     # A workload whose size is unknown before it runs times each setting on its own.
     assert grid.interleaved_groups(cells, lambda workload: None) == {}
+
+
+def test_a_groups_round_may_take_the_time_limit_once_per_setting():
+    from speedlimit.run.request import Request
+
+    cell = grid.parse_path(grid.expand(config.validate({})["grid"], 1)[0][0].path)
+    cells = [cell.path, cell.path.replace("num_workers~0", "num_workers~2")]
+    for timing, limit in [({"mode": "windows"}, 60.0),
+                          ({"mode": "interleaved", "cells": cells}, 120.0)]:
+        text = Request.for_rule(cell, timing, 1, 0, "data", {"function": None}, "c", 0, None)
+        assert Request.from_rule(text, "out.json", None, time_limit=60.0).time_limit == limit
+    assert Request.from_rule(text, "out.json", None, time_limit=None).time_limit is None

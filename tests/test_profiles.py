@@ -46,10 +46,10 @@ def test_the_slurm_profile_selects_the_slurm_executor_and_its_settings(monkeypat
     assert args.cores is not None and args.rerun_incomplete
 
 
-def resources_per_cell(out: str) -> dict[str, dict[str, str]]:
+def resources_per_cell(out: str, rule: str = "train_cell") -> dict[str, dict[str, str]]:
     """cell wildcard -> resources, from a dry run's job listing."""
     found = {}
-    for block in out.split("rule train_cell:")[1:]:
+    for block in out.split(f"rule {rule}:")[1:]:
         cell = re.search(r"wildcards: cell=(\S+)", block)[1]
         line = re.search(r"resources: (.*)", block)[1]
         found[cell] = dict(item.split("=", 1) for item in line.split(", "))
@@ -78,6 +78,25 @@ def test_each_cell_asks_for_its_cpus_memory_gpu_partition_and_account(project):
         assert res["gpu"] == ("1" if "device~cuda" in cell else "0")
         assert res["slurm_partition"] == "short" and res["slurm_account"] == "proj1"
     assert "slurm_partition=short" in out.split("rule make_synthetic:")[1].split("rule ")[0]
+
+
+def test_a_groups_round_asks_for_the_cpus_of_its_largest_setting_and_memory_for_all(project):
+    project.write_config("grid.yaml", {
+        "grid": {"num_workers": [0, 1, 3], "batch_size": [100], "loader": ["dataloader"]},
+        "data": {"source": "synthetic", "synthetic": {"train_size": 2000}},
+        "train": {"repeats": "auto", "time_limit": 600},
+        "cluster": {"mem_mb": 1000, "mem_mb_per_worker": 100, "runtime": 20},
+    })
+    out = project.run("-n", "--profile", "profiles/slurm", "--configfile", "config.yaml",
+                      "grid.yaml", "--default-resources", "slurm_partition=short",
+                      "slurm_account=proj1").stdout
+    assert "rule train_cell:" not in out  # every setting is timed in its group's job
+    [(lead, res)] = resources_per_cell(out, "race_group").items()
+    assert "num_workers~0/" in lead and lead.endswith("/repeat~0")
+    assert res["cpus_per_task"] == "4"  # the main process and the 3 workers of the largest
+    assert res["mem_mb"] == str(1000 + 100 * (1 + 3))  # every setting's workers at once
+    assert res["runtime"] == str(20 + 3 * 10)  # + time_limit in minutes, once per setting
+    assert res["slurm_partition"] == "short" and res["slurm_account"] == "proj1"
 
 
 @pytest.mark.parametrize("requested, environ, expected", [

@@ -62,6 +62,9 @@ class Request:
                   exclusive: bool = True, **job) -> "Request":
         """The rule's ``request`` param (JSON) and resources, parsed once."""
         fields = json.loads(request)
+        timing = fields.get("timing") or {}
+        if time_limit and timing.get("mode") == "interleaved":  # a group's round: per setting
+            time_limit *= len(timing["cells"])
         return cls(cell=Cell(**fields["cell"]), dataset_root=fields["dataset_root"],
                    output=output, workload_function=fields["workload"]["function"],
                    epochs=fields["epochs"], seed=fields["seed"], timing=fields.get("timing"),

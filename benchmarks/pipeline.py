@@ -6,7 +6,8 @@ Reports, for a synthetic grid (default: the seed's 18 cells on 60,000 images):
 (a) efficiency = sum of the cells' run_duration / wall time of `snakemake --cores all`
     (the data set is generated first, outside the timed run);
 (b) the wall time of a no-op rerun (`snakemake --cores all` with nothing to do);
-(c) the seconds of overhead per cell, split by each cell's timeline: between cells
+(c) the seconds of overhead per job (a cell's, or in a race a round of a group whose settings
+    are timed together), split by each job's timeline: between jobs
     (Snakemake starting the job, Python start, the script preamble, connecting to the warm
     server), before the clock (fork or import, loading the data set), after the clock
     (writing the JSON), plus the one-off start of the warm server;
@@ -34,7 +35,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from speedlimit import project  # noqa: E402
+from speedlimit import project, record  # noqa: E402
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -55,13 +56,17 @@ def measure(workdir: Path, overlay: dict, env: dict) -> dict:
     data_wall = snakemake(workdir, "--until", "make_synthetic", env=env)
     wall = snakemake(workdir, env=env)
     noop = snakemake(workdir, env=env)
-    records = [json.loads(p.read_text()) for folder in ("runs", "check")
+    # One record per job: a cell's own, or a race's round of a group (its settings timed
+    # together: the group's record, whose clock covers them all).
+    schema = record.load_schema()
+    records = [record.read(p, schema) for folder in ("runs", "check", "race/groups")
                for p in (workdir / "results" / folder).rglob("*.json")]
     records.sort(key=lambda r: r["timeline"]["lock_acquired"])
     boundaries = []  # a race: from a round's last run to the next round's first
     rounds = {}
     for rec in records:
-        if "predicted" in rec or rec.get("timing", {}).get("mode") == "windows":
+        if "predicted" in rec or rec.get("timing", {}).get("mode") in ("windows",
+                                                                       record.INTERLEAVED):
             rounds.setdefault(rec["params"]["repeat"], []).append(rec["timeline"])
     for r in sorted(rounds)[1:]:
         if r - 1 in rounds:
@@ -131,7 +136,7 @@ def main(argv=None) -> None:
                              else int(args.repeats), "budget": args.budget}}
         results[name] = measure(workdir, overlay, env)
         r = results[name]
-        print(f"[{name} start] {r['cells']} cells, {args.train_size} images")
+        print(f"[{name} start] {r['cells']} jobs, {args.train_size} images")
         print(f"  (a) efficiency          {r['efficiency']:.3f}  "
               f"(sum of run_duration {r['sum_run_duration_s']:.1f} s / wall {r['wall_s']:.1f} s)")
         print(f"  (b) no-op rerun         {r['noop_rerun_s']:.2f} s")

@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from speedlimit import grid
 from speedlimit.grid import Cell
 from speedlimit.run import interleave
 from speedlimit.run.model import Network
@@ -161,4 +162,4 @@ def test_an_epoch_too_short_for_windows_is_refused(heavy):
     # 4000 samples in batches of 1000: 4 batches, and 2 workers load 4 ahead.
     with pytest.raises(ValueError, match="too short to time in windows"):
         measure(heavy, [cell(2, batch_size=1000)], rounds=1)
-    assert interleave.interleavable(cell(0, batch_size=1000), 4)
+    assert grid.interleavable(cell(0, batch_size=1000), 4)

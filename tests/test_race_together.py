@@ -84,7 +84,9 @@ def test_a_group_times_its_settings_together_one_job_per_round(project):
     findings = (project.path / "results" / "findings.md").read_text()
     assert "The race ran 3 round(s)" in findings
 
-    # A finished race: nothing to do.
+    # The report builds from it, and a finished race has nothing to do.
+    project.run("--report", "report.html", *CFG)
+    assert (project.path / "report.html").stat().st_size > 100_000
     assert planned(project, *CFG) == {}
 
     # A new group (another batch size) races on its own; the old group's rounds are kept.

@@ -19,6 +19,8 @@ from speedlimit import axes
 from speedlimit.axes import format_value  # noqa: F401 - part of this module's interface
 
 LOADERS = axes.KINDS
+PREFETCH = 2  # torch's prefetch_factor with num_workers > 0, when none is set
+MIN_WINDOW_BATCHES = 2  # an interleaved epoch holds an opening, a skip and this many more
 
 
 class _CellMethods:
@@ -33,6 +35,11 @@ class _CellMethods:
         (Made once per cell: the workflow looks it up for every job.)"""
         parts = [self.loader] + [f"{a}~{format_value(getattr(self, a))}" for a in self.axes]
         return "/".join(parts + [f"repeat~{self.repeat}"])
+
+    @property
+    def ahead(self) -> int:
+        """Batches its DataLoader's workers load ahead of the main process."""
+        return (self.num_workers or 0) * (self.prefetch_factor or PREFETCH)
 
     def params(self) -> dict:
         """Every parameter that shapes the cell, as plain JSON-able values."""
@@ -175,17 +182,23 @@ def prefix(path: str) -> str:
     return path.rsplit("/repeat~", 1)[0]
 
 
+def interleavable(cell: Cell, batches_per_epoch: int) -> bool:
+    """Whether an epoch of ``cell`` is long enough to time in interleaved windows
+    (:mod:`speedlimit.run.interleave`): its opening (the first batch and the warm-up), one
+    skip of the batches loaded ahead and :data:`MIN_WINDOW_BATCHES` more. A shorter epoch
+    (few, large batches) is mostly start-up: it is timed whole."""
+    return batches_per_epoch >= 1 + 2 * cell.ahead + MIN_WINDOW_BATCHES
+
+
 def interleaved_groups(cells: list[Cell], dataset_size) -> dict[str, str]:
     """A race's groups whose settings are timed together, one job per round
     (:mod:`speedlimit.run.group`): for each DataLoader cell's :func:`prefix` in such a group,
     the prefix of the group's *lead* (its cell with the fewest workers, then the first path:
     the job's name). The settings timed together are those whose epoch holds an interleaved
-    run's windows (:func:`speedlimit.run.probe.interleavable`), where a group has two or more;
+    run's windows (:func:`interleavable`), where a group has two or more;
     the others (few batches, many loaded ahead: mostly start-up) are timed in runs of their
     own, as are the groups of a workload whose size ``dataset_size(workload)`` gives as None
     (unknown before it runs: a custom workload's)."""
-    from speedlimit.run import probe  # torch-free
-
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
         if cell.loader == axes.DATALOADER and cell.repeat == 0:
@@ -196,7 +209,7 @@ def interleaved_groups(cells: list[Cell], dataset_size) -> dict[str, str]:
         if size is None:
             continue
         batches = -(-size // members[0].batch_size)
-        together = [c for c in members if probe.interleavable(c, batches)]
+        together = [c for c in members if interleavable(c, batches)]
         if len(together) >= 2:
             lead = prefix(min(together, key=lambda c: (c.num_workers, c.path)).path)
             out.update({prefix(c.path): lead for c in together})

@@ -53,9 +53,8 @@ import torch
 from torch.utils.data import RandomSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
-from speedlimit.grid import Cell
-from speedlimit.run import probe, train
-from speedlimit.run.probe import ahead, interleavable  # noqa: F401 - part of the interface
+from speedlimit.grid import Cell, interleavable
+from speedlimit.run import train
 
 EVIDENCE = 3  # windows after a skip that show a lane's workers stay ahead: it skips no more
 IDLE_TIMEOUT = 120.0  # seconds a lane may stay busy before the run gives up (a dead worker)
@@ -153,10 +152,10 @@ class Lane:
         self.loader = train.make_loader(train_set, cell, seed, self.shuffle_gen,
                                         sampler=self.sampler, collate_fn=self.collate)
         self.batches_per_epoch = len(self.loader)
-        self.ahead = ahead(cell)
+        self.ahead = cell.ahead
         if not interleavable(cell, self.batches_per_epoch):
             raise ValueError(f"{cell.path}: an epoch of {self.batches_per_epoch} batches is too "
-                             f"short to time in windows ({ahead(cell)} batches loaded ahead)")
+                             f"short to time in windows ({cell.ahead} batches loaded ahead)")
         torch.manual_seed(seed)
         self.network = workload.model().to(device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=cell.lr)

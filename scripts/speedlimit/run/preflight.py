@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 
+from speedlimit.grid import PREFETCH
 from speedlimit.run import hooks
 
 SHM_PATH = "/dev/shm"
-DEFAULT_PREFETCH = 2  # torch's prefetch_factor default with num_workers > 0
+DEFAULT_PREFETCH = PREFETCH  # torch's prefetch_factor default with num_workers > 0
 
 
 class ResourceError(RuntimeError):

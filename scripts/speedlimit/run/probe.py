@@ -29,10 +29,11 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from speedlimit.grid import PREFETCH
+
 EPOCHS = "epochs"  # time whole epochs (fixed repeats: the seed's reproduction)
 WINDOWS = "windows"  # time windows of batches and predict the epoch (a race's runs)
-DEFAULT_PREFETCH = 2
-MIN_WINDOW_BATCHES = 2  # an interleaved epoch holds an opening, a skip and this many more
+DEFAULT_PREFETCH = PREFETCH  # torch's prefetch_factor with workers, when none is set
 
 
 @dataclass(frozen=True)
@@ -97,15 +98,3 @@ def predict(the_plan: Plan, start: float, marks: list[float], sizes: list[int],
         "shutdown": shutdown,
     }
 
-
-def ahead(cell) -> int:
-    """Batches a setting's workers load ahead of the main process."""
-    return (cell.num_workers or 0) * (cell.prefetch_factor or DEFAULT_PREFETCH)
-
-
-def interleavable(cell, batches_per_epoch: int) -> bool:
-    """Whether an epoch of ``cell`` is long enough to time in interleaved windows
-    (:mod:`speedlimit.run.interleave`): its opening (the first batch and the warm-up), one
-    skip of the batches loaded ahead and :data:`MIN_WINDOW_BATCHES` more. A shorter epoch
-    (few, large batches) is mostly start-up: it is timed whole."""
-    return batches_per_epoch >= 1 + 2 * ahead(cell) + MIN_WINDOW_BATCHES

@@ -21,8 +21,8 @@ What a window times, and what it never times:
 * **no prefetched batches where they matter.** After a switch, a lane's first
   ``num_workers * prefetch_factor`` batches were loaded while other lanes ran: they are
   consumed (trained on) untimed. Once :data:`EVIDENCE` such windows of the lane show that its
-  workers stay ahead of it (at every fetch at least ``num_workers`` batches made and not yet
-  taken, by the counts above), its queue is full in the steady state too, and the batches
+  workers stay ahead of it (at every fetch the next batch surely made, by the counts above:
+  :meth:`Lane.workers_ahead`), its queue is full in the steady state too, and the batches
   they loaded meanwhile are what the steady state has: its later windows start at the switch
   (what saves a lane with many workers and large batches most of its untimed training).
 * **no epoch boundary.** A lane stops at its epoch's last batch; its workers' shutdown is
@@ -53,7 +53,7 @@ import torch
 from torch.utils.data import RandomSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
-from speedlimit.grid import Cell, interleavable
+from speedlimit.grid import PREFETCH, Cell, interleavable
 from speedlimit.run import train
 
 EVIDENCE = 3  # windows after a skip that show a lane's workers stay ahead: it skips no more
@@ -215,10 +215,14 @@ class Lane:
         return opening
 
     def workers_ahead(self) -> bool:
-        """Whether its workers have made ``num_workers`` batches the main process has not
-        taken yet (or all the epoch has left)."""
+        """Whether the next batch is surely made: at most ``prefetch_factor - 1`` of the
+        batches asked for are not (each worker makes its ``prefetch_factor`` in order, so
+        none has its first, the oldest, unmade), or all the epoch has left is made. Batches
+        made out of order while the next one is not (another worker's) do not count."""
         ready = (self.collate.made.value - self.taken_samples) / self.cell.batch_size
-        return ready >= min(self.cell.num_workers, self.batches_per_epoch - self.taken)
+        per_worker = self.cell.prefetch_factor or PREFETCH
+        left = self.batches_per_epoch - self.taken
+        return ready >= min(self.ahead - (per_worker - 1), left)
 
     @property
     def waits_for_data(self) -> bool:

@@ -25,7 +25,6 @@ from speedlimit.run import costs, fingerprint, hooks, interleave, noise, train, 
 from speedlimit.run.workloads import build
 
 log = logging.getLogger("speedlimit.run.group")
-INTERLEAVED = "interleaved"
 
 
 def round_seed(seed: int, round_: int) -> int:
@@ -113,7 +112,7 @@ def run_group(lead: Cell, cells: list[Cell], dataset_root: str, seed: int,
         runs.append(record.ok(
             lane.cell.path, {**lane.cell.params(), "epochs": 1, "seed": seed,
                              "dataset_size": size},
-            timing={"mode": INTERLEAVED, "windows": timing["windows"],
+            timing={"mode": record.INTERLEAVED, "windows": timing["windows"],
                     "window_seconds": timing["window_seconds"], "lead": lead.path},
             epochs=[_epoch(lane)], shutdown=predicted["shutdown"],
             startup=predicted["startup"], predicted=predicted, environment=env,
@@ -122,7 +121,7 @@ def run_group(lead: Cell, cells: list[Cell], dataset_root: str, seed: int,
              "workers)", round_, lead.path, len(cells), result.seconds, result.settle_seconds)
     group = record.ok(lead.path, {**lead.params(), "epochs": 1, "seed": seed,
                                   "dataset_size": size},
-                      timing={"mode": INTERLEAVED, "windows": timing["windows"],
+                      timing={"mode": record.INTERLEAVED, "windows": timing["windows"],
                               "window_seconds": timing["window_seconds"],
                               "cells": [c.path for c in cells],
                               "settle_seconds": result.settle_seconds},

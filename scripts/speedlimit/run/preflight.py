@@ -20,7 +20,6 @@ from speedlimit.grid import PREFETCH
 from speedlimit.run import hooks
 
 SHM_PATH = "/dev/shm"
-DEFAULT_PREFETCH = PREFETCH  # torch's prefetch_factor default with num_workers > 0
 
 
 class ResourceError(RuntimeError):
@@ -36,7 +35,7 @@ def shm_needed(loader: str, num_workers: int | None, batch_size: int,
     """Bytes of shared memory the DataLoader's batches in flight take at most."""
     if loader != "dataloader" or not num_workers:
         return 0
-    in_flight = num_workers * (prefetch_factor or DEFAULT_PREFETCH)
+    in_flight = num_workers * (prefetch_factor or PREFETCH)
     return in_flight * batch_size * sample_bytes
 
 
@@ -63,7 +62,7 @@ def check(cell, sample_bytes: int, free: int | None = None, cpus: int | None = N
                       sample_bytes)
     free = shm_free(shm_path) if free is None else free
     if need and free is not None and need > free:
-        prefetch = cell.prefetch_factor or DEFAULT_PREFETCH
+        prefetch = cell.prefetch_factor or PREFETCH
         raise ResourceError(
             f"not enough shared memory: this cell's DataLoader keeps up to num_workers "
             f"{cell.num_workers} x prefetch_factor {prefetch} batches of batch_size "

@@ -33,7 +33,6 @@ from speedlimit.grid import PREFETCH
 
 EPOCHS = "epochs"  # time whole epochs (fixed repeats: the seed's reproduction)
 WINDOWS = "windows"  # time windows of batches and predict the epoch (a race's runs)
-DEFAULT_PREFETCH = PREFETCH  # torch's prefetch_factor with workers, when none is set
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def plan(loader: str, batch_size: int, dataset_size: int, num_workers: int | Non
     """What a run of a cell times, from its settings and the timing's ``windows`` and
     ``window_samples``."""
     workers = (num_workers or 0) if loader == "dataloader" else 0
-    warmup = workers * (prefetch_factor or DEFAULT_PREFETCH)
+    warmup = workers * (prefetch_factor or PREFETCH)
     per_window = max(1, math.ceil(window_samples / batch_size))
     return Plan(warmup, per_window, windows, math.ceil(dataset_size / batch_size))
 

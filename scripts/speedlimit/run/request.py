@@ -21,6 +21,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from speedlimit import record
 from speedlimit.grid import Cell
 from speedlimit.run import fingerprint  # torch-free
 
@@ -63,7 +64,7 @@ class Request:
         """The rule's ``request`` param (JSON) and resources, parsed once."""
         fields = json.loads(request)
         timing = fields.get("timing") or {}
-        if time_limit and timing.get("mode") == "interleaved":  # a group's round: per setting
+        if time_limit and timing.get("mode") == record.INTERLEAVED:  # a group's round: per setting
             time_limit *= len(timing["cells"])
         return cls(cell=Cell(**fields["cell"]), dataset_root=fields["dataset_root"],
                    output=output, workload_function=fields["workload"]["function"],

@@ -83,6 +83,8 @@ def test_a_group_times_its_settings_together_one_job_per_round(project):
                           for p in checks)
     findings = (project.path / "results" / "findings.md").read_text()
     assert "The race ran 3 round(s)" in findings
+    # the group's first round measured the loading cost, as a run of its own does
+    assert "Loading one sample took" in findings and "recorded no loading cost" not in findings
 
     # The report builds from it, and a finished race has nothing to do.
     project.run("--report", "report.html", *CFG)

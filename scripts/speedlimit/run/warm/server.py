@@ -211,7 +211,7 @@ def serve(path: Path, idle: float = IDLE_SECONDS) -> None:
     import torchvision  # noqa: F401
 
     from speedlimit import logs  # noqa: F401 - everything a child needs, from memory
-    from speedlimit.run import preflight, train  # noqa: F401
+    from speedlimit.run import group, preflight, train  # noqa: F401 - (group: a race's round)
 
     global _package_fd
     _package_fd = os.open(project.package_dir(), os.O_RDONLY | os.O_DIRECTORY)

@@ -37,21 +37,21 @@ CELL_PATHS = {cell.path: cell for cell in CELLS}
 
 
 def repeats_warning():
-    """Before any job: fixed repeats (or a race's max_repeats) too few for the run's pairs of
-    settings to decide anything on a quiet machine, with the number needed."""
+    """Before any job: fixed repeats (or a race's max_repeats) too few for the run's
+    comparisons to decide anything on a quiet machine, with the number needed."""
     from speedlimit.results import sequential
 
-    pairs = grid.pairs([cell for cell in CELLS if cell.repeat == 0])
-    if not pairs:
+    comparisons = grid.comparisons([cell for cell in CELLS if cell.repeat == 0])
+    if not comparisons:
         return None
     key = "max_repeats" if RACE else "repeats"
-    needed = sequential.repeats_needed(pairs, anytime=RACE)
+    needed = sequential.repeats_needed(comparisons, anytime=RACE)
     if ROUNDS >= needed:
         return None
     what = "a race decides nothing before" if RACE else "nothing can be shown with fewer than"
     return (
-        f"speedlimit: WARNING: train.{key}: {ROUNDS} is too few for this run's {pairs} "
-        f"pair(s) of settings: {what} {needed} runs per setting, even on a quiet machine "
+        f"speedlimit: WARNING: train.{key}: {ROUNDS} is too few for this run's "
+        f"{comparisons} comparison(s) of settings: {what} {needed} runs per setting, even on a quiet machine "
         f"(3% run-to-run noise; a noisier one needs more). Set train.{key}: {needed} or "
         "more" + ("." if RACE else ", or train.repeats: auto to race them.")
     )

@@ -18,7 +18,7 @@ def main(run_files, round_file, round_, params, terminal=None) -> dict:
     records = [run for f in run_files  # (a group's round holds a record per setting)
                for run in record.read_runs(f, schema, record.RACE_REDO).values()]
     runs = race.runs_frame(records)
-    outcomes = race.run_race(runs[runs["loader"].eq("dataloader")])
+    outcomes = race.run_race(runs[runs["loader"].eq("dataloader")], forecast=True)
     state = race.round_file(outcomes, runs, round_, params["seed"], params["max_repeats"],
                             config.budget_seconds(params["budget"]))
     write_atomic(round_file, json.dumps(state, indent=2).encode())  # read by the DAG: whole

@@ -91,7 +91,7 @@ def test_table_summary_speedup_and_limit(tmp_path):
     ci = scipy.stats.ttest_1samp(logs, 0.0).confidence_interval(0.975)
     assert row["speedup_ci_low"] == pytest.approx(np.exp(ci.low))
     assert row["speedup_ci_high"] == pytest.approx(np.exp(ci.high))
-    assert row["speedup_verdict"] == "faster" and row["pairs"] == 1
+    assert row["speedup_verdict"] == "faster" and row["comparisons"] == 1
     assert row["intervals"] == "fixed" and row["race"] == "recommended"
     base = summary[summary["num_workers"] == 0].iloc[0]
     assert np.isnan(base["speedup"])
@@ -206,8 +206,8 @@ def test_cells_from_different_nodes_are_never_compared_as_equals(tmp_path):
 
 
 def test_adding_a_setting_widens_every_interval_of_the_family(tmp_path):
-    """The intervals are simultaneous for all of the run's pairs: a new setting adds pairs to
-    the family, so every interval widens (its point estimate stays)."""
+    """The intervals are simultaneous for all of the run's comparisons: a new setting adds
+    comparisons to the family, so every interval widens (its point estimate stays)."""
     expected = cells(repeats=5)
     files = write(tmp_path, [record(c, durations(c)) for c in expected])
     before = aggregate.summarize(aggregate.build_table(files, expected))
@@ -220,7 +220,7 @@ def test_adding_a_setting_widens_every_interval_of_the_family(tmp_path):
     files.update(write(tmp_path, [record(c, 7.0 + 0.1 * c.repeat) for c in more]))
     after = aggregate.summarize(aggregate.build_table(files, expected + more))
     old, new = (frame[frame["num_workers"].eq(2)].iloc[0] for frame in (before, after))
-    assert (old["pairs"], new["pairs"]) == (1, 3)
+    assert (old["comparisons"], new["comparisons"]) == (1, 3)
     assert new["speedup"] == pytest.approx(old["speedup"])
     assert new["speedup_ci_low"] < old["speedup_ci_low"]
     assert new["speedup_ci_high"] > old["speedup_ci_high"]

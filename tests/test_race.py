@@ -17,7 +17,7 @@ from speedlimit.results import race, simulation, stats
 
 INF = math.inf
 SLOW = math.log(1.30)  # a clear difference, in log(t_i / t_j)
-DESIGN = race.Design(pairs=3)
+DESIGN = race.Design(comparisons=3)
 
 
 def bounds(k: int, known: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -34,52 +34,87 @@ def bounds(k: int, known: dict) -> tuple[np.ndarray, np.ndarray]:
 def test_nothing_known_nothing_decided_and_every_setting_runs():
     d = race.decide(*bounds(3, {}), np.array([0, 0, 0]), DESIGN)
     assert not d.out.any() and int(d.candidate) == 0 and not d.decided
-    assert d.running.all()
+    assert d.running.all() and d.maybe_best.all()
 
 
-def test_a_setting_is_out_only_when_its_whole_interval_lies_beyond_the_threshold():
+def test_a_setting_is_out_only_when_slower_beyond_the_threshold_than_each_that_may_be_fastest():
     at = math.log1p(race.THRESHOLD)
-    out = race.decide(*bounds(3, {(0, 1): (at + 1e-9, SLOW)}), np.array([0, 0, 0]), DESIGN)
-    assert out.out.tolist() == [True, False, False] and int(out.slower_than[0]) == 1
-    edge = race.decide(*bounds(3, {(0, 1): (at, SLOW)}), np.array([0, 0, 0]), DESIGN)
+    clear = {(0, 1): (at + 1e-9, SLOW), (0, 2): (at + 1e-9, SLOW)}
+    out = race.decide(*bounds(3, clear), np.array([0, 0, 0]), DESIGN)
+    assert out.out.tolist() == [True, False, False] and int(out.slower_than[0]) in (1, 2)
+    assert out.best_low[0] == pytest.approx(at + 1e-9)
+    edge = race.decide(*bounds(3, {**clear, (0, 2): (at, SLOW)}), np.array([0, 0, 0]), DESIGN)
     assert not edge.out.any()
+    # Slower than 1 alone is not enough while 2, not compared yet, may be the fastest:
+    # nothing says 0 is slower than the fastest (only 2's intervals are promised to hold).
+    one = race.decide(*bounds(3, {(0, 1): (at + 1e-9, SLOW)}), np.array([0, 0, 0]), DESIGN)
+    assert not one.out[0] and one.maybe_best.tolist() == [False, True, True]
 
 
-def test_decided_when_the_first_candidate_is_as_fast_as_every_setting_left_and_gains():
+def test_a_setting_slower_than_one_that_is_itself_out_is_not_out_on_that_alone():
+    # 0 slower than 1, 1 slower than 2: only 2 may be the fastest, and 0 against 2 is open.
+    d = race.decide(*bounds(3, {(0, 1): (0.1, SLOW), (1, 2): (0.1, SLOW)}),
+                    np.array([0, 0, 0]), DESIGN)
+    assert d.maybe_best.tolist() == [False, False, True]
+    assert d.out.tolist() == [False, True, False]
+
+
+def test_decided_when_the_first_candidate_is_as_fast_as_the_fastest_and_gains():
     margin = math.log1p(race.MARGIN)
-    known = {(0, 1): (0.1, SLOW), (1, 2): (-0.05, margin)}  # 0 out; 1 within 10% of 2
+    known = {(0, 1): (0.1, SLOW), (0, 2): (0.1, SLOW), (1, 2): (-0.05, margin)}
     d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
     assert d.out.tolist() == [True, False, False]
     assert int(d.candidate) == 1 and d.gain[1] and d.decided
+    assert d.best_high[1] == pytest.approx(margin)  # at most 10% slower than the fastest
     assert not d.running.any()  # a decided group stops
 
 
 def test_not_decided_while_the_candidate_may_be_more_than_the_margin_slower():
-    known = {(0, 1): (0.1, SLOW), (1, 2): (-0.05, math.log1p(race.MARGIN) + 1e-9)}
+    known = {(0, 1): (0.1, SLOW), (0, 2): (0.1, SLOW),
+             (1, 2): (-0.05, math.log1p(race.MARGIN) + 1e-9)}
     d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
     assert int(d.candidate) == 1 and not d.decided
-    # Still racing: 1 and 2; 0 is out but runs on as their baseline.
-    assert d.running.tolist() == [True, True, True]
+    # Its gain is shown: num_workers=0 stops; 1 and 2 race on.
+    assert d.running.tolist() == [False, True, True]
+
+
+def test_a_round_runs_only_what_the_answer_still_needs():
+    margin = math.log1p(race.MARGIN)
+    # 1 is the candidate (0 out, its gain shown), a little slower than 2 and not settled
+    # against 3; 2 is a little slower than 3, so only 3 may be the fastest (2 stops though it
+    # is not out); 4 is out (slower than each that may be fastest).
+    known = {(0, 1): (0.1, SLOW), (0, 2): (0.1, SLOW), (0, 3): (0.1, SLOW),
+             (1, 2): (0.01, margin - 0.01), (1, 3): (-0.05, 0.3), (2, 3): (0.01, 0.2),
+             (4, 1): (0.1, SLOW), (4, 2): (0.1, SLOW), (4, 3): (0.1, SLOW)}
+    d = race.decide(*bounds(5, known), np.array([0] * 5), DESIGN)
+    assert d.out.tolist() == [True, False, False, False, True] and int(d.candidate) == 1
+    assert d.maybe_best.tolist() == [False, False, False, True, False]
+    # the candidate and the one that may be fastest; the baseline's part is done
+    assert d.running.tolist() == [False, True, False, True, False]
 
 
 def test_an_out_setting_that_is_no_baseline_stops_running():
-    known = {(1, 2): (0.1, SLOW)}  # 1 (num_workers > 0) slower than 2
+    known = {(1, 0): (0.1, SLOW), (1, 2): (0.1, SLOW)}  # 1 (num_workers > 0) slower than both
     d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
+    assert d.out.tolist() == [False, True, False]
     assert d.running.tolist() == [True, False, True]
 
 
 def test_the_recommendation_must_show_its_gain_over_num_workers_0():
-    # 0 is out (slower than 2), 1 as fast as 2, but 1's gain over 0 is not shown.
-    known = {(0, 2): (0.1, SLOW), (1, 2): (-0.05, 0.05), (0, 1): (-0.01, SLOW)}
+    # 0 is out (slower than 2, the only one that may be fastest), 1 is as fast as 2, but
+    # 1's gain over 0 is not shown: 1 and its baseline race on, 2 (settled) does not.
+    known = {(0, 2): (0.1, SLOW), (1, 2): (0.01, 0.05), (0, 1): (-0.01, SLOW)}
     d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
+    assert d.out.tolist() == [True, False, False] and d.as_fast[1]
     assert int(d.candidate) == 1 and not d.gain[1] and not d.decided
+    assert d.running.tolist() == [True, True, False]
 
 
 def test_a_setting_shown_to_gain_nothing_where_others_gain_is_passed_over():
     at = math.log1p(race.THRESHOLD)
-    known = {(0, 2): (0.1, SLOW), (0, 1): (-0.05, at), (1, 2): (-0.05, 0.05)}
+    known = {(0, 2): (0.1, SLOW), (0, 1): (-0.05, at), (1, 2): (0.03, 0.05)}
     d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
-    assert d.no_gain.tolist() == [False, True, False]
+    assert d.out[0] and d.no_gain.tolist() == [False, True, False]
     assert int(d.candidate) == 2
     # The same without 0 out: no gain shown by anyone, so nothing is passed over for it.
     calm = {(0, 1): (-0.05, at), (1, 2): (-0.05, 0.05)}
@@ -91,6 +126,13 @@ def test_num_workers_0_is_recommended_without_a_gain_when_as_fast_as_the_rest():
     d = race.decide(*bounds(3, {(0, 1): (-0.05, margin), (0, 2): (-0.02, margin)}),
                     np.array([0, 0, 0]), DESIGN)
     assert int(d.candidate) == 0 and d.decided
+
+
+def test_the_family_is_each_setting_against_the_best_and_against_num_workers_0():
+    seed = [{"num_workers": w} for w in (0, 1, 2, 4, 8, 16)]
+    # per group the fastest's 5 pairs and 5 gains, one pair in both: 27, against 45 pairs
+    assert race.family_size([seed] * 3) == 3 * (5 + 5 - 1)
+    assert race.family_size([[{"num_workers": 1}, {"num_workers": 2}]]) == 1  # no baseline
 
 
 def _runs(durations: dict, conditions=None) -> pd.DataFrame:
@@ -129,7 +171,7 @@ def test_a_replayed_race_decides_the_fewest_workers_as_fast_as_the_fastest():
 
 
 def test_too_few_rounds_leave_it_open_and_say_about_how_many_more():
-    (o,) = race.run_race(clear_race(3))
+    (o,) = race.run_race(clear_race(3), forecast=True)
     assert not o.decided and o.rounds_more is not None and o.rounds_more >= 1
 
 
@@ -183,19 +225,24 @@ def tolerance(rate: float) -> float:
     return 3 * math.sqrt(rate * (1 - rate) / RUNS)
 
 
-@pytest.mark.parametrize("name", ["null", "5%/15%", "heavy tails", "drift", "neighbour",
-                                  "null, heavy tails", "null, drift"])
+SCENARIOS = {**simulation.SCENARIOS, **simulation.MACHINE}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
 def test_simulated_races_make_a_false_claim_in_at_most_alpha_of_runs(name):
-    result = simulation.simulate(simulation.SCENARIOS[name], runs=RUNS, seed=11)
+    result = simulation.simulate(SCENARIOS[name], runs=RUNS, seed=11)
     limit = stats.ALPHA + tolerance(stats.ALPHA)
     assert result.false_claim <= limit, result
-    assert result.missed <= limit, result  # every interval of the run covers its truth
+    assert result.missed <= limit, result  # every interval of the family covers its truth
 
 
-def test_without_correction_for_the_runs_pairs_false_claims_pass_alpha():
+@pytest.mark.parametrize("anytime", [False, True], ids=["fixed intervals", "sequences"])
+def test_without_correction_for_the_runs_comparisons_intervals_miss_more_than_alpha(anytime):
+    # (negative controls: the family's Bonferroni correction, and the sequences against
+    # intervals for one look, are what keep the rate at alpha)
     result = simulation.simulate(simulation.SCENARIOS["null"], runs=RUNS, seed=11,
-                                 corrected=False, anytime=False)
-    assert result.false_claim > stats.ALPHA + tolerance(stats.ALPHA), result
+                                 corrected=False, anytime=anytime)
+    assert result.missed > stats.ALPHA + tolerance(stats.ALPHA), result
 
 
 def test_the_race_finds_a_clear_answer_and_stops_early():

@@ -98,26 +98,29 @@ def test_fixed_repeats_make_a_false_claim_in_at_most_alpha_of_runs(shape, repeat
 
 
 def measure_grid() -> tuple[int, int]:
-    """Repeats and pairs of a run of configs/measure.yaml (on top of config.yaml)."""
+    """Repeats and comparisons of a run of configs/measure.yaml (on top of config.yaml)."""
     merged = yaml.safe_load((ROOT / "config.yaml").read_text())
     overlay = yaml.safe_load((ROOT / "configs" / "measure.yaml").read_text())
     for key, value in overlay.items():
         merged.setdefault(key, {}).update(value)
     config = config_module.validate(merged)
     cells, _ = grid.expand(config["grid"], 1)
-    return config["train"]["repeats"], grid.pairs(cells)
+    return config["train"]["repeats"], grid.comparisons(cells)
 
 
 def test_measure_yaml_repeats_decide_a_quiet_machines_groups():
-    """configs/measure.yaml's runs, 90 pairs: with 3% noise, a group whose best settings are
-    15% faster than num_workers=0 (three of them as fast as each other) is decided right in
-    at least 80% of runs, with no false claim beyond ALPHA; with 7 runs, in far fewer."""
-    repeats, pairs = measure_grid()
-    assert (repeats, pairs) == (sequential.repeats_needed(90), 90)
+    """configs/measure.yaml's runs, 54 comparisons: with 3% noise, a group whose best settings
+    are 15% faster than num_workers=0 (three of them as fast as each other: one more run than
+    a single comparison needs) is decided right in at least 80% of runs, with no false claim
+    beyond ALPHA; with 6 runs, in far fewer."""
+    repeats, comparisons = measure_grid()
+    assert (repeats, comparisons) == (sequential.repeats_needed(54) + 1, 54)
     scenario = simulation.Scenario("measure", (1, 1.15, 1.15, 1.15, 1.05, 1.0))
-    power, bad = simulation.fixed(scenario, repeats, runs=400, groups=1, pairs=pairs, seed=1)
+    power, bad = simulation.fixed(scenario, repeats, runs=400, groups=1,
+                                  comparisons=comparisons, seed=1)
     assert power >= 0.80 and bad <= stats.ALPHA + tolerance(stats.ALPHA, 400), (power, bad)
-    fewer, _ = simulation.fixed(scenario, 7, runs=400, groups=1, pairs=pairs, seed=1)
+    fewer, _ = simulation.fixed(scenario, 6, runs=400, groups=1, comparisons=comparisons,
+                                seed=1)
     assert fewer < 0.60, fewer
 
 

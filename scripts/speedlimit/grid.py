@@ -165,16 +165,19 @@ def run_numbers(cells: list[Cell]) -> dict[str, int]:
     return {c.path: i for i, c in enumerate(sorted(cells, key=_sort_key), start=1)}
 
 
-def pairs(cells: list[Cell]) -> int:
-    """Pairs of DataLoader settings compared in a run of ``cells``: within each group (the
-    cells that differ only in the DataLoader's own settings), every pair once."""
-    groups: dict[tuple, set] = {}
+def comparisons(cells: list[Cell]) -> int:
+    """The comparisons a run of ``cells`` makes: the race's family
+    (:func:`speedlimit.results.race.family_size`) over each group, the cells that differ only
+    in the DataLoader's own settings."""
+    from speedlimit.results import race  # (numpy and pandas: only where this is asked)
+
+    groups: dict[tuple, dict] = {}
     for cell in cells:
         if cell.loader == axes.DATALOADER:
             key = tuple(getattr(cell, a) for a in axes.CONDITIONS)
-            groups.setdefault(key, set()).add(tuple(getattr(cell, a)
-                                                    for a in axes.LOADER_SETTINGS))
-    return sum(len(s) * (len(s) - 1) // 2 for s in groups.values())
+            setting = {a: axes.as_text(getattr(cell, a)) for a in axes.LOADER_SETTINGS}
+            groups.setdefault(key, {})[tuple(setting.values())] = setting
+    return race.family_size([list(g.values()) for g in groups.values()])
 
 
 def prefix(path: str) -> str:

@@ -237,7 +237,7 @@ SUMMARY_COLUMNS = SUMMARY_KEYS + [
     "cell", "repeats", "epoch_duration_median", "epoch_duration_ci_low", "epoch_duration_ci_high",
     "epoch_duration_mad", "unstable", "speedup", "speedup_ci_low", "speedup_ci_high",
     "speedup_verdict", "fastest", "vs_fastest", "vs_fastest_ci_low", "vs_fastest_ci_high",
-    "vs_fastest_verdict", "race", "pairs", "intervals",
+    "vs_fastest_verdict", "race", "comparisons", "intervals",
     "load_per_sample_median", "compute_per_sample_median", "cpus_allowed",
     "predicted_speedup", "steady_epoch_duration_median", "steady_speedup",
     "data_wait_share_median", "limit_ratio_median", "loss_median", "accuracy_median",
@@ -246,8 +246,9 @@ SUMMARY_COLUMNS = SUMMARY_KEYS + [
 
 def comparisons(table: pd.DataFrame) -> tuple[dict, list]:
     """Every DataLoader cell's comparisons, from the race's intervals
-    (:mod:`speedlimit.results.race`: paired by round, every pair of settings of a group,
-    simultaneous over the run's pairs; confidence sequences when the runs were a race's,
+    (:mod:`speedlimit.results.race`: paired by round, each setting against its num_workers=0
+    and against the fastest of the others, simultaneous over the run's comparisons;
+    confidence sequences when the runs were a race's,
     fixed-sample intervals for fixed repeats): (cell path without repeat, node) -> summary
     columns.
     Returns the race's outcomes too."""
@@ -262,16 +263,16 @@ def comparisons(table: pd.DataFrame) -> tuple[dict, list]:
         node = o.conditions.get(axes.NODE)
         for i, cell in enumerate(o.cells):
             columns = {"fastest": i == leader, "race": race.state_words(o, i),
-                       "pairs": race.family_size([x.settings for x in outcomes]),
+                       "comparisons": race.family_size([x.settings for x in outcomes]),
                        "intervals": "sequential" if anytime else "fixed"}
             b = o.base[i]
             if b >= 0 and b != i:
                 columns.update(_ratio_columns("speedup", o.pair(b, i), o.runs[i], o.runs[b]))
-            if i != leader:
-                columns.update(_ratio_columns("vs_fastest", o.pair(leader, i), o.runs[i],
-                                              o.runs[leader]))
-            else:
-                columns["vs_fastest"] = 1.0
+            if len(o.settings) > 1:  # against the fastest of the others, as a speed ratio
+                best = o.versus_best(i)
+                columns.update(_ratio_columns("vs_fastest", race.Pair(
+                    -1, i, 1 / best.high, 1 / best.low, 1 / best.estimate, best.rounds),
+                    o.runs[i], best.rounds))
             out[(cell, node)] = columns
     return out, outcomes
 
@@ -377,7 +378,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     summary = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
     summary = summary.astype({c: "Int64" for c in (*axes.INTEGERS, "repeats", "first_run",
-                                                  "disturbed_runs", "pairs", "cpus_allowed")})
+                                                  "disturbed_runs", "comparisons", "cpus_allowed")})
     summary = summary.astype({"unstable": "boolean", "fastest": "boolean"})
     summary["predicted_speedup"] = predictions(summary)
     return summary.sort_values("first_run", kind="stable").reset_index(drop=True)

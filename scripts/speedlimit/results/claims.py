@@ -10,15 +10,16 @@ size, lr, thread count and device), from the race's outcome
 * :class:`Fastest`: the setting with the shortest epochs, and its speed-up over
   ``num_workers=0``;
 * :class:`Recommendation`: the smallest num_workers as fast as the fastest, with every claim
-  behind it (its gain over ``num_workers=0``, that it is as fast as each setting still in the
-  race, why each setting before it was passed over) or, undecided, what is still open;
+  behind it (its gain over ``num_workers=0``, how much slower than the fastest setting tried
+  it may be, why each setting before it was passed over) or, undecided, what is still open;
 * :class:`Prediction`: the roofline of :mod:`speedlimit.results.predict`, its speed-ups set
   against the measured intervals, and the setting the race's own rule picks from it;
 * :class:`Check`: in a race, the epoch predicted from windows against a measured whole epoch.
 
-Every interval behind a claim belongs to one family (:class:`Family`): all pairs of settings
-of the run, simultaneous at ``alpha`` (Bonferroni over the pairs; confidence sequences in a
-race, so every round looked at is covered). A claim read off those intervals is false with a
+Every interval behind a claim belongs to one family (:class:`Family`): each setting against
+the fastest of the others and against its ``num_workers=0`` (:mod:`speedlimit.results.race`),
+simultaneous at ``alpha`` (Bonferroni over the comparisons; confidence sequences in a race, so
+every round looked at is covered). A claim read off those intervals is false with a
 chance of at most ``alpha`` for the whole run together; the costs, medians and the prediction
 are measurements and a model, and make no such claim.
 """
@@ -41,7 +42,7 @@ class Family:
     """The intervals every claim rests on."""
 
     alpha: float
-    pairs: int
+    comparisons: int
     sequential: bool  # confidence sequences (a race) or fixed-sample intervals (one look)
     rounds: int  # the most runs of a cell
 
@@ -73,6 +74,14 @@ class Ratio:
                                                             1 / p.low if p.low else math.inf,
                                                             runs), p.rounds)
 
+    @classmethod
+    def behind(cls, outcome: race.Outcome, this: int) -> "Ratio":
+        """A time ratio against the fastest of the others: ``t_this / min t_j`` (Hsu's)."""
+        p = outcome.versus_best(this)
+        return cls(p.estimate, p.low, p.high, stats.verdict(1 / p.high if p.high else math.inf,
+                                                            1 / p.low if p.low else math.inf,
+                                                            outcome.runs[this]), p.rounds)
+
     @property
     def has_interval(self) -> bool:
         return math.isfinite(self.low) and math.isfinite(self.high)
@@ -101,9 +110,9 @@ class Fastest:
 @dataclass
 class PassedOver:
     setting: int
-    because: str  # "slower" (than `versus`) or "no gain" (over num_workers=0)
-    versus: int
-    ratio: Ratio  # slower: time ratio against `versus`; no gain: speed-up over it
+    because: str  # "slower" (than the fastest) or "no gain" (over num_workers=0)
+    versus: int  # no gain: its num_workers=0; slower: the setting that shows it most clearly
+    ratio: Ratio  # slower: time ratio against the fastest of the others; no gain: speed-up
 
 
 @dataclass
@@ -111,9 +120,10 @@ class Recommendation:
     setting: int
     level: str  # "tested" (decided), "undecided", "one run"
     gain: Ratio | None  # speed-up over its num_workers=0 (None: it is one, or none exists)
-    as_fast: list[tuple[int, Ratio]]  # time ratio against each setting still in the race
+    behind: Ratio | None  # time ratio against the fastest of the others (None: no others)
     passed_over: list[PassedOver]  # the settings before it in preference order
-    open: list[tuple[int, int, str, Ratio]]  # undecided: (a, b, what must be shown, ratio)
+    # undecided: (a, b, what must be shown, ratio); b = -1: the fastest of the others
+    open: list[tuple[int, int, str, Ratio]]
     rounds_more: int | None = None
 
 
@@ -186,13 +196,12 @@ class GroupClaims:
         return int(float(self.outcome.conditions["batch_size"]))
 
     def resolution(self) -> float | None:
-        """The median half-width (on the log scale, as a factor) of the group's intervals of
-        pairs: about the smallest difference this run could tell apart here."""
-        k = len(self.outcome.settings)
-        halves = [math.sqrt(self.outcome.high[a, b] / self.outcome.low[a, b])
-                  for a in range(k) for b in range(a + 1, k)
-                  if math.isfinite(self.outcome.low[a, b]) and math.isfinite(
-                      self.outcome.high[a, b]) and self.outcome.low[a, b] > 0]
+        """The median half-width (on the log scale, as a factor) of the group's intervals
+        against num_workers=0: about the smallest difference this run could tell apart."""
+        o = self.outcome
+        halves = [math.sqrt(o.high[b, i] / o.low[b, i]) for i, b in enumerate(o.base)
+                  if b >= 0 and b != i and math.isfinite(o.low[b, i])
+                  and math.isfinite(o.high[b, i]) and o.low[b, i] > 0]
         return float(np.median(halves)) - 1 if halves else None
 
 
@@ -242,35 +251,30 @@ def recommendation(o: race.Outcome) -> Recommendation:
     level = "tested" if o.decided else ("one run" if one_run else "undecided")
     b = o.base[chosen]
     gain = Ratio.speedup(o, chosen, b) if b >= 0 and b != chosen else None
-    alive = [j for j in range(len(o.settings)) if not d.out[j] and j != chosen]
-    as_fast = [(j, Ratio.time(o, chosen, j)) for j in alive]
+    behind = Ratio.behind(o, chosen) if len(o.settings) > 1 else None
     passed = []
     for i in range(len(o.settings)):
         if race.preference(o.settings[i]) >= race.preference(o.settings[chosen]):
             continue
         if d.out[i]:
-            j = int(d.slower_than[i])
-            passed.append(PassedOver(i, "slower", j, Ratio.time(o, i, j)))
+            passed.append(PassedOver(i, "slower", int(d.slower_than[i]), Ratio.behind(o, i)))
         elif d.no_gain[i]:
             passed.append(PassedOver(i, "no gain", o.base[i], Ratio.speedup(o, i, o.base[i])))
     open_ = [] if o.decided or one_run else open_questions(o)
-    return Recommendation(chosen, level, gain, as_fast, passed, open_,
+    return Recommendation(chosen, level, gain, behind, passed, open_,
                           None if o.decided or one_run else o.rounds_more)
 
 
 def open_questions(o: race.Outcome) -> list[tuple[int, int, str, Ratio]]:
-    """What keeps an undecided group open: for its first candidate, each setting it is not yet
-    shown as fast as, and its gain over num_workers=0 not yet shown; for each setting before
-    it, neither shown slower nor passed over."""
+    """What keeps an undecided group open: whether its first candidate is as fast as the
+    fastest of the others (at most the margin slower), and its gain over num_workers=0."""
     d = o.decision
     c = o.candidate
     if c is None:
         return []
     out = []
-    fast = math.log1p(race.MARGIN)
-    for j in range(len(o.settings)):
-        if j != c and not d.out[j] and not np.log(o.high[c, j]) <= fast:
-            out.append((c, j, "as fast", Ratio.time(o, c, j)))
+    if not d.as_fast[c] and len(o.settings) > 1:
+        out.append((c, -1, "as fast", Ratio.behind(o, c)))
     b = o.base[c]
     if b >= 0 and b != c and not d.gain[c]:
         out.append((c, b, "gain", Ratio.speedup(o, c, b)))
@@ -314,7 +318,7 @@ def model_pick(times: dict[int, float]) -> int:
     logs = np.log([times[w] for w in workers])
     ratio = logs[:, None] - logs[None, :]
     base = [0 if 0 in times else -1] * len(workers)
-    decision = race.decide(ratio, ratio, np.array(base), race.Design(pairs=1))
+    decision = race.decide(ratio, ratio, np.array(base), race.Design(comparisons=1))
     return workers[int(decision.candidate)]
 
 

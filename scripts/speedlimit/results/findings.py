@@ -20,7 +20,7 @@ from speedlimit.results import claims as claims_module
 from speedlimit.results import published as published_module
 from speedlimit.results import race, stats
 from speedlimit.results.aggregate import QUALITY_RTOL, thread_env_text
-from speedlimit.results.words import interval, minutes, percent as _pct, seconds
+from speedlimit.results.words import behind, interval, minutes, percent as _pct, seconds
 from speedlimit.results.words import speedup as speedup_words, times as _x
 from speedlimit.results.words import workers as _workers
 
@@ -74,11 +74,6 @@ def _s(g, i: int) -> str:
     return f"`{g.words(i)}`"
 
 
-def time_ratio(ratio: claims_module.Ratio) -> str:
-    """A ratio of epoch durations: ``its epochs take 1.08x as long (interval 0.95-1.09x)``."""
-    return f"its epochs take {_x(ratio.estimate)} as long ({interval(ratio.low, ratio.high)})"
-
-
 def gain_text(g: claims_module.GroupClaims, i: int, ratio) -> str:
     """A setting's gain over its num_workers=0 setting, or why there is none to give."""
     if ratio is not None:
@@ -97,25 +92,25 @@ def recommendation_sentence(g: claims_module.GroupClaims) -> str:
         if g.outcome.base[i] == i:
             return (f"Recommended: {head}, tested: no setting with workers was shown faster "
                     f"than loading in the main process by more than the "
-                    f"{_pct(stats.NOISE_THRESHOLD)} noise threshold, and it is as fast as every "
-                    "setting still in the race.")
-        return (f"Recommended: {head}, tested: {gain_text(g, i, rec.gain)}; as fast as every "
-                "setting still in the race.")
+                    f"{_pct(stats.NOISE_THRESHOLD)} noise threshold, and it is "
+                    f"{behind_words(rec.behind)}.")
+        return (f"Recommended: {head}, tested: {gain_text(g, i, rec.gain)}; "
+                f"{behind_words(rec.behind)}.")
     if rec.level == "one run":
         return (f"Fastest in one run: {head} ({gain_text(g, i, rec.gain)}); with one run per "
                 "cell nothing is tested: race the settings (`train.repeats: auto`) before "
                 "relying on it.")
-    return (f"Undecided after {g.outcome.rounds} round(s); the leader so far: {head} "
-            f"({gain_text(g, i, rec.gain)}).")
+    return (f"Undecided after {g.outcome.rounds} round(s); the setting with the smallest "
+            f"proven bound on how much slower than the fastest setting tried it is: {head} "
+            f"({gain_text(g, i, rec.gain)}; {behind_words(rec.behind)}).")
 
 
-def as_fast_sentence(g: claims_module.GroupClaims) -> list[str]:
-    rec = g.recommendation
-    if rec.level != "tested" or not rec.as_fast:
-        return []
-    return [f"{_s(g, rec.setting)} is as fast as every setting still in the race (its epochs "
-            f"at most {_pct(race.MARGIN)} longer, at the end of each interval): "
-            + "; ".join(f"against {_s(g, j)} {time_ratio(r)}" for j, r in rec.as_fast) + "."]
+def behind_words(ratio: claims_module.Ratio | None) -> str:
+    """How much slower than the fastest setting tried the setting may be (its interval
+    against the fastest of the others)."""
+    if ratio is None:
+        return "the only setting tried"
+    return behind(ratio.low, ratio.high)
 
 
 def passed_over_sentence(g: claims_module.GroupClaims) -> list[str]:
@@ -125,8 +120,9 @@ def passed_over_sentence(g: claims_module.GroupClaims) -> list[str]:
     parts = []
     for p in rec.passed_over:
         if p.because == "slower":
-            parts.append(f"{_s(g, p.setting)} is slower than {_s(g, p.versus)} by more than "
-                         f"noise ({time_ratio(p.ratio)})")
+            parts.append(f"{_s(g, p.setting)} is slower than the fastest setting tried by more "
+                         f"than noise ({_x(p.ratio.estimate)} the fastest other's epoch, "
+                         f"{interval(p.ratio.low, p.ratio.high)})")
         else:
             gain = speedup_words(p.ratio.estimate, p.ratio.low, p.ratio.high, p.ratio.verdict)
             parts.append(f"{_s(g, p.setting)} gains no more than the noise threshold over "
@@ -142,18 +138,16 @@ def open_sentence(g: claims_module.GroupClaims) -> list[str]:
     fast = [(a, b, r) for a, b, what, r in rec.open if what == "as fast"]
     gain = [(a, b, r) for a, b, what, r in rec.open if what == "gain"]
     parts = []
-    if fast:
-        a = fast[0][0]
-        parts.append(f"whether {_s(g, a)} is as fast as (epochs at most "
-                     f"{1 + race.MARGIN:.2f}x as long) or slower than (more than "
-                     f"{1 + stats.NOISE_THRESHOLD:.2f}x) each of "
-                     + _join([f"{_s(g, b)} ({_x(r.estimate)}, {interval(r.low, r.high)})"
-                              for _, b, r in fast]))
+    for a, _, r in fast:
+        parts.append(f"whether {_s(g, a)} is as fast as the fastest setting tried (epochs at "
+                     f"most {1 + race.MARGIN:.2f}x as long) or slower (more than "
+                     f"{1 + stats.NOISE_THRESHOLD:.2f}x): {_x(r.estimate)} so far, "
+                     f"{interval(r.low, r.high)}")
     for a, _, r in gain:
         parts.append(f"whether {_s(g, a)} gains over `num_workers=0` "
                      f"({speedup_words(r.estimate, r.low, r.high, r.verdict)})")
-    more = (f"; about {rec.rounds_more} more round(s) would settle it at the spread seen so far"
-            if rec.rounds_more else "")
+    more = (f"; about {rec.rounds_more} more round(s) would settle it (the median of the race "
+            f"run on in simulation, at the spread seen so far)" if rec.rounds_more else "")
     return [f"Still open: {_join(parts) if parts else 'no setting qualifies yet'}{more}."]
 
 
@@ -249,7 +243,7 @@ def check_sentences(g: claims_module.GroupClaims) -> list[str]:
 def group_sentences(g: claims_module.GroupClaims) -> list[str]:
     """Everything about one group, each fact once: the recommendation and the claims behind
     it, the fastest, the costs, the prediction and (a race) its check."""
-    return ([recommendation_sentence(g)] + as_fast_sentence(g) + passed_over_sentence(g)
+    return ([recommendation_sentence(g)] + passed_over_sentence(g)
             + open_sentence(g) + [fastest_sentence(g), cost_sentence(g)]
             + prediction_sentences(g) + check_sentences(g))
 
@@ -257,22 +251,37 @@ def group_sentences(g: claims_module.GroupClaims) -> list[str]:
 # --- the run --------------------------------------------------------------------------------
 
 
-def answer_sentences(groups: list[claims_module.GroupClaims]) -> list[str]:
-    """One line per group: the DataLoader call to paste and how sure it is."""
+CONTINUE = ("raise `train.budget` (or `train.max_repeats`) and run the same command again: "
+            "the race goes on from its last round, and only the open groups run")
+
+
+def answer_sentences(groups: list[claims_module.GroupClaims],
+                     race_state: dict | None = None) -> list[str]:
+    """One line per group: the DataLoader call to paste, how sure, its gain over
+    num_workers=0 and how much slower than the fastest setting tried it may be; undecided,
+    what would settle it, in minutes, and how to go on."""
+    entries = {e["label"]: e for e in (race_state or {}).get("groups", [])}
     out = []
     for g in groups:
         rec = g.recommendation
         i = rec.setting
-        if rec.level == "tested":
-            state = "tested"
-        elif rec.level == "one run":
-            state = "one run, not tested"
-        else:
-            state = (f"undecided after {g.outcome.rounds} round(s), the leader so far"
-                     + (f" (about {rec.rounds_more} more round(s) needed)"
-                        if rec.rounds_more else ""))
         gain = gain_text(g, i, rec.gain)
-        out.append(f"{_cap(g.label)}: `{paste(g, i)}` ({state}; {gain}).")
+        if rec.level == "one run":
+            out.append(f"{_cap(g.label)}: `{paste(g, i)}` (one run, not tested; {gain}).")
+            continue
+        bound = behind_words(rec.behind)
+        if rec.level == "tested":
+            out.append(f"{_cap(g.label)}: `{paste(g, i)}` (tested; {gain}; {bound}).")
+            continue
+        seconds_more = (entries.get(g.label) or {}).get("seconds_more")
+        more = ""
+        if rec.rounds_more:
+            more = f"; about {rec.rounds_more} more round(s)"
+            if seconds_more:
+                more += f" (~{minutes(seconds_more)})"
+            more += f" would settle it: {CONTINUE}"
+        out.append(f"{_cap(g.label)}: `{paste(g, i)}` (undecided after {g.outcome.rounds} "
+                   f"round(s), the smallest proven bound so far; {gain}; {bound}{more}).")
     return out
 
 
@@ -285,14 +294,15 @@ def how_sure_sentences(fam: claims_module.Family, race_state: dict | None,
                 "auto` races the settings until the answer is shown."]
     kind = ("confidence sequences, which hold at every round at once however often the race "
             "looked" if fam.sequential else "fixed-sample intervals for one look at the end")
-    out.append(f"Every claim of the findings rests on one family of intervals: each of the "
-               f"run's {fam.pairs} pairs of settings (within a workload and batch size) compared "
-               f"by the ratio of their epoch durations round by round (each round runs every "
-               f"setting once, in a random order, so drift of the machine cancels), with "
-               f"{kind}; simultaneous for all pairs at {_pct(1 - fam.alpha)} (Bonferroni), so "
-               f"the chance that any claim read off them is false is at most "
-               f"{_pct(fam.alpha)}. Costs, medians and the prediction are measurements and a "
-               "model, with no error rate.")
+    out.append(f"Every claim of the findings rests on one family of intervals: the run's "
+               f"{fam.comparisons} comparisons (within a workload and batch size, each setting "
+               f"against the fastest of the others, and against `num_workers=0`: Hsu's "
+               f"multiple comparisons with the best), each from the ratio of epoch durations "
+               f"round by round (each round runs the settings in a random order, so drift of "
+               f"the machine cancels), with {kind}; simultaneous for all of them at "
+               f"{_pct(1 - fam.alpha)} (Bonferroni), so the chance that any claim read off them "
+               f"is false is at most {_pct(fam.alpha)}. Costs, medians and the prediction are "
+               "measurements and a model, with no error rate.")
     out.append(f"A verdict is read off its interval: faster or slower only where the whole "
                f"interval lies beyond the {_pct(stats.NOISE_THRESHOLD)} noise threshold, as fast "
                f"where it rules out epochs more than {_pct(race.MARGIN)} longer, not told apart "
@@ -308,8 +318,9 @@ def how_sure_sentences(fam: claims_module.Family, race_state: dict | None,
         out.append(f"Each cell ran {fam.rounds} times (whole epochs).")
     resolution = [g.resolution() for g in groups if g.resolution() is not None]
     if resolution:
-        out.append(f"At these runs the intervals of pairs were a median +-{_pct(pd.Series(resolution).median())} "
-                   "wide: smaller differences between settings could not be told here.")
+        out.append(f"At these runs the intervals against `num_workers=0` were a median "
+                   f"+-{_pct(pd.Series(resolution).median())} wide: smaller differences between "
+                   "settings could not be told here.")
     return out
 
 
@@ -332,7 +343,7 @@ def compute(summary: pd.DataFrame, groups: list[claims_module.GroupClaims],
         answer.sentences.append("No DataLoader cell finished, so there is no num_workers "
                                 "setting to compare.")
         return [answer]
-    answer.sentences.extend(answer_sentences(groups))
+    answer.sentences.extend(answer_sentences(groups, race_state))
     if context.get("data_source") == "synthetic":
         answer.sentences.append(
             f"These runs used the synthetic stand-in data ({context.get('train_size', '?')} "

@@ -133,7 +133,7 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
         runs = race.durations_per_round(table)
         if len(runs):
             sequential = bool(table["timed"].eq("windows").any())
-            outcomes = race.run_race(runs, anytime=sequential)
+            outcomes = race.run_race(runs, anytime=sequential, forecast=True)
             groups = claims_module.build(summary, outcomes, checks, sequential)
             fam = groups[0].family if groups else claims_module.family(outcomes, sequential)
     found = findings_module.compute(summary, groups, fam, race_state, comparison, context,
@@ -205,13 +205,13 @@ def recommendation(groups: list[claims_module.GroupClaims],
             "paste": findings_module.paste(g, i),
             "how_sure": {"level": rec.level, "rounds": g.outcome.rounds,
                          "rounds_more": rec.rounds_more,
-                         "open": [f"{g.words(a)} vs {g.words(b)}: {what}"
-                                  for a, b, what, _ in rec.open]},
+                         "open": [f"{g.words(a)} vs "
+                                  f"{'the fastest of the others' if b < 0 else g.words(b)}: "
+                                  f"{what}" for a, b, what, _ in rec.open]},
             "speedup_over_num_workers_0": (_ratio(rec.gain) if rec.gain is not None else
                                            ("this is num_workers=0" if g.outcome.base[i] == i
                                             else None)),
-            "as_fast_as": [{"setting": g.words(j), "time_ratio": _ratio(r)}
-                           for j, r in rec.as_fast] if rec.level == "tested" else [],
+            "vs_fastest_tried": (_ratio(rec.behind) if rec.behind is not None else None),
             "passed_over": [{"setting": g.words(p.setting), "because": p.because,
                              "versus": g.words(p.versus), "ratio": _ratio(p.ratio)}
                             for p in rec.passed_over],
@@ -232,12 +232,15 @@ def recommendation(groups: list[claims_module.GroupClaims],
         })
     about = ("DataLoader settings per workload and batch size, measured by speedlimit on the "
              "machine named in each entry: the smallest num_workers as fast as the fastest "
-             f"(epochs at most {percent(race.MARGIN)} longer than every setting still in the "
-             f"race) and faster than num_workers=0 by more than the "
+             f"(epochs at most {percent(race.MARGIN)} longer than the fastest setting tried: "
+             f"vs_fastest_tried, its time ratio against the fastest of the others) and faster "
+             f"than num_workers=0 by more than the "
              f"{percent(stats.NOISE_THRESHOLD)} noise threshold where any setting is. "
              "level tested: decided; undecided: the leader so far; one run: nothing tested.")
     if fam is not None and fam.rounds > 1:
-        about += (f" Every interval here is one of the run's {fam.pairs} pairs, simultaneous at "
+        about += (f" Every interval here is one of the run's {fam.comparisons} comparisons "
+                  f"(each setting against the fastest of the others and against "
+                  f"num_workers=0), simultaneous at "
                   f"{percent(1 - fam.alpha)}: the chance that any claim read off them is false "
                   f"is at most {percent(fam.alpha)}.")
     return {"about": about + " Paste `paste` (dataset: your data set).",

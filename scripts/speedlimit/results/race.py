@@ -4,28 +4,40 @@ answer is shown.
 A *group* is the cells that differ only in their DataLoader settings (one workload, batch
 size, lr, thread count and device); its *settings* are those cells, in the order of
 preference a recommendation follows (fewest workers first, then most of torch's defaults).
-Each *round* runs every setting still in the race once, in a random order. After each round,
-for every pair of settings of a group, the paired log-ratios of their epoch durations (one per
-round both ran in) give an interval that holds at every round at once
-(:mod:`speedlimit.results.sequential`), simultaneously for every pair of the run (Bonferroni
-over the run's pairs). Read off those intervals, with ``t_i / t_j`` the ratio of epoch
-durations:
+Each *round* runs every setting the answer still needs once, in a random order. After each
+round, for every pair of settings of a group, the paired log-ratios of their epoch durations
+(one per round both ran in) give an interval that holds at every round at once
+(:mod:`speedlimit.results.sequential`).
 
-* **out**: a setting is *slower* than another when its interval lies wholly above
-  ``1 + threshold`` (2%, criterion.rs's noise threshold): it leaves the race;
-* **as fast**: a setting is *as fast as* another when its interval lies wholly below
-  ``1 + margin`` (at most 10% longer epochs);
+The answer needs few of those intervals (Hsu 1984, *multiple comparisons with the best*):
+each setting against the fastest of the others (``k - 1`` comparisons per group hold when the
+``k - 1`` intervals of the truly fastest setting do, whichever it is) and each setting against
+its ``num_workers=0`` setting (its gain). The run's *family* is those comparisons, Bonferroni
+over all of them (:func:`family_size`: 27 for the seed's grid, against 45 pairs). With
+``t_i`` setting ``i``'s epoch duration, read off them:
+
+* **out**: a setting is *slower than the fastest* when its interval of ``t_i / min t_j``
+  (the others) lies wholly above ``1 + threshold`` (2%, criterion.rs's noise threshold): it
+  leaves the race;
+* **as fast**: a setting is *as fast as the fastest* when that interval lies wholly below
+  ``1 + margin`` (at most 10% longer epochs than the fastest setting tried);
 * **gain**: a setting is *faster than num_workers=0* when the baseline's interval against it
   lies wholly above ``1 + threshold``.
 
 The **recommendation** is the first setting in preference order that is not passed over
 (out, or shown to gain no more than the threshold over num_workers=0 where another setting
-does), once it is as fast as every setting still in the race and faster than num_workers=0
-(or is num_workers=0 itself). The group is then *decided* and stops; every claim behind the
-decision is one of the intervals above, so the chance that any claim of the run is false is at
-most ``alpha`` (5%), however many rounds were looked at. Settings that leave the race stop
-running; a group's num_workers=0 cells run as long as the group races (every gain is measured
-against them). ``tests/test_race.py`` simulates whole races through this module.
+does), once it is as fast as the fastest and faster than num_workers=0 (or is num_workers=0
+itself). The group is then *decided* and stops; every claim behind the decision is one of
+the comparisons above, so the chance that any claim of the run is false is at most ``alpha``
+(5%), however many rounds were looked at.
+
+A round runs only what the answer still needs (:func:`decide`'s ``running``): the first
+candidate; while it is not shown as fast as the fastest, each setting that may be the fastest
+(not shown slower than another); and the candidate's num_workers=0 setting while its gain is
+open. A setting that is out, or shown slower than another, or no longer needed once the
+candidate is as fast, stops running (its intervals keep what they showed: a confidence
+sequence holds at every round). ``tests/test_race.py`` simulates whole races
+through this module.
 
 Two layers: :class:`Group` holds the numbers of one group's race as arrays (leading axes:
 independent races, as in a simulation); :func:`run_race` replays a run's records round by round
@@ -55,15 +67,16 @@ LIMIT_ROUNDS = 1
 class Design:
     """What the race's intervals are and how its claims read off them."""
 
-    pairs: int  # the family: pairs of settings in the whole run
+    comparisons: int  # the family: comparisons of the whole run (family_size)
     alpha: float = stats.ALPHA
     threshold: float = THRESHOLD
     margin: float = MARGIN
     anytime: bool = True  # False: one look (a fixed number of repeats), fixed-n intervals
 
     @property
-    def alpha_pair(self) -> float:
-        return self.alpha / max(1, self.pairs)
+    def alpha_each(self) -> float:
+        """The level of each pair's interval (Bonferroni over the family)."""
+        return self.alpha / max(1, self.comparisons)
 
 
 # --- one group's race, as arrays ----------------------------------------------------------
@@ -78,7 +91,7 @@ class Group:
         self.k, self.design, self.batch = k, design, tuple(batch)
         self.base = np.asarray(base, int)
         self.i, self.j = np.triu_indices(k, 1)  # the pairs (i < j)
-        self.cs = sequential.Running(self.batch + (len(self.i),), design.alpha_pair,
+        self.cs = sequential.Running(self.batch + (len(self.i),), design.alpha_each,
                                      design.anytime)
         self.logs: list[np.ndarray] = []  # per round: log epoch durations, NaN: not run
         self.history: list[tuple[np.ndarray, np.ndarray]] = []  # (L, U) after each round
@@ -117,15 +130,44 @@ class Group:
 class Decision:
     """What one group's intervals show (arrays over ``batch``; ``k`` the last axis)."""
 
-    out: np.ndarray  # slower than some setting by more than the threshold
-    slower_than: np.ndarray  # the setting it was shown slower than (-1: none)
-    as_fast: np.ndarray  # as fast as every setting still in the race
+    best_low: np.ndarray  # bounds of log(t_i / min over the others t_j) (Hsu's MCB)
+    best_high: np.ndarray
+    maybe_best: np.ndarray  # not shown slower than any other setting: may be the fastest
+    out: np.ndarray  # slower than the fastest by more than the threshold
+    slower_than: np.ndarray  # the setting that may be fastest it is most clearly slower than
+    as_fast: np.ndarray  # at most the margin slower than the fastest
     gain: np.ndarray  # faster than its num_workers=0 by more than the threshold (or is one)
     no_gain: np.ndarray  # shown to gain no more than the threshold where another setting does
     passed: np.ndarray  # out or no_gain: never the recommendation
     candidate: np.ndarray  # the first setting not passed over (-1: none)
     decided: np.ndarray  # the candidate is as fast and shows its gain
-    running: np.ndarray  # to run in the next round (undecided, and still needed)
+    running: np.ndarray  # to run in the next round (undecided, and needed by the answer)
+
+
+def best_bounds(low: np.ndarray, high: np.ndarray):
+    """Hsu's constrained multiple comparisons with the best, from pairwise bounds of
+    ``log(t_i / t_j)`` (``[.., k, k]``) that hold for every pair with the truly fastest
+    setting ``b``: (low, high) of ``log(t_i / min over j != i of t_j)`` per setting, and which
+    settings may be the fastest (no lower bound against another above 0; ``b`` is one).
+
+    Why they hold: for ``i != b`` the quantity is ``log(t_i / t_b)``, inside ``b``'s interval
+    with ``i``, and ``b`` is among those that may be fastest, over which the bounds take
+    their extremes; for ``i = b`` it is at most 0 (the upper bound is never below 0) and at
+    least its lower bound against the second fastest."""
+    k = low.shape[-1]
+    eye = np.eye(k, dtype=bool)
+    maybe = np.where(eye, True, low <= 0).all(axis=-1)
+    against = maybe[..., None, :] & ~eye  # [.., i, j]: j != i may be the fastest
+    # (none at all may be fastest only where the intervals contradict each other: use all;
+    # where only i may be, i is the fastest and its upper bound is 0)
+    against = np.where(maybe.any(axis=-1)[..., None, None], against, ~eye)
+    upper = np.maximum(np.where(against, high, -np.inf).max(axis=-1), 0.0)
+    lower_maybe = np.where(~eye, low, np.inf).min(axis=-1)
+    lower_not = np.where(against, low, np.inf).min(axis=-1)
+    lower = np.where(maybe, lower_maybe, lower_not)
+    if k == 1:
+        lower, upper = np.zeros_like(upper), np.zeros_like(upper)
+    return lower, upper, maybe
 
 
 def decide(low: np.ndarray, high: np.ndarray, base: np.ndarray, design: Design) -> Decision:
@@ -133,13 +175,12 @@ def decide(low: np.ndarray, high: np.ndarray, base: np.ndarray, design: Design) 
     k = low.shape[-1]
     slow, fast = math.log1p(design.threshold), math.log1p(design.margin)
     eye = np.eye(k, dtype=bool)
-    beyond = (low > slow) & ~eye  # [.., i, j]: i is slower than j by more than the threshold
-    out = beyond.any(axis=-1)
-    # the setting it is most clearly slower than (the largest lower bound)
-    slower_than = np.where(out, np.argmax(np.where(beyond, low, -np.inf), axis=-1), -1)
+    best_low, best_high, maybe = best_bounds(low, high)
+    out = best_low > slow
+    shown = np.where(maybe[..., None, :] & ~eye, low, -np.inf)
+    slower_than = np.where(out, np.argmax(shown, axis=-1), -1)
     alive = ~out
-    within = (high <= fast) | eye | ~alive[..., None, :]
-    as_fast = within.all(axis=-1)
+    as_fast = best_high <= fast
     idx = np.arange(k)
     has_base = base >= 0
     is_base = base == idx
@@ -153,16 +194,27 @@ def decide(low: np.ndarray, high: np.ndarray, base: np.ndarray, design: Design) 
     open_ = ~passed
     any_open = open_.any(axis=-1)
     candidate = np.where(any_open, np.argmax(open_, axis=-1), -1)
+    c = np.maximum(candidate, 0)
     qualifies = alive & as_fast & gain
-    pick = np.take_along_axis(qualifies, np.maximum(candidate, 0)[..., None], axis=-1)[..., 0]
+    pick = np.take_along_axis(qualifies, c[..., None], axis=-1)[..., 0]
     decided = any_open & pick
-    needed_base = np.zeros(out.shape, bool)
-    for i in range(k):  # a num_workers=0 setting runs while one it is the baseline of does
-        if has_base[i] and not is_base[i]:
-            needed_base[..., base[i]] |= alive[..., i]
-    running = ~decided[..., None] & (alive | needed_base)
-    return Decision(out, slower_than, as_fast, gain, no_gain, passed, candidate, decided,
-                    running)
+    # What the answer still needs: the candidate; while it is not shown as fast as the
+    # fastest, every setting that may be the fastest (against which it is either settled as
+    # fast or shown out; and which leave that set only by being shown slower than another);
+    # its num_workers=0 while its gain is open.
+    is_c = (idx == c[..., None]) & any_open[..., None]
+    c_fast = np.take_along_axis(as_fast, c[..., None], axis=-1)  # [.., 1]
+    rivals = maybe & alive & ~c_fast & any_open[..., None]
+    c_base = b[c]  # [..]
+    c_gain = np.take_along_axis(gain | no_gain, c[..., None], axis=-1)  # [.., 1]
+    needs_base = (idx == c_base[..., None]) & ~c_gain & any_open[..., None]
+    needed = is_c | rivals | needs_base
+    # no candidate (every setting passed over; only with axes beside num_workers): all but
+    # the settings that are out race on
+    needed = np.where(any_open[..., None], needed, alive)
+    running = ~decided[..., None] & needed
+    return Decision(best_low, best_high, maybe, out, slower_than, as_fast, gain, no_gain,
+                    passed, candidate, decided, running)
 
 
 # --- the pipeline's side: records -> groups -> decisions ----------------------------------
@@ -271,6 +323,20 @@ class Outcome:
         return Pair(a, b, float(self.low[a, b]), float(self.high[a, b]),
                     float(self.estimate[a, b]), int(self.common[a, b]))
 
+    def versus_best(self, i: int) -> Pair:
+        """Setting ``i`` against the fastest of the others (``b = -1``): the interval of
+        ``t_i / min t_j`` (Hsu's; NaN: none yet) and, as the estimate, its median paired ratio
+        against the one it is slowest against."""
+        others = [j for j in range(len(self.settings)) if j != i]
+        if not others:
+            return Pair(i, -1, 1.0, 1.0, 1.0, self.runs[i])
+        low, high = self.decision.best_low[i], self.decision.best_high[i]
+        known = bool(np.isfinite(low) and np.isfinite(high))
+        estimate = max(float(self.estimate[i, j]) for j in others)
+        return Pair(i, -1, math.exp(low) if known else math.nan,
+                    math.exp(high) if known else math.nan, estimate,
+                    int(min(self.common[i, j] for j in others)))
+
     def in_race(self) -> list[int]:
         return [i for i in range(len(self.settings)) if bool(self.decision.running[i])]
 
@@ -302,8 +368,18 @@ def durations_per_round(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def family_size(groups: list[list[dict]]) -> int:
-    """The pairs of settings of the run: the race's family (Bonferroni over them)."""
-    return sum(len(g) * (len(g) - 1) // 2 for g in groups)
+    """The comparisons of the run, the family its claims share (Bonferroni over them): per
+    group, the intervals that must hold together for its claims to, whichever setting is the
+    fastest: that setting's ``k - 1`` pairs and each setting's pair with its num_workers=0
+    (a pair counted once where both include it; the fastest taken where fewest do)."""
+    total = 0
+    for settings in groups:
+        k = len(settings)
+        base = baselines(settings)
+        gains = {(b, i) for i, b in enumerate(base) if b not in (-1, i)}
+        shared = min((sum(1 for pair in gains if b in pair) for b in range(k)), default=0)
+        total += max(0, k - 1) + len(gains) - shared
+    return total
 
 
 def group_settings(runs: pd.DataFrame):
@@ -340,12 +416,13 @@ def baselines(settings: list[dict]) -> list[int]:
 
 
 def run_race(runs: pd.DataFrame, design: Design | None = None, anytime: bool = True,
-             keep_history: bool = False) -> list[Outcome]:
+             keep_history: bool = False, forecast: bool = False) -> list[Outcome]:
     """Replay the runs round by round into every group's decisions (deterministic: the same
-    records always give the same decisions)."""
+    records always give the same decisions); ``forecast``: with each undecided group's
+    :func:`rounds_more` (seconds of simulation each)."""
     groups = group_settings(runs)
     if design is None:
-        design = Design(pairs=family_size([s for _, s, _ in groups]), anytime=anytime)
+        design = Design(comparisons=family_size([s for _, s, _ in groups]), anytime=anytime)
     vary_groups = axes.varying(pd.DataFrame([c for c, _, _ in groups]),
                                [k for k in GROUP_KEYS if k != "workload"])
     out = []
@@ -386,7 +463,8 @@ def run_race(runs: pd.DataFrame, design: Design | None = None, anytime: bool = T
                           np.where(known, np.exp(low), np.nan),
                           np.where(known, np.exp(high), np.nan), est, common, left_at,
                           group.history if keep_history else [])
-        outcome.rounds_more = rounds_more(group, decision, design)
+        if forecast:
+            outcome.rounds_more = rounds_more(group, decision, design)
         out.append(outcome)
     return out
 
@@ -409,63 +487,86 @@ def _left_at(group: Group, settings: list[dict]) -> list[int | None]:
     left: list[int | None] = [None] * group.k
     if not group.design.anytime:
         return left
-    for r, (low, _) in enumerate(group.history):
-        out = (low > math.log1p(group.design.threshold)) & ~np.eye(group.k, dtype=bool)
+    for r, (low, high) in enumerate(group.history):
+        out = best_bounds(low, high)[0] > math.log1p(group.design.threshold)
         for i in range(group.k):
-            if left[i] is None and out[i].any():
+            if left[i] is None and out[i]:
                 left[i] = r
     return left
 
 
-def rounds_more(group: Group, decision: Decision, design: Design, cap: int = 1000) -> int | None:
-    """About how many more rounds the group needs to be decided (None when decided): for each
-    comparison that still blocks the first candidate, the rounds at which the mean's interval,
-    with the pair's robust spread so far, would clear the nearer way to settle it."""
+FORECASTS = 100  # simulated futures of a group behind "about N more rounds"
+FORECAST_CAP = 150  # rounds a forecast looks ahead at most
+
+
+def fit(logs: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Each setting's level and its standard error, the noise of one run and its degrees of
+    freedom, from a group's log durations (``k x rounds``, NaN where a setting did not run) by the additive
+    model ``log t = setting + round + noise`` (a round's speed shared by its runs)."""
+    present = ~np.isnan(logs)
+    k, r = logs.shape
+    level = np.zeros(k)
+    shift = np.zeros(r)
+    for _ in range(20):  # alternating means: exact for a full table, close for a ragged one
+        level = np.nanmean(np.where(present, logs - shift[None, :], np.nan), axis=1)
+        level = np.where(np.isnan(level), 0.0, level)
+        shift = np.nanmean(np.where(present, logs - level[:, None], np.nan), axis=0)
+        shift = np.where(np.isnan(shift), 0.0, shift)
+    residual = np.where(present, logs - level[:, None] - shift[None, :], np.nan)
+    n = present.sum()
+    dof = max(1, n - k - r + 1)
+    noise = float(np.sqrt(np.nansum(residual ** 2) / dof)) if n > k + 1 else math.nan
+    runs = np.maximum(present.sum(axis=1), 1)
+    return level, noise / np.sqrt(runs), noise, dof
+
+
+def forecast(group: Group, rng: np.random.Generator | None = None,
+             futures: int = FORECASTS, cap: int = FORECAST_CAP) -> np.ndarray | None:
+    """More rounds until the group is decided, in ``futures`` simulated continuations of its
+    race (``cap``: not by then), or None when already decided. Each future draws the
+    settings' true levels from what was measured (level +- its standard error) and the noise
+    from what its runs spread (scaled by chi-square over its degrees of freedom: a spread
+    seen in three rounds may be twice as large), runs every round the decision code asks
+    for, and
+    decides after each round exactly as the race will: so what is left counts everything the
+    race needs (the settings that leave, those that may be fastest, the baseline's part), not
+    one pair's spread."""
+    if bool(group.decide().decided):
+        return None
+    rng = rng or np.random.default_rng(0)
+    logs = np.stack(group.logs, axis=-1)  # (k, rounds)
+    level, se, noise, dof = fit(logs)
+    if not np.isfinite(noise) or noise <= 0:
+        noise, dof = 0.05, 1  # (too few runs to tell: a noisy machine's)
+        se = np.full(group.k, noise)
+    scale = np.sqrt(dof / rng.chisquare(dof, (futures, 1)))  # the noise's own uncertainty
+    noise = noise * scale
+    truth = level[None, :] + rng.normal(0.0, 1.0, (futures, group.k)) * se[None, :] * scale
+    ahead = Group(group.k, group.base, group.design, batch=(futures,))
+    for past in group.logs:
+        ahead.add_round(np.broadcast_to(np.exp(past), (futures, group.k)))
+    running = ahead.decide().running
+    done = np.full(futures, cap)
+    for r in range(cap):
+        eps = rng.normal(0.0, 1.0, (futures, group.k)) * noise  # (a round's shared speed
+        # cancels in every comparison: not drawn)
+        ahead.add_round(np.where(running, np.exp(truth + eps), np.nan))
+        decision = ahead.decide()
+        done = np.where((done == cap) & decision.decided, r + 1, done)
+        running = decision.running & (done == cap)[:, None]
+        if not running.any():
+            break
+    return done
+
+
+def rounds_more(group: Group, decision: Decision, design: Design, cap: int = FORECAST_CAP
+                ) -> int | None:
+    """About how many more rounds the group needs to be decided (None when decided): the
+    median over :func:`forecast`'s futures (``cap`` where most are not decided by then)."""
     if bool(decision.decided):
         return None
-    c = int(decision.candidate)
-    if c < 0:
-        return cap
-    low, high = group.bounds()
-    slow, fast = math.log1p(design.threshold), math.log1p(design.margin)
-    blocking = []  # (a, b, distance the interval must clear)
-    for j in range(group.k):
-        if j != c and not decision.out[j] and high[c, j] > fast:
-            d = group.pair_values(c, j)
-            m = float(np.nanmedian(d)) if np.isfinite(d).any() else 0.0
-            blocking.append((c, j, max(fast - m, m - slow)))
-    b = int(group.base[c])
-    if b >= 0 and b != c and not decision.gain[c]:
-        d = group.pair_values(b, c)
-        m = float(np.nanmedian(d)) if np.isfinite(d).any() else 0.0
-        blocking.append((b, c, abs(m - slow)))
-    # A pair with few rounds borrows the spread of all the group's pairs (one from 2 or 3
-    # values is noise); none at all: 5%.
-    residuals = []
-    for i in range(group.k):
-        for j in range(i + 1, group.k):
-            d = group.pair_values(i, j)
-            d = d[~np.isnan(d)]
-            if len(d) >= 2:
-                residuals.append(d - np.median(d))
-    residuals = np.concatenate(residuals) if residuals else np.array([])
-    # (x1.2: residuals about each pair's own median of a few rounds understate its spread)
-    pooled = stats.spread(residuals) * 1.2 if len(residuals) >= 5 else float("nan")
-    more = 0
-    for a, bb, distance in blocking:
-        d = group.pair_values(a, bb)
-        d = d[~np.isnan(d)]
-        n = len(d)
-        spread = stats.spread(d) if n >= 5 else pooled
-        if not np.isfinite(spread) or spread <= 0:
-            spread = 0.05
-        need = n
-        while need < cap and (sequential.t_factor(need, design.alpha_pair / 2,
-                                                  anytime=design.anytime) * spread
-                              > max(distance, 1e-6)):
-            need += 1
-        more = max(more, need - n)
-    return max(1, more) if blocking else 1
+    done = forecast(group, cap=cap)
+    return int(np.median(done)) if done is not None else None
 
 
 # --- a round's decisions, as the round checkpoint writes them -------------------------------
@@ -515,6 +616,17 @@ def _busy_seconds(round_runs: pd.DataFrame) -> float:
     return total + (end - start if start is not None else 0.0)
 
 
+def round_seconds(outcome: Outcome, runs: pd.DataFrame) -> float:
+    """What the group's last round took (its own runs' wall time, a group job once), per
+    setting it ran: the price of a setting's round, to estimate what is left."""
+    mine = runs[runs["cell"].map(cell_prefix).isin(outcome.cells)].dropna(
+        subset=["started", "ended"])
+    if mine.empty:
+        return 0.0
+    last = mine[mine["round"].eq(mine["round"].max())]
+    return _busy_seconds(last) / max(1, len(last))
+
+
 def spent_seconds(runs: pd.DataFrame) -> tuple[float, float]:
     """(seconds the race's rounds took, wall time per run in its last round): each round's own
     wall time (_busy_seconds), so time between invocations never counts, even inside a round
@@ -544,7 +656,13 @@ def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: i
         for _, row in limits.iterrows():
             if any(all(row[k] == c[k] for k in c if k != axes.NODE) for c in undecided):
                 cells.append(f"{cell_prefix(row['cell'])}/repeat~{following}")
-    next_seconds = per_run * len(cells)
+    # the next round's price: each group's own last round, per setting it will run
+    costs = [round_seconds(o, runs) for o in outcomes]
+    next_seconds = sum(c * len(o.in_race()) for o, c in zip(outcomes, costs)
+                       if not o.decided)
+    if following < LIMIT_ROUNDS:
+        next_seconds += per_run * (len(cells) - sum(len(o.in_race()) for o in outcomes
+                                                    if not o.decided))
     stopped = None
     if all(o.decided for o in outcomes):
         stopped = "decided"
@@ -552,7 +670,7 @@ def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: i
         stopped = "max_repeats"
     elif budget is not None and spent + next_seconds > budget:
         stopped = "budget"
-    groups = [group_entry(o, per_run) for o in outcomes]
+    groups = [group_entry(o, c) for o, c in zip(outcomes, costs)]
     return {
         "round": round_,
         "rounds": following,
@@ -560,18 +678,28 @@ def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: i
         "spent_seconds": round(spent, 1),
         "budget_seconds": budget,
         "max_repeats": max_repeats,
-        "pairs": family_size([o.settings for o in outcomes]),
+        "comparisons": family_size([o.settings for o in outcomes]),
         "alpha": stats.ALPHA,
         "groups": groups,
         "next": None if stopped else {"round": following,
-                                      "cells": grid.round_order(cells, seed, following)},
+                                      "cells": grid.round_order(cells, seed, following),
+                                      "seconds": round(next_seconds, 1)},
         "check": check_cells(outcomes) if stopped else [],
     }
 
 
 def pick(outcome: Outcome) -> int:
-    """The setting a group recommends: the decided one, else the leader so far."""
-    return outcome.recommended if outcome.decided else outcome.leader()
+    """The setting a group recommends: the decided one; undecided, the setting not passed
+    over whose proven bound on "slower than the fastest setting tried" is smallest (fewest
+    workers first among equal bounds); with no interval yet, the leader so far."""
+    if outcome.decided:
+        return outcome.recommended
+    d = outcome.decision
+    pool = [i for i in range(len(outcome.settings)) if not d.passed[i]]
+    bounded = [i for i in pool if np.isfinite(d.best_high[i])]
+    if not bounded:
+        return outcome.leader()
+    return min(bounded, key=lambda i: (round(float(d.best_high[i]), 9), i))
 
 
 def check_cells(outcomes: list[Outcome]) -> list[str]:
@@ -600,7 +728,8 @@ def gain_words(outcome: Outcome, i: int) -> str:
 
 
 def group_entry(o: Outcome, per_run: float) -> dict:
-    """A group's state after a round, for the round's file and its progress line."""
+    """A group's state after a round, for the round's file and its progress line
+    (``per_run``: what its last round took per setting it ran)."""
     leader = o.leader()
     out = [{"setting": o.words(i), "slower_than": o.words(int(o.decision.slower_than[i])),
             "after_round": o.left_at[i]}

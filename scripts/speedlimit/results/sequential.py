@@ -158,18 +158,18 @@ class Running:
 NOISE = 0.03  # a quiet machine's run-to-run spread (log), for repeats_needed
 
 
-def repeats_needed(pairs: int, alpha: float = 0.05, anytime: bool = False,
+def repeats_needed(comparisons: int, alpha: float = 0.05, anytime: bool = False,
                    noise: float = NOISE, margin: float = 0.10, cap: int = 1000) -> int:
     """The fewest runs per setting at which a setting as fast as another is shown so (its
     interval of the epoch ratio ending below ``1 + margin``) in 9 runs of 10, among
-    ``pairs`` pairs, on a machine whose runs spread by ``noise``: with fewer, that claim is
-    mostly out of reach there (and a noisier machine needs more)."""
+    ``comparisons`` in the family, on a machine whose runs spread by ``noise``: with fewer,
+    that claim is mostly out of reach there (and a noisier machine needs more)."""
     spread = noise * np.sqrt(2)  # of a paired log-ratio
     n = 2
     while n < cap:
         # the divisor-n spread of n paired log-ratios, at its 90th percentile
         s90 = spread * np.sqrt(special.chdtri(n - 1, 0.1) / n)  # chi2's 90th percentile
-        if t_factor(n, alpha / max(1, pairs) / 2, anytime=anytime) * s90 <= np.log1p(margin):
+        if t_factor(n, alpha / max(1, comparisons) / 2, anytime=anytime) * s90 <= np.log1p(margin):
             return n
         n += 1
     return cap

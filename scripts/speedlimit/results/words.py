@@ -46,6 +46,18 @@ def interval(low: float, high: float) -> str:
     return f"interval {low:.2f}-{high:.2f}x"
 
 
+def behind(low: float, high: float) -> str:
+    """How much slower than the fastest setting tried a setting may be, read off its interval
+    against the fastest of the others (a ratio of epoch durations): ``at most 6% slower than
+    the fastest setting tried (interval 0.97-1.06x of the fastest other's epoch)``."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "not yet compared with the fastest setting tried (no interval yet)"
+    against = f"({interval(low, high)} of the fastest other's epoch)"
+    if high <= 1:
+        return f"the fastest setting tried {against}"
+    return f"at most {percent(high - 1)} slower than the fastest setting tried {against}"
+
+
 # What each verdict of a speed ratio (above 1: faster) says, in words: the one place.
 VERDICTS = {
     stats.FASTER: "faster by more than noise",

@@ -245,6 +245,22 @@ def test_without_correction_for_the_runs_comparisons_intervals_miss_more_than_al
     assert result.missed > stats.ALPHA + tolerance(stats.ALPHA), result
 
 
+@pytest.mark.parametrize("name", ["5%/15%", "this machine"])
+def test_about_n_more_rounds_is_a_median_not_a_promise(name):
+    """Forecast after 4 rounds, then raced on to the decision: about half finish later than
+    the forecast's median, few later than its 90th percentile."""
+    result = simulation.forecast_calibration(SCENARIOS[name], races=30, at=4, seed=2)
+    assert result["races"] >= 15, result
+    assert result["later_than_median"] <= 0.75 and result["later_than_p90"] <= 0.3, result
+
+
+def test_a_forecast_that_underrates_the_noise_is_late():
+    # (the negative control: the calibration above can fail)
+    result = simulation.forecast_calibration(SCENARIOS["5%/15%"], races=30, at=4, seed=2,
+                                             noise_scale=0.4)
+    assert result["later_than_median"] > 0.75, result
+
+
 def test_the_race_finds_a_clear_answer_and_stops_early():
     result = simulation.simulate(simulation.SCENARIOS["5%/15%"], runs=RUNS, seed=11)
     assert result.decided > 0.95 and result.correct > 0.95

@@ -521,7 +521,8 @@ def fit(logs: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, int]:
 
 
 def forecast(group: Group, rng: np.random.Generator | None = None,
-             futures: int = FORECASTS, cap: int = FORECAST_CAP) -> np.ndarray | None:
+             futures: int = FORECASTS, cap: int = FORECAST_CAP,
+             noise_scale: float = 1.0) -> np.ndarray | None:
     """More rounds until the group is decided, in ``futures`` simulated continuations of its
     race (``cap``: not by then), or None when already decided. Each future draws the
     settings' true levels from what was measured (level +- its standard error) and the noise
@@ -530,7 +531,7 @@ def forecast(group: Group, rng: np.random.Generator | None = None,
     for, and
     decides after each round exactly as the race will: so what is left counts everything the
     race needs (the settings that leave, those that may be fastest, the baseline's part), not
-    one pair's spread."""
+    one pair's spread. (``noise_scale``: for the calibration test's negative control.)"""
     if bool(group.decide().decided):
         return None
     rng = rng or np.random.default_rng(0)
@@ -540,7 +541,7 @@ def forecast(group: Group, rng: np.random.Generator | None = None,
         noise, dof = 0.05, 1  # (too few runs to tell: a noisy machine's)
         se = np.full(group.k, noise)
     scale = np.sqrt(dof / rng.chisquare(dof, (futures, 1)))  # the noise's own uncertainty
-    noise = noise * scale
+    noise = noise * scale * noise_scale
     truth = level[None, :] + rng.normal(0.0, 1.0, (futures, group.k)) * se[None, :] * scale
     ahead = Group(group.k, group.base, group.design, batch=(futures,))
     for past in group.logs:

@@ -232,12 +232,13 @@ def fixed_runs_for(scenario: Scenario, power: float, groups: int = 3, runs: int 
 
 
 def forecast_calibration(scenario: Scenario, races: int = 100, at: int = 6, groups: int = 3,
-                         cap: int = 150, seed: int = 0) -> dict:
+                         cap: int = 150, seed: int = 0, noise_scale: float = 1.0) -> dict:
     """How right "about N more rounds" is: ``races`` single-group races of ``scenario`` run
     to ``at`` rounds, forecast there (:func:`race.forecast`), then run on to their decision.
     Returns the share of races decided later than the forecast's median (a right median:
     about half), later than its 90th percentile (about a tenth) and the medians of both.
-    ``groups``: the family is a run's of that many groups."""
+    ``groups``: the family is a run's of that many groups; ``noise_scale``: the forecast's
+    noise scaled (a negative control: a forecast that underrates the noise is late)."""
     rng = np.random.default_rng(seed)
     k, mu, truth = _truth(scenario)
     design = race.Design(comparisons=groups * 2 * (k - 1))
@@ -255,7 +256,8 @@ def forecast_calibration(scenario: Scenario, races: int = 100, at: int = 6, grou
             if bool(decision.decided):
                 break
             if r + 1 == at:
-                predicted = race.forecast(group, np.random.default_rng(int(rng.integers(1 << 31))))
+                predicted = race.forecast(group, np.random.default_rng(int(rng.integers(1 << 31))),
+                                          noise_scale=noise_scale)
         if predicted is None:  # decided before the forecast's round
             continue
         left = group.rounds - at if bool(decision.decided) else cap

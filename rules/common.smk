@@ -19,17 +19,21 @@ from speedlimit.run.request import Request, how_text  # noqa: E402
 from speedlimit.data import idx, imagefolder  # noqa: E402
 from speedlimit.run import workloads  # noqa: E402
 
+CONFIG_WARNINGS = []
 try:
     config = config_module.validate(
-        config, Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+        config, Path(workflow.basedir) / "schemas" / "config.schema.yaml", CONFIG_WARNINGS
     )
 except config_module.ConfigError as err:
     raise WorkflowError(f"{err}\n(config.yaml, --configfile and --config together)") from None
+if workflow.is_main_process:
+    for line in CONFIG_WARNINGS:
+        print(line, file=sys.stderr)
 
 # train.repeats: auto races the settings in rounds (rules/race.smk); a number runs that many
 # whole epochs of every cell. Either way a run of a cell is `repeat~R`: the race's round R.
 RACE = config["train"]["repeats"] == "auto"
-ROUNDS = config["train"]["max_repeats"] if RACE else config["train"]["repeats"]
+ROUNDS = config["train"]["max_rounds"] if RACE else config["train"]["repeats"]
 CELLS, SKIPPED = grid.expand(config["grid"], ROUNDS)
 if RACE:  # (the combinations torch rejects, once each)
     SKIPPED = grid.expand(config["grid"], 1)[1]
@@ -37,14 +41,14 @@ CELL_PATHS = {cell.path: cell for cell in CELLS}
 
 
 def repeats_warning():
-    """Before any job: fixed repeats (or a race's max_repeats) too few for the run's
+    """Before any job: fixed repeats (or a race's max_rounds) too few for the run's
     comparisons to decide anything on a quiet machine, with the number needed."""
     from speedlimit.results import sequential
 
     comparisons = grid.comparisons([cell for cell in CELLS if cell.repeat == 0])
     if not comparisons:
         return None
-    key = "max_repeats" if RACE else "repeats"
+    key = "max_rounds" if RACE else "repeats"
     needed = sequential.repeats_needed(comparisons, anytime=RACE)
     if ROUNDS >= needed:
         return None
@@ -431,11 +435,15 @@ wildcard_constraints:
 
 # --- the race (rules/race.smk): its rounds, read from the checkpoint's decisions -----------
 
+# The answer's levers (train.threshold, train.margin): every rule that decides or words it.
+LEVERS = {"threshold": config["train"]["threshold"], "margin": config["train"]["margin"]}
+
 RACE_PARAMS = json.dumps(
     {
         "seed": SEED,
-        "max_repeats": config["train"]["max_repeats"],
+        "max_rounds": config["train"]["max_rounds"],
         "budget": config["train"]["budget"],
+        **LEVERS,
     },
     sort_keys=True,
 )

@@ -27,6 +27,7 @@ rule aggregate:
     params:
         skipped=[[cell.path, reason] for cell, reason in SKIPPED],
         allow_missing=config["report"]["allow_missing"],
+        levers=LEVERS,
         code=code_digest("scripts/aggregate.py"),
     script:
         "../scripts/aggregate.py"
@@ -89,6 +90,7 @@ rule plot:
     conda:
         "../envs/report.yaml"
     params:
+        levers=LEVERS,
         code=code_digest("scripts/plot.py"),
     script:
         "../scripts/plot.py"

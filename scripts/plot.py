@@ -5,7 +5,7 @@ import logging
 import pandas as pd
 
 from speedlimit import logs
-from speedlimit.results import plots, published
+from speedlimit.results import plots, published, stats
 
 
 def main(table_csv: str, summary_csv: str, published_csv: str, outputs: dict) -> None:
@@ -37,4 +37,5 @@ def main(table_csv: str, summary_csv: str, published_csv: str, outputs: dict) ->
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     logs.to_rule_log(smk.log[0])
+    stats.configure(**smk.params.levers)
     main(smk.input.table, smk.input.summary, smk.input.published, dict(smk.output.items()))

@@ -8,7 +8,7 @@ import sys
 
 from speedlimit import config, logs, record
 from speedlimit.atomic import write_atomic
-from speedlimit.results import race
+from speedlimit.results import race, stats
 
 
 def main(run_files, round_file, round_, params, terminal=None) -> dict:
@@ -19,7 +19,7 @@ def main(run_files, round_file, round_, params, terminal=None) -> dict:
                for run in record.read_runs(f, schema, record.RACE_REDO).values()]
     runs = race.runs_frame(records)
     outcomes = race.run_race(runs[runs["loader"].eq("dataloader")], forecast=True)
-    state = race.round_file(outcomes, runs, round_, params["seed"], params["max_repeats"],
+    state = race.round_file(outcomes, runs, round_, params["seed"], params["max_rounds"],
                             config.budget_seconds(params["budget"]))
     write_atomic(round_file, json.dumps(state, indent=2).encode())  # read by the DAG: whole
     lines = [race.progress_line(g, round_) for g in state["groups"]]
@@ -35,6 +35,8 @@ def main(run_files, round_file, round_, params, terminal=None) -> dict:
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     terminal = logs.to_rule_log(smk.log[0])
+    params = json.loads(smk.params.race)
+    stats.configure(params["threshold"], params["margin"])
     try:
         main(smk.input.runs, smk.output[0], int(smk.wildcards.round),
              json.loads(smk.params.race), terminal)

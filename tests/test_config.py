@@ -9,7 +9,8 @@ def test_defaults_are_the_seed_grid():
     assert cfg["grid"]["batch_size"] == [100, 1000, 10000]
     assert cfg["grid"]["lr"] == [0.01]
     assert cfg["grid"]["workload"] == ["fashionmnist"] and cfg["workloads"] == {"custom": None}
-    assert cfg["train"] == {"epochs": 1, "seed": 0, "repeats": "auto", "max_repeats": 40,
+    assert cfg["train"] == {"epochs": 1, "seed": 0, "repeats": "auto", "max_rounds": 40,
+                            "margin": 0.1, "threshold": 0.02,
                             "budget": "15m", "probe": {"windows": 5, "window_samples": 1000},
                             "interleave": {"enabled": True, "windows": 30,
                                            "window_seconds": 0.1},
@@ -106,3 +107,25 @@ def test_a_malformed_yaml_file_is_named_with_its_line(tmp_path):
         config.check_yaml_file(path)
     path.write_text("grid: {}\n")
     config.check_yaml_file(path)
+
+
+def test_the_old_name_of_max_rounds_is_read_with_a_warning():
+    said = []
+    cfg = config.validate({"train": {"max_repeats": 12}}, warnings=said)
+    assert cfg["train"]["max_rounds"] == 12 and "max_repeats" not in cfg["train"]
+    assert said == ["speedlimit: WARNING: train.max_repeats is now train.max_rounds; read as "
+                    "train.max_rounds: 12 (rename it in your config)"]
+    with pytest.raises(config.ConfigError, match="train.max_repeats \\(12\\) and "
+                                                 "train.max_rounds \\(20\\) both given"):
+        config.validate({"train": {"max_repeats": 12, "max_rounds": 20}})
+    assert config.validate({"train": {"max_repeats": 20, "max_rounds": 20}})
+
+
+def test_the_levers_are_checked_and_the_threshold_must_stay_below_the_margin():
+    cfg = config.validate({"train": {"margin": 0.2, "threshold": 0.05}})
+    assert (cfg["train"]["margin"], cfg["train"]["threshold"]) == (0.2, 0.05)
+    with pytest.raises(config.ConfigError, match="train.margin"):
+        config.validate({"train": {"margin": 0}})
+    with pytest.raises(config.ConfigError, match="train.threshold: 0.1 is not below "
+                                                 "train.margin: 0.1"):
+        config.validate({"train": {"threshold": 0.1}})

@@ -327,7 +327,7 @@ def test_a_failing_cell_lets_the_grid_finish_and_the_aggregate_name_it(project, 
 
 
 # A race of the same two settings: two rounds of windows, then the whole epochs that check them.
-SMALL_RACE = {**SMALL, "train": {"repeats": "auto", "max_repeats": 2, "budget": None,
+SMALL_RACE = {**SMALL, "train": {"repeats": "auto", "max_rounds": 2, "budget": None,
                                  "probe": {"windows": 2, "window_samples": 200},
                                  "interleave": {"enabled": False}}}
 

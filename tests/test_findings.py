@@ -86,12 +86,14 @@ def test_the_answer_comes_first_with_how_sure(run10):
     assert [s.title for s in sections[:2]] == ["The answer", "How sure"]
     answer = sections[0].sentences
     assert answer[0].startswith("Workload fashionmnist, batch_size 100: `DataLoader(dataset, "
-                                "batch_size=100, shuffle=True, num_workers=2)` (tested; over "
+                                "batch_size=100, shuffle=True, num_workers=2)` with "
+                                "`torch.set_num_threads(1), device cpu` (tested; over "
                                 "`num_workers=0`: 1.43x (interval ")
     assert answer[0].endswith(": faster by more than noise); the fastest setting tried "
                               "(interval 0.70-1.00x of the fastest other's epoch)).")
     assert answer[1].startswith("Workload fashionmnist, batch_size 1000: `DataLoader(dataset, "
-                                "batch_size=1000, shuffle=True, num_workers=0)` (tested; it "
+                                "batch_size=1000, shuffle=True, num_workers=0)` with "
+                                "`torch.set_num_threads(1), device cpu` (tested; it "
                                 "is `num_workers=0` itself; the fastest setting tried")
     sure = section(sections, "How sure")
     assert "the run's 10 comparisons" in sure and "multiple comparisons with the best" in sure
@@ -224,10 +226,10 @@ def test_the_race_check_sentence(tmp_path):
 def test_how_sure_says_why_a_race_stopped():
     fam = claims.Family(0.05, 45, True, 12)
     for stopped, words in (("decided", "every group was decided"),
-                           ("max_repeats", "it reached `train.max_repeats` = 40"),
+                           ("max_rounds", "it reached `train.max_rounds` = 40"),
                            ("budget", "the next round would have passed `train.budget` = 15.0 "
                                       "min")):
-        state = {"rounds": 12, "spent_seconds": 300.0, "stopped": stopped, "max_repeats": 40,
+        state = {"rounds": 12, "spent_seconds": 300.0, "stopped": stopped, "max_rounds": 40,
                  "budget_seconds": 900.0}
         text = " ".join(findings.how_sure_sentences(fam, state, []))
         assert f"The race ran 12 round(s) (5.0 min of rounds) and stopped because {words}." \
@@ -322,8 +324,11 @@ def test_front_page_rst_renders_cleanly_and_says_everything(run10):
     assert entries[0]["how_sure"]["level"] == "tested"
     assert entries[0]["speedup_over_num_workers_0"]["verdict"] == "faster"
     assert entries[1]["speedup_over_num_workers_0"] == "this is num_workers=0"
-    assert "the chance that any claim read off them is false is at most 5%" in \
-        doc.recommendation["about"]
+    assert "simultaneous at 95%" in doc.recommendation["about"]
+    # the answers first, the explanation after them; the call with what it holds under
+    assert list(doc.recommendation) == ["recommendations", "about"]
+    assert list(entries[0])[:5] == ["workload", "batch_size", "paste", "with", "how_sure"]
+    assert entries[0]["with"] == "torch.set_num_threads(1), device cpu"
 
 
 class _Collector(html.parser.HTMLParser):

@@ -38,7 +38,7 @@ def test_nothing_known_nothing_decided_and_every_setting_runs():
 
 
 def test_a_setting_is_out_only_when_slower_beyond_the_threshold_than_each_that_may_be_fastest():
-    at = math.log1p(race.THRESHOLD)
+    at = math.log1p(stats.NOISE_THRESHOLD)
     clear = {(0, 1): (at + 1e-9, SLOW), (0, 2): (at + 1e-9, SLOW)}
     out = race.decide(*bounds(3, clear), np.array([0, 0, 0]), DESIGN)
     assert out.out.tolist() == [True, False, False] and int(out.slower_than[0]) in (1, 2)
@@ -60,7 +60,7 @@ def test_a_setting_slower_than_one_that_is_itself_out_is_not_out_on_that_alone()
 
 
 def test_decided_when_the_first_candidate_is_as_fast_as_the_fastest_and_gains():
-    margin = math.log1p(race.MARGIN)
+    margin = math.log1p(stats.MARGIN)
     known = {(0, 1): (0.1, SLOW), (0, 2): (0.1, SLOW), (1, 2): (-0.05, margin)}
     d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
     assert d.out.tolist() == [True, False, False]
@@ -71,7 +71,7 @@ def test_decided_when_the_first_candidate_is_as_fast_as_the_fastest_and_gains():
 
 def test_not_decided_while_the_candidate_may_be_more_than_the_margin_slower():
     known = {(0, 1): (0.1, SLOW), (0, 2): (0.1, SLOW),
-             (1, 2): (-0.05, math.log1p(race.MARGIN) + 1e-9)}
+             (1, 2): (-0.05, math.log1p(stats.MARGIN) + 1e-9)}
     d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
     assert int(d.candidate) == 1 and not d.decided
     # Its gain is shown: num_workers=0 stops; 1 and 2 race on.
@@ -79,7 +79,7 @@ def test_not_decided_while_the_candidate_may_be_more_than_the_margin_slower():
 
 
 def test_a_round_runs_only_what_the_answer_still_needs():
-    margin = math.log1p(race.MARGIN)
+    margin = math.log1p(stats.MARGIN)
     # 1 is the candidate (0 out, its gain shown), a little slower than 2 and not settled
     # against 3; 2 is a little slower than 3, so only 3 may be the fastest (2 stops though it
     # is not out); 4 is out (slower than each that may be fastest).
@@ -111,7 +111,7 @@ def test_the_recommendation_must_show_its_gain_over_num_workers_0():
 
 
 def test_a_setting_shown_to_gain_nothing_where_others_gain_is_passed_over():
-    at = math.log1p(race.THRESHOLD)
+    at = math.log1p(stats.NOISE_THRESHOLD)
     known = {(0, 2): (0.1, SLOW), (0, 1): (-0.05, at), (1, 2): (0.03, 0.05)}
     d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
     assert d.out[0] and d.no_gain.tolist() == [False, True, False]
@@ -122,7 +122,7 @@ def test_a_setting_shown_to_gain_nothing_where_others_gain_is_passed_over():
 
 
 def test_num_workers_0_is_recommended_without_a_gain_when_as_fast_as_the_rest():
-    margin = math.log1p(race.MARGIN)
+    margin = math.log1p(stats.MARGIN)
     d = race.decide(*bounds(3, {(0, 1): (-0.05, margin), (0, 2): (-0.02, margin)}),
                     np.array([0, 0, 0]), DESIGN)
     assert int(d.candidate) == 0 and d.decided
@@ -178,19 +178,19 @@ def test_too_few_rounds_leave_it_open_and_say_about_how_many_more():
 def test_the_round_file_names_the_next_runs_in_a_seeded_order_until_the_race_stops():
     runs = clear_race(3)
     outcomes = race.run_race(runs)
-    state = race.round_file(outcomes, runs, 2, seed=0, max_repeats=40, budget=None)
+    state = race.round_file(outcomes, runs, 2, seed=0, max_rounds=40, budget=None)
     assert state["stopped"] is None and state["rounds"] == 3
     nxt = state["next"]["cells"]
     assert len(nxt) == 3 and all(c.endswith("/repeat~3") for c in nxt)
-    assert race.round_file(outcomes, runs, 2, seed=0, max_repeats=40,
+    assert race.round_file(outcomes, runs, 2, seed=0, max_rounds=40,
                            budget=None)["next"]["cells"] == nxt
-    orders = {tuple(race.round_file(outcomes, runs, 2, seed=s, max_repeats=40,
+    orders = {tuple(race.round_file(outcomes, runs, 2, seed=s, max_rounds=40,
                                     budget=None)["next"]["cells"]) for s in range(6)}
     assert len(orders) > 1  # the order is drawn, not fixed
-    assert race.round_file(outcomes, runs, 2, 0, max_repeats=3, budget=None)["stopped"] == \
-        "max_repeats"
+    assert race.round_file(outcomes, runs, 2, 0, max_rounds=3, budget=None)["stopped"] == \
+        "max_rounds"
     # Rounds of ~2.9 s so far; one more would pass a budget of 8 s.
-    spent = race.round_file(outcomes, runs, 2, 0, max_repeats=40, budget=8.0)
+    spent = race.round_file(outcomes, runs, 2, 0, max_rounds=40, budget=8.0)
     assert spent["stopped"] == "budget" and spent["next"] is None
     assert spent["spent_seconds"] == pytest.approx(3 * 2.9)
     assert spent["check"]  # the whole epochs that check the prediction
@@ -200,10 +200,10 @@ def test_the_round_file_names_the_next_runs_in_a_seeded_order_until_the_race_sto
     later = paused["round"].eq(2) & (paused["started"] > paused.loc[paused["round"].eq(2),
                                                                     "started"].min())
     paused.loc[later, ["started", "ended"]] += 3600.0
-    resumed = race.round_file(outcomes, paused, 2, 0, max_repeats=40, budget=8.0)
+    resumed = race.round_file(outcomes, paused, 2, 0, max_rounds=40, budget=8.0)
     assert resumed["spent_seconds"] == pytest.approx(3 * 2.9 - 0.1)  # less the gap it spans
     decided = race.run_race(clear_race(12))
-    done = race.round_file(decided, clear_race(12), 11, 0, max_repeats=40, budget=None)
+    done = race.round_file(decided, clear_race(12), 11, 0, max_rounds=40, budget=None)
     assert done["stopped"] == "decided" and done["groups"][0]["decided"]
     assert sorted(done["check"]) == sorted(c + "/repeat~0" for c in decided[0].cells[:2])
 
@@ -267,3 +267,21 @@ def test_the_race_finds_a_clear_answer_and_stops_early():
     # The 15% faster setting (index 2) is recommended; the 5% one, 9.5% slower, is passed.
     assert result.recommended[2] > 0.95
     assert result.mean_runs < 40 * 3 * 6  # far fewer runs than 40 rounds of every cell
+
+
+@pytest.fixture
+def levers():
+    """Set train.threshold / train.margin for one test; then the defaults again."""
+    yield stats.configure
+    stats.configure(0.02, 0.10)
+
+
+def test_the_margin_is_a_lever_a_wider_one_decides_what_a_narrower_leaves_open(levers):
+    # 1 is 15% slower than 2 at most (and 0 out): not as fast at 10%, as fast at 20%.
+    known = {(0, 1): (0.1, SLOW), (0, 2): (0.1, SLOW), (1, 2): (0.01, math.log(1.15))}
+    assert not race.decide(*bounds(3, known), np.array([0, 0, 0]), race.Design(3)).decided
+    levers(margin=0.2)
+    d = race.decide(*bounds(3, known), np.array([0, 0, 0]), race.Design(3))
+    assert d.decided and int(d.candidate) == 1
+    levers(threshold=0.12)  # a threshold above 0's lower bound: 0 is no longer out
+    assert not race.decide(*bounds(3, known), np.array([0, 0, 0]), race.Design(3)).out[0]

@@ -1,7 +1,7 @@
 """End to end: the race (train.repeats: auto) through the real snakemake, as a user runs it:
 rounds decided by a checkpoint, each in its recorded random order, the progress lines, the
 stop and why, the whole epochs that check the prediction, the findings and the figure; a
-finished race trains nothing again, a larger max_repeats continues it, and a new group races
+finished race trains nothing again, a larger max_rounds continues it, and a new group races
 on its own while the old one's runs are reused."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 RACE = {
     "grid": {"num_workers": [0, 2], "batch_size": [100], "loader": ["dataloader", "tensor"]},
     "data": {"source": "synthetic", "synthetic": {"train_size": 2000, "test_size": 200}},
-    "train": {"repeats": "auto", "max_repeats": 4, "budget": None,
+    "train": {"repeats": "auto", "max_rounds": 4, "budget": None,
               "probe": {"windows": 2, "window_samples": 200}, "interleave": {"enabled": False}},
 }
 CFG = ["--configfile", "config.yaml", "race.yaml"]
@@ -36,11 +36,11 @@ def rounds(project) -> list[dict]:
 def test_a_race_runs_in_rounds_stops_checks_and_reruns_only_what_is_new(project):
     project.write_config("race.yaml", RACE)
     proc = project.run("--cores", "all", *CFG)
-    # Before any job: max_repeats 4 is too few for a race to decide anything.
-    assert "WARNING: train.max_repeats: 4 is too few for this run's 1 pair(s)" in proc.stderr
+    # Before any job: max_rounds 4 is too few for a race to decide anything.
+    assert "WARNING: train.max_rounds: 4 is too few for this run's 1 pair(s)" in proc.stderr
     state = rounds(project)
     assert [s["round"] for s in state] == [0, 1, 2, 3]
-    assert [s["stopped"] for s in state] == [None, None, None, "max_repeats"]
+    assert [s["stopped"] for s in state] == [None, None, None, "max_rounds"]
     # Each round names the next one's runs, in an order drawn from the seed.
     for before, after in zip(state, state[1:]):
         assert all(c.endswith(f"/repeat~{after['round']}") for c in before["next"]["cells"])
@@ -79,7 +79,7 @@ def test_a_race_runs_in_rounds_stops_checks_and_reruns_only_what_is_new(project)
     findings = (project.path / "results" / "findings.md").read_text()
     assert "## The answer" in findings.split("## How sure")[0]
     assert ("The race ran 4 round(s)" in findings
-            and "stopped because it reached `train.max_repeats` = 4" in findings)
+            and "stopped because it reached `train.max_rounds` = 4" in findings)
     assert "The race's epochs, predicted from windows of batches, against one whole epoch" \
         in findings
     rec = yaml.safe_load((project.path / "results" / "recommendation.yaml").read_text())
@@ -93,13 +93,13 @@ def test_a_race_runs_in_rounds_stops_checks_and_reruns_only_what_is_new(project)
 
     # More rounds allowed: the race continues from where it stopped; no run is redone.
     before = mtimes(project)
-    more = {**RACE, "train": {**RACE["train"], "max_repeats": 6}}
+    more = {**RACE, "train": {**RACE["train"], "max_rounds": 6}}
     project.write_config("race.yaml", more)
     project.run("--cores", "all", *CFG)
     after = mtimes(project)
     assert {k: after[k] for k in before} == before
     assert sum(k.endswith(("repeat~4.json", "repeat~5.json")) for k in after) == 4
-    assert rounds(project)[-1]["stopped"] == "max_repeats" and len(rounds(project)) == 6
+    assert rounds(project)[-1]["stopped"] == "max_rounds" and len(rounds(project)) == 6
 
     # A new group (another batch size) races on its own; the old group's runs are reused.
     before = mtimes(project)
@@ -122,4 +122,4 @@ def test_a_budget_stops_the_race_and_raising_it_continues(project):
     assert "stopped because the next round would have passed `train.budget`" in findings
     project.write_config("race.yaml", {**RACE, "train": {**RACE["train"], "budget": "10m"}})
     project.run("--cores", "all", *CFG)
-    assert [s["stopped"] for s in rounds(project)][-1] == "max_repeats"
+    assert [s["stopped"] for s in rounds(project)][-1] == "max_rounds"

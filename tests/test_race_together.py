@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 RACE = {
     "grid": {"num_workers": [0, 2], "batch_size": [100], "loader": ["dataloader", "tensor"]},
     "data": {"source": "synthetic", "synthetic": {"train_size": 2000, "test_size": 200}},
-    "train": {"repeats": "auto", "max_repeats": 3, "budget": None,
+    "train": {"repeats": "auto", "max_rounds": 3, "budget": None,
               "interleave": {"windows": 2, "window_seconds": 0.05}},
 }
 CFG = ["--configfile", "config.yaml", "race.yaml"]
@@ -48,7 +48,7 @@ def test_a_group_times_its_settings_together_one_job_per_round(project):
     proc = project.run("--cores", "all", *CFG)
     rounds = [json.loads((project.path / "results" / "race" / f"round~{r}.json").read_text())
               for r in range(3)]
-    assert [r["stopped"] for r in rounds] == [None, None, "max_repeats"]
+    assert [r["stopped"] for r in rounds] == [None, None, "max_rounds"]
 
     # One job per round of the group (the lead's), none per setting; the limit on its own.
     files = sorted(p.relative_to(project.path).as_posix()
@@ -86,10 +86,20 @@ def test_a_group_times_its_settings_together_one_job_per_round(project):
     # the group's first round measured the loading cost, as a run of its own does
     assert "Loading one sample took" in findings and "recorded no loading cost" not in findings
 
-    # The report builds from it, and a finished race has nothing to do.
-    project.run("--report", "report.html", *CFG)
+    # The run ends with the answer on the terminal, as the findings have it.
+    answer = findings.split("## The answer", 1)[1].split("\n## ", 1)[0]
+    first = answer.strip().splitlines()[0][2:].replace("`", "")
+    assert "speedlimit: the answer" in proc.stdout and first in proc.stdout
+    assert "report: snakemake --report report.html" in proc.stdout
+
+    # The report builds from it (no answer printed: nothing ran), and a finished race has
+    # nothing to do; a rerun says so and prints the answer it has.
+    report = project.run("--report", "report.html", *CFG)
     assert (project.path / "report.html").stat().st_size > 100_000
+    assert "speedlimit: the answer" not in report.stdout
     assert planned(project, *CFG) == {}
+    again = project.run("--cores", "all", *CFG)
+    assert "Nothing to be done" in again.stderr + again.stdout and first in again.stdout
 
     # A new group (another batch size) races on its own; the old group's rounds are kept.
     before = mtimes(project)

@@ -147,8 +147,33 @@ def check_yaml_file(path: Path | str) -> None:
         raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
 
 
-def validate(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict:
-    """Coerce, validate and fill defaults; return a new config or raise :class:`ConfigError`."""
+# Keys read under an old name, with a warning: (section, old, new).
+RENAMED = [("train", "max_repeats", "max_rounds")]
+
+
+def renamed(config: dict) -> list[str]:
+    """Read each old key (:data:`RENAMED`) as its new one, in place; the warnings to say.
+    Both given with different values is an error naming both."""
+    said = []
+    for section, old, new in RENAMED:
+        part = config.get(section)
+        if not isinstance(part, dict) or old not in part:
+            continue
+        value = part.pop(old)
+        if new in part and part[new] != value:
+            raise ConfigError(f"invalid configuration:\n- {section}.{old} ({value}) and "
+                              f"{section}.{new} ({part[new]}) both given: {old} is the old "
+                              f"name of {new}; keep {new} only")
+        part[new] = value
+        said.append(f"speedlimit: WARNING: {section}.{old} is now {section}.{new}; read as "
+                    f"{section}.{new}: {value} (rename it in your config)")
+    return said
+
+
+def validate(config: dict, schema_path: Path | str = SCHEMA_PATH,
+             warnings: list[str] | None = None) -> dict:
+    """Coerce, validate and fill defaults; return a new config or raise :class:`ConfigError`.
+    ``warnings`` collects what the caller should say (an old key read under its new name)."""
     schema = load_schema(schema_path)
     if config is None:
         config = {}
@@ -156,6 +181,9 @@ def validate(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict:
         raise ConfigError("config must be a mapping of keys to values, got "
                           f"{type(config).__name__}")
     config = coerce(copy.deepcopy(config), schema)
+    said = renamed(config)
+    if warnings is not None:
+        warnings.extend(said)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -196,6 +224,10 @@ def _combinations(config: dict) -> list[str]:
         out.append(f"- train.epochs: {train['epochs']} with train.repeats: auto (a race's runs "
                    "time windows of one epoch and predict it; set train.epochs: 1, or a "
                    "number of train.repeats to time whole epochs)")
+    if train.get("threshold", 0.02) >= train.get("margin", 0.1):
+        out.append(f"- train.threshold: {train.get('threshold')} is not below train.margin: "
+                   f"{train.get('margin')} (the noise threshold must be smaller than the "
+                   "\"as fast\" margin, or nothing can be shown as fast and gaining)")
     return out
 
 

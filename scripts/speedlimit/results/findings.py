@@ -67,6 +67,14 @@ def paste(g: claims_module.GroupClaims, i: int) -> str:
     return f"DataLoader(dataset, {args})"
 
 
+def holds_under(g: claims_module.GroupClaims) -> str:
+    """What the pasted call was measured under and holds with: torch's intra-op threads, as
+    the training process sets them, and the device (``torch.set_num_threads(1)``, cpu)."""
+    threads = int(float(g.outcome.conditions.get("torch_threads") or 1))
+    device = g.outcome.conditions.get("device") or "cpu"
+    return f"torch.set_num_threads({threads}), device {device}"
+
+
 # --- one group ------------------------------------------------------------------------------
 
 
@@ -140,7 +148,7 @@ def open_sentence(g: claims_module.GroupClaims) -> list[str]:
     parts = []
     for a, _, r in fast:
         parts.append(f"whether {_s(g, a)} is as fast as the fastest setting tried (epochs at "
-                     f"most {1 + race.MARGIN:.2f}x as long) or slower (more than "
+                     f"most {1 + stats.MARGIN:.2f}x as long) or slower (more than "
                      f"{1 + stats.NOISE_THRESHOLD:.2f}x): {_x(r.estimate)} so far, "
                      f"{interval(r.low, r.high)}")
     for a, _, r in gain:
@@ -251,7 +259,7 @@ def group_sentences(g: claims_module.GroupClaims) -> list[str]:
 # --- the run --------------------------------------------------------------------------------
 
 
-CONTINUE = ("raise `train.budget` (or `train.max_repeats`) and run the same command again: "
+CONTINUE = ("raise `train.budget` (or `train.max_rounds`) and run the same command again: "
             "the race goes on from its last round, and only the open groups run")
 
 
@@ -266,12 +274,13 @@ def answer_sentences(groups: list[claims_module.GroupClaims],
         rec = g.recommendation
         i = rec.setting
         gain = gain_text(g, i, rec.gain)
+        call = f"`{paste(g, i)}` with `{holds_under(g)}`"
         if rec.level == "one run":
-            out.append(f"{_cap(g.label)}: `{paste(g, i)}` (one run, not tested; {gain}).")
+            out.append(f"{_cap(g.label)}: {call} (one run, not tested; {gain}).")
             continue
         bound = behind_words(rec.behind)
         if rec.level == "tested":
-            out.append(f"{_cap(g.label)}: `{paste(g, i)}` (tested; {gain}; {bound}).")
+            out.append(f"{_cap(g.label)}: {call} (tested; {gain}; {bound}).")
             continue
         seconds_more = (entries.get(g.label) or {}).get("seconds_more")
         more = ""
@@ -280,7 +289,7 @@ def answer_sentences(groups: list[claims_module.GroupClaims],
             if seconds_more:
                 more += f" (~{minutes(seconds_more)})"
             more += f" would settle it: {CONTINUE}"
-        out.append(f"{_cap(g.label)}: `{paste(g, i)}` (undecided after {g.outcome.rounds} "
+        out.append(f"{_cap(g.label)}: {call} (undecided after {g.outcome.rounds} "
                    f"round(s), the smallest proven bound so far; {gain}; {bound}{more}).")
     return out
 
@@ -305,11 +314,11 @@ def how_sure_sentences(fam: claims_module.Family, race_state: dict | None,
                "measurements and a model, with no error rate.")
     out.append(f"A verdict is read off its interval: faster or slower only where the whole "
                f"interval lies beyond the {_pct(stats.NOISE_THRESHOLD)} noise threshold, as fast "
-               f"where it rules out epochs more than {_pct(race.MARGIN)} longer, not told apart "
+               f"where it rules out epochs more than {_pct(stats.MARGIN)} longer, not told apart "
                "otherwise (criterion.rs's rule).")
     if race_state:
         why = {"decided": "every group was decided",
-               "max_repeats": f"it reached `train.max_repeats` = {race_state['max_repeats']}",
+               "max_rounds": f"it reached `train.max_rounds` = {race_state['max_rounds']}",
                "budget": f"the next round would have passed `train.budget` = "
                          f"{minutes(race_state['budget_seconds'] or 0)}"}
         out.append(f"The race ran {race_state['rounds']} round(s) ({minutes(race_state['spent_seconds'])} "

@@ -57,7 +57,7 @@ def what_was_run(summary: pd.DataFrame, config: dict) -> list[str]:
     out.append("Workloads: " + "; ".join(f"{n} ({workloads.describe(n, custom)})"
                                           for n in names) + ".")
     if train["repeats"] == "auto":
-        runs = (f"raced in rounds (at most {train['max_repeats']}, budget "
+        runs = (f"raced in rounds (at most {train['max_rounds']}, budget "
                 f"{train['budget']}), each run timing windows of batches and predicting its "
                 "epoch")
     else:
@@ -199,10 +199,8 @@ def recommendation(groups: list[claims_module.GroupClaims],
         entries.append({
             "workload": g.workload,
             "batch_size": g.batch_size,
-            "holds_under": {k: v for k, v in g.outcome.conditions.items()
-                            if k not in ("workload", "batch_size")},
-            "dataloader_kwargs": findings_module.kwargs(g, i),
             "paste": findings_module.paste(g, i),
+            "with": findings_module.holds_under(g),
             "how_sure": {"level": rec.level, "rounds": g.outcome.rounds,
                          "rounds_more": rec.rounds_more,
                          "open": [f"{g.words(a)} vs "
@@ -212,6 +210,9 @@ def recommendation(groups: list[claims_module.GroupClaims],
                                            ("this is num_workers=0" if g.outcome.base[i] == i
                                             else None)),
             "vs_fastest_tried": (_ratio(rec.behind) if rec.behind is not None else None),
+            "holds_under": {k: v for k, v in g.outcome.conditions.items()
+                            if k not in ("workload", "batch_size")},
+            "dataloader_kwargs": findings_module.kwargs(g, i),
             "passed_over": [{"setting": g.words(p.setting), "because": p.because,
                              "versus": g.words(p.versus), "ratio": _ratio(p.ratio)}
                             for p in rec.passed_over],
@@ -230,18 +231,13 @@ def recommendation(groups: list[claims_module.GroupClaims],
             "check": [{"setting": g.words(c.setting), "predicted_epoch_s": _round(c.predicted),
                        "measured_epoch_s": _round(c.measured)} for c in g.checks],
         })
-    about = ("DataLoader settings per workload and batch size, measured by speedlimit on the "
-             "machine named in each entry: the smallest num_workers as fast as the fastest "
-             f"(epochs at most {percent(race.MARGIN)} longer than the fastest setting tried: "
-             f"vs_fastest_tried, its time ratio against the fastest of the others) and faster "
-             f"than num_workers=0 by more than the "
-             f"{percent(stats.NOISE_THRESHOLD)} noise threshold where any setting is. "
-             "level tested: decided; undecided: the leader so far; one run: nothing tested.")
+    about = ("The DataLoader call to paste (`paste`) and what it was measured with (`with`), per "
+             "workload and batch size: the fewest workers at most "
+             f"{percent(stats.MARGIN)} slower than the fastest setting tried and faster than "
+             f"num_workers=0 by more than {percent(stats.NOISE_THRESHOLD)} where any setting "
+             "is. level tested: decided; undecided: the smallest proven bound so far; one run: "
+             "nothing tested.")
     if fam is not None and fam.rounds > 1:
-        about += (f" Every interval here is one of the run's {fam.comparisons} comparisons "
-                  f"(each setting against the fastest of the others and against "
-                  f"num_workers=0), simultaneous at "
-                  f"{percent(1 - fam.alpha)}: the chance that any claim read off them is false "
-                  f"is at most {percent(fam.alpha)}.")
-    return {"about": about + " Paste `paste` (dataset: your data set).",
-            "recommendations": entries}
+        about += (f" Every interval is one of the run's {fam.comparisons} comparisons, "
+                  f"simultaneous at {percent(1 - fam.alpha)}.")
+    return {"recommendations": entries, "about": about}

@@ -259,9 +259,9 @@ def race(table: pd.DataFrame) -> plt.Figure:
                             np.where(finite, high, np.nan)[shown], color=colors[i], alpha=0.18)
             if o.left_at[i] is not None:
                 ax.plot(rounds[last - 1], point[last - 1], "x", color=colors[i], ms=9, mew=2)
-        for level, style in ((1.0, "-"), (1 + race_module.THRESHOLD, ":"),
-                             (1 / (1 + race_module.THRESHOLD), ":"),
-                             (1 + race_module.MARGIN, "--")):
+        for level, style in ((1.0, "-"), (1 + stats.NOISE_THRESHOLD, ":"),
+                             (1 / (1 + stats.NOISE_THRESHOLD), ":"),
+                             (1 + stats.MARGIN, "--")):
             ax.axhline(level, color="black", lw=0.8, ls=style)
         ax.set_yscale("log")
         ax.set_ylim(0.5, 2.5)

@@ -56,8 +56,6 @@ import pandas as pd
 from speedlimit import axes
 from speedlimit.results import sequential, stats
 
-THRESHOLD = stats.NOISE_THRESHOLD  # a difference smaller than this is noise (criterion.rs)
-MARGIN = 0.10  # "as fast": at most this much longer epochs, at the end of the interval
 # Runs of the loader-free limit per tensor cell in a race: it is no setting of the race, and
 # makes no claim (its ratio to the best setting is a measurement), so it runs in round 0 only.
 LIMIT_ROUNDS = 1
@@ -69,8 +67,9 @@ class Design:
 
     comparisons: int  # the family: comparisons of the whole run (family_size)
     alpha: float = stats.ALPHA
-    threshold: float = THRESHOLD
-    margin: float = MARGIN
+    # the levers (stats.configure: train.threshold and train.margin), as set when made
+    threshold: float = field(default_factory=lambda: stats.NOISE_THRESHOLD)
+    margin: float = field(default_factory=lambda: stats.MARGIN)
     anytime: bool = True  # False: one look (a fixed number of repeats), fixed-n intervals
 
     @property
@@ -641,7 +640,7 @@ def spent_seconds(runs: pd.DataFrame) -> tuple[float, float]:
 
 
 def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: int,
-               max_repeats: int, budget: float | None) -> dict:
+               max_rounds: int, budget: float | None) -> dict:
     """What round ``round_``'s checkpoint writes: per group what was decided and what is
     open, whether the race stops (and why), the next round's runs in their random order, and,
     once it stops, the whole epochs that check its predictions."""
@@ -667,8 +666,8 @@ def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: i
     stopped = None
     if all(o.decided for o in outcomes):
         stopped = "decided"
-    elif following >= max_repeats:
-        stopped = "max_repeats"
+    elif following >= max_rounds:
+        stopped = "max_rounds"
     elif budget is not None and spent + next_seconds > budget:
         stopped = "budget"
     groups = [group_entry(o, c) for o, c in zip(outcomes, costs)]
@@ -678,9 +677,11 @@ def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: i
         "stopped": stopped,
         "spent_seconds": round(spent, 1),
         "budget_seconds": budget,
-        "max_repeats": max_repeats,
+        "max_rounds": max_rounds,
         "comparisons": family_size([o.settings for o in outcomes]),
         "alpha": stats.ALPHA,
+        "threshold": stats.NOISE_THRESHOLD,
+        "margin": stats.MARGIN,
         "groups": groups,
         "next": None if stopped else {"round": following,
                                       "cells": grid.round_order(cells, seed, following),

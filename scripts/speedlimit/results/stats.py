@@ -23,7 +23,9 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 ALPHA = 0.05  # family-wise error rate of the run's claims: every interval is 1 - ALPHA jointly
+# The two levers of the answer, config keys train.threshold and train.margin (configure):
 NOISE_THRESHOLD = 0.02  # a real difference smaller than this is "within the noise threshold"
+MARGIN = 0.10  # "as fast": at most this much longer epochs, at the end of the interval
 UNSTABLE = 0.10  # pyperf's warning: spread (MAD, scaled to a standard deviation) > 10%
 CORRECTION = "Bonferroni"
 
@@ -35,9 +37,20 @@ SMALL = "within noise threshold"  # the interval lies wholly within +-NOISE_THRE
 SINGLE = "one run"  # a side has a single run: nothing to compare
 
 
-def verdict(low: float, high: float, runs: int, threshold: float = NOISE_THRESHOLD) -> str:
+def configure(threshold: float | None = None, margin: float | None = None) -> None:
+    """Set the noise threshold and the "as fast" margin for this process (each script that
+    reads or decides the race calls it with the config's train.threshold and train.margin)."""
+    global NOISE_THRESHOLD, MARGIN
+    if threshold is not None:
+        NOISE_THRESHOLD = float(threshold)
+    if margin is not None:
+        MARGIN = float(margin)
+
+
+def verdict(low: float, high: float, runs: int, threshold: float | None = None) -> str:
     """The verdict of a speed ratio (``t_other / t_cell``: above 1, the cell is faster) read
     off its interval ``[low, high]``; ``runs``: the fewer runs of the two sides."""
+    threshold = NOISE_THRESHOLD if threshold is None else threshold
     if runs < 2:
         return SINGLE
     if not (math.isfinite(low) and math.isfinite(high)):

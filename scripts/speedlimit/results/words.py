@@ -62,7 +62,7 @@ def behind(low: float, high: float) -> str:
 VERDICTS = {
     stats.FASTER: "faster by more than noise",
     stats.SLOWER: "slower by more than noise",
-    stats.SMALL: f"within the {percent(stats.NOISE_THRESHOLD)} noise threshold",
+    stats.SMALL: "within the {threshold} noise threshold",
     stats.NO_CLEAR: "not told apart",
     stats.TOO_FEW: "too few runs for an interval",
     stats.SINGLE: "one run: no interval",
@@ -70,7 +70,7 @@ VERDICTS = {
 
 
 def verdict(name: str) -> str:
-    return VERDICTS.get(name, name)
+    return VERDICTS.get(name, name).format(threshold=percent(stats.NOISE_THRESHOLD))
 
 
 def speedup(estimate: float, low: float, high: float, verdict_name: str) -> str:

@@ -82,28 +82,3 @@ rule tables:
     script:
         "../scripts/tables.py"
 
-
-# The answer on the terminal when the run ends, also when there was nothing to do (Snakemake
-# runs no hook then, so an exit handler of the main process prints it): not after a failed,
-# dry or touch run, and not for --lint, --report or the DAG (nothing executed).
-ANSWER_FAILED = []
-
-
-onerror:
-    ANSWER_FAILED.append(True)
-
-
-def print_answer():
-    from speedlimit.results import answer
-
-    if ANSWER_FAILED or workflow.executor_plugin is None or workflow.dryrun or workflow.touch:
-        return
-    text = answer.block("results")
-    if text:
-        print(text, flush=True)
-
-
-if workflow.is_main_process:
-    import atexit
-
-    atexit.register(print_answer)

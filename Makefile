@@ -41,9 +41,10 @@ run: $(STAMP)
 DEMO_FILES := Snakefile config.yaml rules scripts schemas report reference envs profiles .test
 demo: $(STAMP)
 	mkdir -p demo
-	cp -r $(DEMO_FILES) demo/
+	cp -rpu $(DEMO_FILES) demo/
 	cd demo && $(abspath $(SNAKEMAKE)) --cores all --configfile config.yaml .test/config/config.yaml \
 	  --config train='{repeats: auto, max_rounds: 6, budget: 2m}'
+	@echo "(make demo: its files are under demo/, the real run's under results/)"
 
 report: $(STAMP)
 	$(SNAKEMAKE) --report report.html $(CONFIG_ARGS) $(ARGS)

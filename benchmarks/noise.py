@@ -16,12 +16,15 @@ model, one torch thread, on the synthetic stand-in of FashionMNIST (``make noise
     ``--window`` seconds in a random order (:mod:`speedlimit.run.interleave`): the sd of the
     paired log-ratio within a round (windows a fraction of a second apart) against the same
     windows paired across rounds, and of the medians of ``--block`` rounds in a row (what a
-    race's round of that many windows per setting pairs), per batch size.
+    race's round of that many windows per setting pairs), per batch size;
+(f) **what one whole epoch can check**: num_workers=0 at batch size 100, its rate in one
+    window spanning its epoch (the race's check epoch), interleaved alone and interleaved beside
+    the seed's other settings, in ``--repeats`` blocks alternating in one process.
 
 Figures are from one run of this script, on this machine, at the moment it ran: noise moves.
 Usage: python benchmarks/noise.py [--seconds 180] [--processes 5] [--train-size 60000]
                                   [--rounds 60] [--window 0.1 0.3] [--block 10]
-                                  [--sections trace processes costs interleaved]
+                                  [--sections trace processes costs interleaved check]
                                   [--json FILE] [--quick]
 """
 
@@ -51,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 LENGTHS = (0.1, 0.3, 1.0, 3.0, 10.0)
 LAGS = (0.1, 1.0, 10.0, 60.0)
 WORKERS = (0, 1, 2, 4, 8, 16)
-SECTIONS = ("trace", "processes", "costs", "interleaved")
+SECTIONS = ("trace", "processes", "costs", "interleaved", "check")
 
 
 def cell(num_workers: int, batch_size: int):
@@ -209,6 +212,32 @@ def section_interleaved(root: str, batch_size: int, rounds: int, window: float,
             "pairs": pairs}
 
 
+def section_check(root: str, batch_size: int, blocks: int, rounds: int, window: float) -> dict:
+    """(f) What one whole epoch (the race's check) can confirm: in one process, alternating in
+    blocks, num_workers=0's rate in one window spanning its epoch, interleaved alone, and
+    interleaved beside the seed's other settings."""
+    import torch
+
+    from speedlimit.run import interleave
+
+    torch.set_num_threads(1)
+    work = workload(root)
+    cells = [cell(n, batch_size) for n in (0, 1, 2, 4, 8, 16)]
+    device = torch.device("cpu")
+    kinds = {"whole epoch": ([cells[0]], 1, 1e9), "interleaved alone": ([cells[0]], rounds,
+                                                                         window),
+             "interleaved, 6 settings": (cells, rounds, window)}
+    rates = {k: [] for k in kinds}
+    for b in range(blocks):
+        for kind in random.Random(b).sample(list(kinds), len(kinds)):
+            these, n, w = kinds[kind]
+            result = interleave.run(these, work.dataset, work, 0, device, n, w, random.Random(b))
+            rates[kind].append(interleave.steady_rate(result.lanes[0]))
+    whole = statistics.median(rates["whole epoch"])
+    return {"batch_size": batch_size, "blocks": blocks, "rates": rates,
+            "ratio_to_whole": {k: statistics.median(v) / whole for k, v in rates.items()}}
+
+
 def _median_range(values) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
             "n": len(values)}
@@ -221,7 +250,8 @@ def _pct(x) -> str:
 def report(res: dict) -> str:
     lines = [f"# Noise on {res['machine']}, {res['date']}", "", f"`{res['command']}`", ""]
     for key, section in (("trace", _report_trace), ("processes", _report_processes),
-                         ("costs", _report_costs), ("interleaved", _report_interleaved)):
+                         ("costs", _report_costs), ("interleaved", _report_interleaved),
+                         ("check", _report_check)):
         if key in res:
             lines += section(res[key]) + [""]
     return "\n".join(lines)
@@ -288,6 +318,16 @@ def _report_interleaved(runs: list) -> list[str]:
     return lines
 
 
+def _report_check(c: dict) -> list[str]:
+    lines = [f"(f) one whole epoch against windows, num_workers=0 at batch size "
+             f"{c['batch_size']}, {c['blocks']} blocks alternating in one process: µs a sample",
+             "", "| measured as | each block | median / whole epochs' median |", "|---|---|---|"]
+    for kind, rates in c["rates"].items():
+        each = ", ".join(f"{1e6 * r:.0f}" for r in rates)
+        lines.append(f"| {kind} | {each} | {c['ratio_to_whole'][kind]:.2f} |")
+    return lines
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=180.0)
@@ -333,6 +373,9 @@ def main(argv=None) -> dict:
             res["processes"] = section_processes(root, args.processes, args.process_seconds)
         if "costs" in wanted:
             res["costs"] = [section_costs(root, b, args.repeats) for b in args.batch_sizes]
+        if "check" in wanted:
+            res["check"] = section_check(root, 100, args.repeats, 30 if not args.quick else 2,
+                                         0.1)
         if "interleaved" in wanted:
             res["interleaved"] = [e for b in args.batch_sizes for w in args.window
                                   if (e := section_interleaved(root, b, args.rounds, w,

@@ -1,5 +1,5 @@
 """The race's error rate and power, simulated through its own decision code (not a unit
-test: a table for the README and the closing note; tests/test_race.py asserts the rates).
+test: the table in docs/statistics.md; tests/test_race.py asserts the rates).
 
 For each scenario of speedlimit.results.simulation (the seed grid's shape: 3 groups of 6
 settings, 45 pairs; 3% run-to-run noise unless the scenario says otherwise) it prints:
@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from speedlimit.results import simulation  # noqa: E402
 
-# This machine's noise as measured (README "The race"): runs spread by about 10% (log) with
+# This machine's noise as measured (docs/race.md): runs spread by about 10% (log) with
 # one in seven far slower, and big differences between settings.
 MACHINE = simulation.Scenario("this VM's noise (10%, one run in seven 30% slow), 1.5x gain",
                               (1, 1.5, 1.5, 1.4, 1.2, 1.0), noise=0.10, tail=0.15)

@@ -20,7 +20,7 @@ help:
 	@echo "make lint                    snakemake --lint and snakefmt --check"
 	@echo "make bench                   benchmark the pipeline's own overhead"
 	@echo "make noise                   measure this machine's timing noise (docs/benchmarks.md)"
-	@echo "make simulate                the race's error rate and power, simulated (README table)"
+	@echo "make simulate                the race's error rate and power, simulated (docs/statistics.md)"
 	@echo "make lock                    regenerate requirements.lock from .venv"
 	@echo "make venv                    only set up .venv from the pins"
 	@echo "make clean                   remove results, logs, .snakemake and report.html"

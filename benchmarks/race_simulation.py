@@ -1,5 +1,5 @@
 """The race's error rate and power, simulated through its own decision code (not a unit
-test: a table for the README and the closing note; tests/test_race.py asserts the rates).
+test: the table in docs/statistics.md; tests/test_race.py asserts the rates).
 
 For each scenario of speedlimit.results.simulation (the seed grid's shape: 3 groups of 6
 settings, 27 comparisons; 3% run-to-run noise unless the scenario says otherwise; the

@@ -1,5 +1,5 @@
 """An example custom workload for speedlimit: your own data set and model, timed like the
-built-in ones. Use it with (see README "Workloads")::
+built-in ones. Use it with (see docs/workloads.md)::
 
     grid: {workload: [custom]}
     workloads: {custom: "examples.compressed:make"}

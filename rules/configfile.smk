@@ -1,6 +1,6 @@
 # Before `configfile:` reads config.yaml: if it is malformed YAML, say where (Snakemake's own
 # message names neither the file nor the line). Files given with --configfile are read by
-# Snakemake before this runs; see README "When things go wrong".
+# Snakemake before this runs; see docs/faults.md.
 import sys
 from pathlib import Path
 

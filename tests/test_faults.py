@@ -134,7 +134,7 @@ def test_a_malformed_config_file_names_the_line(project):
     assert re.search(r"config\.yaml is not valid YAML at line \d+, column \d+", proc.stderr)
     assert untouched(project, files)
     # A malformed file given with --configfile is read by Snakemake before the workflow:
-    # its own message (README "When things go wrong" says so); still nothing runs.
+    # its own message (docs/faults.md says so); still nothing runs.
     (project.path / "config.yaml").write_text(good)
     (project.path / "mine.yaml").write_text("grid:\n  num_workers: [0, 1\n")
     proc = project.run("--cores", "all", "--configfile", "config.yaml", "mine.yaml", check=False)

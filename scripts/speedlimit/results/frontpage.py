@@ -100,7 +100,7 @@ class Document:
 
     def recommendation_yaml(self) -> str:
         return ("# speedlimit: the DataLoader settings to use, per workload and batch size "
-                "(README: Workloads)\n"
+                "(docs/workloads.md)\n"
                 + yaml.safe_dump(self.recommendation, sort_keys=False, width=100,
                                  allow_unicode=True))
 

@@ -75,8 +75,8 @@ def function_of(name: str, custom: str | None = None) -> str:
     if name == CUSTOM:
         if not custom:
             raise WorkloadError("grid.workload has custom, but workloads.custom names no "
-                                "function: set it to package.module:function (README: "
-                                "Workloads)")
+                                "function: set it to package.module:function "
+                                "(docs/workloads.md)")
         parse(custom)
         return custom
     raise WorkloadError(f"unknown workload {name!r} (built in: {', '.join(BUILT_IN)}; or "

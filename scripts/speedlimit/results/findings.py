@@ -317,8 +317,11 @@ def how_sure_sentences(fam: claims_module.Family, race_state: dict | None,
                f"where it rules out epochs more than {_pct(stats.MARGIN)} longer, not told apart "
                "otherwise (criterion.rs's rule).")
     if race_state:
+        # (a round file written before train.max_repeats was renamed holds the old key)
+        rounds_cap = race_state.get("max_rounds", race_state.get("max_repeats"))
         why = {"decided": "every group was decided",
-               "max_rounds": f"it reached `train.max_rounds` = {race_state['max_rounds']}",
+               "max_rounds": f"it reached `train.max_rounds` = {rounds_cap}",
+               "max_repeats": f"it reached `train.max_rounds` = {rounds_cap}",
                "budget": f"the next round would have passed `train.budget` = "
                          f"{minutes(race_state['budget_seconds'] or 0)}"}
         out.append(f"The race ran {race_state['rounds']} round(s) ({minutes(race_state['spent_seconds'])} "

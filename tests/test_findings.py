@@ -526,3 +526,15 @@ def test_the_hardware_section_comes_from_the_table_as_the_records_had_it(tmp_pat
     assert "2 cell run(s) on node `n1`: Test CPU" in text
     assert "`MKL_NUM_THREADS=2, OMP_NUM_THREADS=2`" in text
     assert "Thread variables" not in hardware_text(tmp_path / "b", None)
+
+
+def test_a_round_file_from_before_the_max_rounds_rename_still_reads(tmp_path):
+    group, fam = make(tmp_path, {0: 10.0, 1: 5.0, 2: 5.0}, repeats=10)
+    old = {"rounds": 40, "spent_seconds": 600.0, "stopped": "max_repeats", "max_repeats": 40,
+           "budget_seconds": None}
+    text = " ".join(findings.how_sure_sentences(fam, old, [group]))
+    assert "stopped because it reached `train.max_rounds` = 40." in text
+    new = {**old, "stopped": "max_rounds", "max_rounds": 40}
+    del new["max_repeats"]
+    assert "it reached `train.max_rounds` = 40." in " ".join(
+        findings.how_sure_sentences(fam, new, [group]))

@@ -81,4 +81,3 @@ rule tables:
         code=code_digest("scripts/tables.py"),
     script:
         "../scripts/tables.py"
-

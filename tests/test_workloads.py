@@ -184,6 +184,38 @@ def test_a_model_instance_is_accepted(tmp_path):
 
 # --- the user's own workload: its args, its signature, its training step ---------------------
 
+TEMPLATE = "examples.template:make"
+
+
+def test_the_config_names_the_custom_function_alone_or_with_its_args(tmp_path):
+    spec = {"function": TEMPLATE, "args": {"root": "/data/mine", "size": 100}}
+    assert workloads.function_of("custom", spec) == TEMPLATE
+    assert workloads.custom_parts(spec) == (TEMPLATE, {"root": "/data/mine", "size": 100})
+    assert workloads.custom_parts(CUSTOM) == (CUSTOM, {})
+    assert workloads.describe("custom", spec) == f"the user's own, from {TEMPLATE}"
+    with pytest.raises(workloads.WorkloadError, match="names no function"):
+        workloads.function_of("custom", {"args": {"root": "x"}})
+    with pytest.raises(workloads.WorkloadError, match="args has seed: .*set train.seed"):
+        workloads.custom_parts({"function": TEMPLATE, "args": {"seed": 1}})
+    # Resolved: the args ride in the custom cells' request (their rerun trigger), and only
+    # a function of the old signature reads the pipeline's data set.
+    root = [project_files.ROOT]
+    template = workloads.resolve("custom", spec, root)
+    assert template.args == spec["args"] and not template.dataset
+    assert template.for_request()["args"] == spec["args"]
+    other = workloads.resolve("custom", {**spec, "args": {"root": "/data/other"}}, root)
+    assert other.for_request() != template.for_request() and other.code == template.code
+    assert workloads.resolve("custom", CUSTOM, root).dataset  # make(dataset_root, seed)
+    builtin = workloads.resolve("fashionmnist", spec)
+    assert builtin.dataset and "args" not in builtin.for_request()
+    write_module(tmp_path, "imported", """
+        from examples.template import make
+        def later(dataset_root, seed): pass
+        """)
+    assert not workloads.reads_dataset_root(tmp_path / "imported.py", "make")
+    assert workloads.reads_dataset_root(tmp_path / "imported.py", "later")
+
+
 def test_the_function_is_called_with_the_seed_and_its_args_or_as_before(tmp_path):
     write_module(tmp_path, "calls", """
         import torch
@@ -215,6 +247,34 @@ def test_the_function_is_called_with_the_seed_and_its_args_or_as_before(tmp_path
 def run(workload_cell, function, epochs=2, **kw):
     return train.run_cell(workload_cell, None, epochs=epochs, seed=0,
                           workload_function=function, **kw)
+
+
+def test_the_template_trains_its_own_data_model_and_loss_however_loaded(tmp_path):
+    """examples/template.py as shipped: a regression of its own, written under args.root,
+    dict batches, its own MLP and MSE; the same batches with and without workers and
+    without a DataLoader (its as_tensors), no accuracy, and no data set of the pipeline."""
+    args = {"root": str(tmp_path / "mine"), "size": 600, "features": 8}
+    losses = {}
+    for v in (cell(workload="custom"),
+              cell(workload="custom", num_workers=2, persistent_workers=True),
+              cell(workload="custom", loader="tensor")):
+        record = run(v, TEMPLATE, workload_args=args)
+        losses[v.path] = [e["loss"] for e in record["epochs"]]
+        assert all(e["accuracy"] is None for e in record["epochs"])
+        assert record["params"]["dataset_size"] == 600
+        assert [e["samples"] for e in record["epochs"]] == [600, 600]
+    assert len({tuple(v) for v in losses.values()}) == 1, losses
+    first = next(iter(losses.values()))
+    assert first[1] < first[0]  # it learns
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["regression-600x8.npz"]
+    # The record passes the metrics schema (accuracy: null).
+    path = tmp_path / "record.json"
+    import json
+
+    from speedlimit import record as record_module
+
+    path.write_text(json.dumps(record))
+    assert record_module.read(path)["epochs"][0]["accuracy"] is None
 
 
 STEPPED = """

@@ -91,9 +91,9 @@ def trace(root: str, seconds: float, num_workers: int, batch_size: int):
     while time.perf_counter() < until:
         epoch += 1
         gen.manual_seed(train.epoch_seed(0, epoch))
-        acc = train._Epoch(torch.device("cpu"), probing=True)
-        for images, labels in loader:
-            acc.step(network, optimizer, images, labels, False)
+        acc = train._Epoch(torch.device("cpu"), work.train_step, probing=True)
+        for batch in loader:
+            acc.step(network, optimizer, batch, False)
             if time.perf_counter() >= until:
                 break
         parts.append((acc.start, acc.marks, acc.sizes))

@@ -110,12 +110,29 @@ def dataset_root():
     return fashionmnist_root()
 
 
+def resolve_workload(name):
+    """A workload of the grid, resolved once (speedlimit.run.workloads.resolve: its function,
+    args, whether it reads the data set, and a digest of its code, the custom one's module
+    looked up in the working directory first): the request of each of its cells carries it
+    to the job."""
+    try:
+        return workloads.resolve(name, config["workloads"]["custom"], [Path.cwd()])
+    except workloads.WorkloadError as err:
+        raise WorkflowError(f"workload {name}: {err}") from None
+
+
+RESOLVED = {name: resolve_workload(name) for name in config["grid"]["workload"]}
+WORKLOADS = {name: resolved.for_request() for name, resolved in RESOLVED.items()}
+# The built-in workloads read the pipeline's data set; a custom one only with the old
+# signature, make(dataset_root, seed): a grid of other custom cells needs no data set at all.
+READS_DATASET = {cell.workload for cell in CELLS if RESOLVED[cell.workload].dataset}
+
 DATASET_ROOT = dataset_root()
 # What a training job declares of the data set: its files' checksums (speedlimit.data.idx).
 # A file lost or edited after them runs nothing again (Snakemake reruns nothing for a missing
 # intermediate file), but a cell that runs would find it missing: say so before any job.
 DATASET_MANIFEST = idx.manifest_path(DATASET_ROOT)
-if workflow.is_main_process and Path(DATASET_MANIFEST).exists():
+if workflow.is_main_process and READS_DATASET and Path(DATASET_MANIFEST).exists():
     for problem in idx.manifest_problems(DATASET_ROOT):
         print(f"speedlimit: WARNING: {problem}.", file=sys.stderr)
 
@@ -124,15 +141,32 @@ def imagefolder_root():
     return imagefolder.root(DATASET_ROOT)
 
 
-IMAGEFOLDER_CELLS = any(cell.workload == "imagefolder" for cell in CELLS)
+def workload_input(name):
+    """What a cell of workload ``name`` declares of the data set: its checksum manifest (for
+    imagefolder also the images as files); nothing for a custom one that brings its own."""
+    if name not in READS_DATASET:
+        return []
+    if name == "imagefolder":
+        return [DATASET_MANIFEST, imagefolder_root()]
+    return [DATASET_MANIFEST]
+
+
+CELL_INPUTS = {name: workload_input(name) for name in {cell.workload for cell in CELLS}}
+# One list where every cell's is the same (Snakemake handles each input of every job, and
+# again after every round of a race: a function only where cells' inputs differ).
+SAME_INPUT = len({tuple(inputs) for inputs in CELL_INPUTS.values()}) == 1
+CELL_INPUT = next(iter(CELL_INPUTS.values())) if SAME_INPUT else None
 
 
 @signed
 def get_cell_input(wildcards):
-    """The data set (its manifest); for an imagefolder cell also the images as files."""
-    if get_cell(wildcards).workload == "imagefolder":
-        return [DATASET_MANIFEST, imagefolder_root()]
-    return DATASET_MANIFEST
+    """What a cell reads of the data set (:func:`workload_input`)."""
+    return CELL_INPUTS[get_cell(wildcards).workload]
+
+
+def get_dataset_root(cell):
+    """The data set a cell's workload reads (None: a custom one that brings its own)."""
+    return DATASET_ROOT if cell.workload in READS_DATASET else None
 
 
 def get_cell(wildcards):
@@ -140,17 +174,6 @@ def get_cell(wildcards):
         return CELL_PATHS[wildcards.cell]
     except KeyError:
         raise WorkflowError(f"results/runs/{wildcards.cell}.json is not a cell of the current grid")
-
-
-def resolve_workload(name):
-    """A workload of the grid, resolved once (speedlimit.run.workloads.resolve: its function
-    and a digest of its code, the custom one's module looked up in the working directory
-    first): the request of each of its cells carries it to the job."""
-    try:
-        resolved = workloads.resolve(name, config["workloads"]["custom"], [Path.cwd()])
-    except workloads.WorkloadError as err:
-        raise WorkflowError(f"workload {name}: {err}") from None
-    return resolved.for_request()
 
 
 # What one run of a cell times (speedlimit.run.probe): a race's runs time windows of batches
@@ -170,7 +193,7 @@ def get_request(wildcards, timing=None):
         timing or TIMING,
         config["train"]["epochs"],
         config["train"]["seed"],
-        DATASET_ROOT,
+        get_dataset_root(cell),
         WORKLOADS[cell.workload],
         TRAIN_CODE,
         # Snakemake compares params as a set of values: a bare count could hide among them.
@@ -406,7 +429,6 @@ def get_published_table():
 
 
 TRAIN_CODE = code_digest(project.TRAIN_SCRIPT)
-WORKLOADS = {name: resolve_workload(name) for name in config["grid"]["workload"]}
 # How train_cell jobs run (the rule's resources: no rerun trigger): the interpreter of
 # scripts/train_cell.sh (the rule's conda env's with --sdm conda, else Snakemake's own, as for
 # `script:` rules), and warm start, time limit and runs again while disturbed, as train_cell.py's

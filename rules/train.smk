@@ -3,10 +3,11 @@
 
 rule train_cell:
     input:
-        # The data set's checksum manifest (and the images as files, for imagefolder cells):
-        # one file, and a function only where cells' inputs differ, since Snakemake handles
-        # each input of every job (and again after every round of a race).
-        get_cell_input if IMAGEFOLDER_CELLS else DATASET_MANIFEST,
+        # The data set's checksum manifest (and the images as files, for imagefolder cells;
+        # nothing for a custom workload that brings its own data): one list, and a function
+        # only where cells' inputs differ, since Snakemake handles each input of every job
+        # (and again after every round of a race).
+        get_cell_input if CELL_INPUT is None else CELL_INPUT,
     output:
         "results/runs/{cell}.json",
     log:

@@ -28,6 +28,7 @@ import time
 STARTED = time.time()  # this Python's first statement: when the job's Python started running
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -116,8 +117,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--request", help="the train_cell rule's request param (JSON): the "
                         "cell, its timing, epochs, seed, data set root, workload and failures "
                         "so far, instead of CELL, --data-root, --epochs, --seed, "
-                        "--workload-function and --failed-before")
-    parser.add_argument("--data-root", help="dataset root torchvision reads")
+                        "--workload-function, --workload-args and --failed-before")
+    parser.add_argument("--data-root", help="dataset root torchvision reads (for the "
+                        "built-in workloads, and a custom one of the old signature)")
     parser.add_argument("--output", required=True, help="record (JSON) to write")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -126,6 +128,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workload-function", default=None,
                         help="package.module:function that makes the cell's workload "
                         "(default: the built-in one of the cell's workload)")
+    parser.add_argument("--workload-args", type=json.loads, default={},
+                        help="its keyword arguments, as a JSON object (workloads.custom.args)")
     parser.add_argument("--failed-before", type=int, default=0,
                         help="failed runs of this cell so far (recorded in the record)")
     parser.add_argument("--record-failure", action=argparse.BooleanOptionalAction,
@@ -146,8 +150,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="when scripts/train_cell.sh took the machine's cell lock (epoch "
                         "seconds): this process inherited it")
     args = parser.parse_args(argv)
-    if not args.request and not (args.cell and args.data_root):
-        parser.error("give either --request or CELL and --data-root")
+    if not args.request and not (args.cell and (args.data_root or args.workload_function)):
+        parser.error("give either --request, or CELL and --data-root (or --workload-function "
+                     "for a workload that brings its own data)")
     for key, default in (("warm", True), ("time_limit", None), ("redo_disturbed", 0)):
         if getattr(args, key) is None:
             setattr(args, key, args.how.get(key, default))
@@ -163,6 +168,7 @@ def request_of(args: argparse.Namespace) -> Request:
         return Request.from_rule(args.request, args.output, args.log, **how)
     return Request(cell=grid.parse_path(args.cell), dataset_root=args.data_root,
                    output=args.output, workload_function=args.workload_function,
+                   workload_args=args.workload_args,
                    epochs=args.epochs, seed=args.seed, failed_before=args.failed_before,
                    log=args.log, **how)
 

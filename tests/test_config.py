@@ -129,3 +129,21 @@ def test_the_levers_are_checked_and_the_threshold_must_stay_below_the_margin():
     with pytest.raises(config.ConfigError, match="train.threshold: 0.1 is not below "
                                                  "train.margin: 0.1"):
         config.validate({"train": {"threshold": 0.1}})
+
+
+def test_the_custom_workload_is_a_function_or_a_function_with_its_args():
+    spec = {"function": "examples.template:make", "args": {"root": "/data/mine", "size": 100}}
+    assert config.validate({"workloads": {"custom": spec}})["workloads"]["custom"] == spec
+    assert config.validate({"workloads": {"custom": "a.b:make"}})["workloads"] == {
+        "custom": "a.b:make"}
+    alone = {"function": "a.b:make"}  # no args: none (nothing filled in)
+    assert config.validate({"workloads": {"custom": alone}})["workloads"]["custom"] == alone
+    for bad, words in (({"function": "a.b:make", "arg": {}}, "workloads.custom.arg: unknown key "
+                        "(did you mean 'args'? allowed here: function, args)"),
+                       ({"args": {}}, "'function' is a required property"),
+                       ({"function": "a/b.py"}, "workloads.custom.function"),
+                       ({"function": "a.b:make", "args": [1]}, "workloads.custom.args"),
+                       ("not a function", "workloads.custom")):
+        with pytest.raises(config.ConfigError) as err:
+            config.validate({"workloads": {"custom": bad}})
+        assert words in str(err.value), err.value

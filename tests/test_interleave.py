@@ -163,3 +163,46 @@ def test_an_epoch_too_short_for_windows_is_refused(heavy):
     with pytest.raises(ValueError, match="too short to time in windows"):
         measure(heavy, [cell(2, batch_size=1000)], rounds=1)
     assert grid.interleavable(cell(0, batch_size=1000), 4)
+
+
+class Rows(torch.utils.data.Dataset):
+    """Each sample one tensor (4 features, the target last); the workload's collate makes
+    a dict of a batch."""
+
+    def __len__(self):
+        return 1600
+
+    def __getitem__(self, index):
+        return torch.full((5,), float(index % 7))
+
+
+class OnDicts(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 1)
+
+    def forward(self, batch):
+        return self.linear(batch["x"]).squeeze(1)
+
+
+def as_dict(samples):
+    rows = torch.stack(samples)
+    return {"x": rows[:, :4], "y": rows[:, 4]}
+
+
+def test_lanes_count_the_samples_of_the_workloads_own_batches():
+    """A workload's own collate (tensor samples to dict batches) and loss, interleaved: the
+    counted collate wraps it, counts every sample it is handed, and the lanes agree."""
+    work = build.Workload("custom", "tests:rows", Rows(), OnDicts,
+                          loss=lambda out, batch: torch.nn.functional.mse_loss(out, batch["y"]),
+                          collate_fn=as_dict)
+    cells = [cell(0), cell(2, prefetch_factor=2)]
+    result = interleave.run(cells, work.dataset, work, 0, torch.device("cpu"), 4, 0.05,
+                            random.Random(0))
+    for lane in result.lanes:
+        assert lane.collate.collate is as_dict
+        assert lane.sampler.drawn == lane.collate.made.value  # idle at the end: none lost
+        timed = sum(o.samples for o in lane.openings) + sum(w.samples for w in lane.windows)
+        assert lane.taken_samples == timed + lane.skipped
+        assert all(w.samples == 16 * w.batches for w in lane.windows)
+        assert lane.epochs and all(e["accuracy"] is None and e["loss"] > 0 for e in lane.epochs)

@@ -145,14 +145,22 @@ def write_module(folder, name, body) -> None:
 
 
 @pytest.mark.parametrize("body, error, problem", [
-    ("def make(root, seed):\n    return [1, 2, 3][5]\n", IndexError, "out of range"),
-    ("def make(root, seed):\n    return 42\n", workloads.WorkloadError,
+    ("def make(seed):\n    return [1, 2, 3][5]\n", IndexError, "out of range"),
+    ("def make(seed):\n    return 42\n", workloads.WorkloadError,
      "returned int, not a map-style data set"),
-    ("import torch\ndef make(root, seed):\n    return torch.utils.data.TensorDataset("
+    ("import torch\ndef make(seed):\n    return torch.utils.data.TensorDataset("
      "torch.zeros(0, 1), torch.zeros(0))\n", workloads.WorkloadError, "empty data set"),
-    ("import torch\ndef make(root, seed):\n    return (torch.utils.data.TensorDataset("
+    ("import torch\ndef make(seed):\n    return (torch.utils.data.TensorDataset("
      "torch.zeros(4, 1), torch.zeros(4)), 7)\n", workloads.WorkloadError, "neither an nn.Module"),
-    ("def other(root, seed):\n    pass\n", workloads.WorkloadError, "has no function 'make'"),
+    ("def other(seed):\n    pass\n", workloads.WorkloadError, "has no function 'make'"),
+    # The old signature under another first name: called the new way, and told so.
+    ("def make(root, seed):\n    pass\n", workloads.WorkloadError,
+     r"make\(root, seed\) cannot be called as make\(seed, \*\*args\) .*names its first "
+     "parameter dataset_root"),
+    ("import torch\nfrom speedlimit.run.workloads import Custom\ndef make(seed):\n"
+     "    data = torch.utils.data.TensorDataset(torch.zeros(4, 1))\n"
+     "    return Custom(data, loss=lambda o, b: 0, step=lambda m, b, o: 0)\n",
+     workloads.WorkloadError, "both a loss and a step"),
 ])
 def test_a_broken_custom_workload_says_what_is_wrong(tmp_path, body, error, problem):
     name = f"broken_{abs(hash(body))}"  # a fresh module each (a cell imports it once)
@@ -166,12 +174,200 @@ def test_a_broken_custom_workload_says_what_is_wrong(tmp_path, body, error, prob
 def test_a_model_instance_is_accepted(tmp_path):
     write_module(tmp_path, "withmodel", """
         import torch
-        def make(root, seed):
+        def make(seed):
             data = torch.utils.data.TensorDataset(torch.zeros(4, 3), torch.zeros(4).long())
             return data, torch.nn.Linear(3, 10)
         """)
     made = build.build("custom", "withmodel:make", "-", 0, search=[tmp_path])
     assert isinstance(made.model(), torch.nn.Linear)
+
+
+# --- the user's own workload: its args, its signature, its training step ---------------------
+
+TEMPLATE = "examples.template:make"
+
+
+def test_the_config_names_the_custom_function_alone_or_with_its_args(tmp_path):
+    spec = {"function": TEMPLATE, "args": {"root": "/data/mine", "size": 100}}
+    assert workloads.function_of("custom", spec) == TEMPLATE
+    assert workloads.custom_parts(spec) == (TEMPLATE, {"root": "/data/mine", "size": 100})
+    assert workloads.custom_parts(CUSTOM) == (CUSTOM, {})
+    assert workloads.describe("custom", spec) == f"the user's own, from {TEMPLATE}"
+    with pytest.raises(workloads.WorkloadError, match="names no function"):
+        workloads.function_of("custom", {"args": {"root": "x"}})
+    with pytest.raises(workloads.WorkloadError, match="args has seed: .*set train.seed"):
+        workloads.custom_parts({"function": TEMPLATE, "args": {"seed": 1}})
+    # Resolved: the args ride in the custom cells' request (their rerun trigger), and only
+    # a function of the old signature reads the pipeline's data set.
+    root = [project_files.ROOT]
+    template = workloads.resolve("custom", spec, root)
+    assert template.args == spec["args"] and not template.dataset
+    assert template.for_request()["args"] == spec["args"]
+    other = workloads.resolve("custom", {**spec, "args": {"root": "/data/other"}}, root)
+    assert other.for_request() != template.for_request() and other.code == template.code
+    assert workloads.resolve("custom", CUSTOM, root).dataset  # make(dataset_root, seed)
+    builtin = workloads.resolve("fashionmnist", spec)
+    assert builtin.dataset and "args" not in builtin.for_request()
+    write_module(tmp_path, "imported", """
+        from examples.template import make
+        def later(dataset_root, seed): pass
+        """)
+    assert not workloads.reads_dataset_root(tmp_path / "imported.py", "make")
+    assert workloads.reads_dataset_root(tmp_path / "imported.py", "later")
+
+
+def test_the_function_is_called_with_the_seed_and_its_args_or_as_before(tmp_path):
+    write_module(tmp_path, "calls", """
+        import torch
+        CALLS = []
+        def make(seed, root="default", size=4):
+            CALLS.append(("new", seed, root, size))
+            return torch.utils.data.TensorDataset(torch.zeros(size, 3), torch.zeros(size).long())
+        def old(dataset_root, seed):
+            CALLS.append(("old", dataset_root, seed))
+            return torch.utils.data.TensorDataset(torch.zeros(2, 3), torch.zeros(2).long())
+        """)
+    search = [tmp_path]
+    made = build.build("custom", "calls:make", None, 7, search=search,
+                       args={"root": "/data/mine", "size": 6})
+    assert len(made.dataset) == 6
+    build.build("custom", "calls:old", "/the/data/set", 3, search=search)
+    from calls import CALLS
+
+    assert CALLS == [("new", 7, "/data/mine", 6), ("old", "/the/data/set", 3)]
+    with pytest.raises(workloads.WorkloadError, match=r"make\(seed, root='default', size=4\) "
+                       r"cannot be called as make\(seed, \*\*args\) .*args given: colour"):
+        build.build("custom", "calls:make", None, 0, search=search, args={"colour": "red"})
+    # An old signature the rules could not see (not a def of its module): said, not guessed.
+    write_module(tmp_path, "reexports", "from calls import old as make\n")
+    with pytest.raises(workloads.WorkloadError, match="first parameter is dataset_root"):
+        build.build("custom", "reexports:make", None, 0, search=search)
+
+
+def run(workload_cell, function, epochs=2, **kw):
+    return train.run_cell(workload_cell, None, epochs=epochs, seed=0,
+                          workload_function=function, **kw)
+
+
+def test_the_template_trains_its_own_data_model_and_loss_however_loaded(tmp_path):
+    """examples/template.py as shipped: a regression of its own, written under args.root,
+    dict batches, its own MLP and MSE; the same batches with and without workers and
+    without a DataLoader (its as_tensors), no accuracy, and no data set of the pipeline."""
+    args = {"root": str(tmp_path / "mine"), "size": 600, "features": 8}
+    losses = {}
+    for v in (cell(workload="custom"),
+              cell(workload="custom", num_workers=2, persistent_workers=True),
+              cell(workload="custom", loader="tensor")):
+        record = run(v, TEMPLATE, workload_args=args)
+        losses[v.path] = [e["loss"] for e in record["epochs"]]
+        assert all(e["accuracy"] is None for e in record["epochs"])
+        assert record["params"]["dataset_size"] == 600
+        assert [e["samples"] for e in record["epochs"]] == [600, 600]
+    assert len({tuple(v) for v in losses.values()}) == 1, losses
+    first = next(iter(losses.values()))
+    assert first[1] < first[0]  # it learns
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["regression-600x8.npz"]
+    # The record passes the metrics schema (accuracy: null).
+    path = tmp_path / "record.json"
+    import json
+
+    from speedlimit import record as record_module
+
+    path.write_text(json.dumps(record))
+    assert record_module.read(path)["epochs"][0]["accuracy"] is None
+
+
+STEPPED = """
+    import torch
+    from speedlimit.run.workloads import Custom
+
+    SEEN = {"steps": 0, "optimizers": set(), "collated": 0}
+
+    class Rows(torch.utils.data.Dataset):
+        # each sample one tensor: 4 features and the target in its last column
+        def __init__(self):
+            g = torch.Generator().manual_seed(1)
+            self.rows = torch.randn(300, 5, generator=g)
+        def __len__(self):
+            return len(self.rows)
+        def __getitem__(self, i):
+            return self.rows[i]
+
+    def collate(samples):
+        SEEN["collated"] += 1
+        rows = torch.stack(samples)
+        return {"x": rows[:, :4], "y": rows[:, 4]}
+
+    def step(model, batch, optimizer):
+        SEEN["steps"] += 1
+        SEEN["optimizers"].add(type(optimizer).__name__)
+        optimizer.zero_grad()
+        loss = ((model(batch["x"]).squeeze(1) - batch["y"]) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    def make(seed):
+        return Custom(Rows(), model=lambda: torch.nn.Linear(4, 1), step=step,
+                      collate_fn=collate,
+                      optimizer=lambda params, lr: torch.optim.SGD(params, lr=lr))
+"""
+
+
+def test_a_workloads_own_step_collate_and_optimizer_train_every_batch(tmp_path, monkeypatch):
+    write_module(tmp_path, "stepped", STEPPED)
+    monkeypatch.chdir(tmp_path)  # (imported from the working directory first)
+    loaded = run(cell(workload="custom", batch_size=50), "stepped:make", epochs=1)
+    limit = run(cell(workload="custom", batch_size=50, loader="tensor"), "stepped:make",
+                epochs=1)
+    from stepped import SEEN
+
+    assert SEEN["steps"] == 12 and SEEN["optimizers"] == {"SGD"}
+    # The DataLoader's batches, and the whole set once for the loader-free limit.
+    assert SEEN["collated"] == 6 + 1
+    assert loaded["epochs"][0]["loss"] == pytest.approx(limit["epochs"][0]["loss"], rel=1e-6)
+    assert loaded["epochs"][0]["accuracy"] is None and loaded["epochs"][0]["batches"] == 6
+
+
+def test_the_default_step_needs_labels_and_the_limit_one_row_per_sample(tmp_path):
+    write_module(tmp_path, "unlabelled", """
+        import torch
+        from speedlimit.run.workloads import Custom
+        class Dicts(torch.utils.data.Dataset):
+            def __len__(self):
+                return 40
+            def __getitem__(self, i):
+                return {"x": torch.zeros(4)}
+        def make(seed):
+            return Custom(Dicts(), model=lambda: torch.nn.Linear(4, 2))
+        def pairs(seed):  # its collate makes one row of every two samples
+            data = torch.utils.data.TensorDataset(torch.zeros(40, 4), torch.zeros(40).long())
+            halve = lambda samples: torch.utils.data.default_collate(samples[::2])
+            return Custom(data, model=lambda: torch.nn.Linear(4, 2), collate_fn=halve)
+        """)
+    made = build.build("custom", "unlabelled:make", None, 0, search=[tmp_path])
+    network = made.model()
+    optimizer = made.make_optimizer(network, 0.01)
+    with pytest.raises(workloads.WorkloadError, match=r"batches are dicts, not \(inputs, labels\) "
+                       r"tuples.*Custom\(dataset, model, loss=\.\.\.\) or Custom"):
+        made.train_step(network, {"x": torch.zeros(2, 4)}, optimizer)
+    pairs = build.build("custom", "unlabelled:pairs", None, 0, search=[tmp_path])
+    with pytest.raises(workloads.WorkloadError, match="40 samples collated into tensors of 20 "
+                       "rows.*leave `tensor` out"):
+        pairs.tensors(1)
+
+
+def test_a_workload_module_is_found_on_the_jobs_pythonpath(tmp_path, monkeypatch):
+    """A cell forked from a warm server has its job's environment but the server's
+    sys.path: the job's PYTHONPATH is searched too (after the working directory)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_module(elsewhere, "faraway", "def make(seed):\n    return [1, 2]\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", f"/nonexistent:{elsewhere}")
+    assert build.import_path() == [str(tmp_path), "/nonexistent", str(elsewhere)]
+    assert str(elsewhere) not in __import__("sys").path
+    assert build.load_function("faraway:make")(0) == [1, 2]
 
 
 # --- the loading cost ---------------------------------------------------------------------

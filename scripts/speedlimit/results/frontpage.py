@@ -46,10 +46,14 @@ def what_was_run(summary: pd.DataFrame, config: dict) -> list[str]:
         source = "FashionMNIST (60,000 training images)"
     names = grid.get("workload", [workloads.DEFAULT])
     custom = config.get("workloads", {}).get("custom")
+    if names == [workloads.CUSTOM]:  # (it may read the pipeline's data set, or its own)
+        source = "the data the custom workload makes (workloads.custom)"
     model = ("The seed experiment's small CNN (2 conv + 3 linear layers, Adam, cross-entropy)"
              if workloads.CUSTOM not in names else
-             "The seed experiment's small CNN (2 conv + 3 linear layers; the custom workload "
-             "may bring its own model), with Adam and cross-entropy,")
+             "The custom workload's own model and training step (by default the seed "
+             "experiment's small CNN, Adam and cross-entropy)" if names == [workloads.CUSTOM]
+             else "The seed experiment's small CNN (2 conv + 3 linear layers; the custom "
+             "workload may bring its own model, loss or step), with Adam and cross-entropy,")
     out = [f"{model} was trained for {train['epochs']} epoch(s) per cell on {source}"
            + (", one cell at a time" if train.get("exclusive", True) else
               ", cells allowed to run at the same time (`train.exclusive: false`)")

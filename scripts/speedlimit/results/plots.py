@@ -215,6 +215,14 @@ def quality(table: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for ax, column, label in ((axes[0], "loss", "training loss (last epoch)"),
                               (axes[1], "accuracy", "training accuracy (last epoch)")):
+        if column == "accuracy" and not pd.to_numeric(data[column], errors="coerce").notna().any():
+            # (a workload with its own loss or step reports no accuracy: no class labels)
+            ax.text(0.5, 0.5, "no accuracy: the workload trains with its own loss or step",
+                    ha="center", va="center", transform=ax.transAxes)
+            ax.set_ylabel(label)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         sns.pointplot(data, x="setting", y=column, hue="batch_size", order=order,
                       estimator="median", errorbar=None, ax=ax, palette="colorblind",
                       dodge=_dodge(data, 0.2), markersize=5, linestyle="none")

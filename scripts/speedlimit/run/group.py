@@ -21,8 +21,7 @@ import torch
 
 from speedlimit import record
 from speedlimit.grid import Cell
-from speedlimit.run import costs, fingerprint, hooks, interleave, noise, train, workloads
-from speedlimit.run.workloads import build
+from speedlimit.run import costs, fingerprint, hooks, interleave, noise, train
 
 log = logging.getLogger("speedlimit.run.group")
 
@@ -37,8 +36,9 @@ def _epoch(lane: interleave.Lane) -> dict:
     time only (``epoch_duration = data_wait + compute``: the other lanes' turns excluded)."""
     samples = sum(e["samples"] for e in lane.epochs)
     loss = sum(e["loss"] * e["samples"] for e in lane.epochs) / samples if samples else None
-    accuracy = sum(e["accuracy"] * e["samples"] for e in lane.epochs) / samples if samples \
-        else 0.0
+    accuracy = (None if any(e["accuracy"] is None for e in lane.epochs) else
+                sum(e["accuracy"] * e["samples"] for e in lane.epochs) / samples if samples
+                else 0.0)
     data_wait = sum(e["data_wait"] for e in lane.epochs)
     compute = sum(e["compute"] for e in lane.epochs)
     own = data_wait + compute
@@ -67,17 +67,16 @@ def _predicted(lane: interleave.Lane, size: int) -> dict:
             "skipped_samples": lane.skipped}
 
 
-def run_group(lead: Cell, cells: list[Cell], dataset_root: str, seed: int,
+def run_group(lead: Cell, cells: list[Cell], dataset_root: str | None, seed: int,
               workload_function: str | None, timing: dict,
-              hook: hooks.Hooks = hooks.NONE) -> dict:
+              hook: hooks.Hooks = hooks.NONE, workload_args: dict | None = None) -> dict:
     """Time ``cells`` (one group's round; ``lead`` names the job) interleaved; the group
-    record."""
+    record. ``dataset_root``, ``workload_function``, ``workload_args``: as
+    :func:`speedlimit.run.train.run_cell` takes them."""
     torch.set_num_threads(lead.torch_threads)
     device = train.resolve_device(lead.device)
     setup_start = time.perf_counter()
-    workload = build.build(lead.workload,
-                           workload_function or workloads.resolve(lead.workload).function,
-                           dataset_root, seed)
+    workload = train.build_workload(lead, dataset_root, seed, workload_function, workload_args)
     train_set = train.with_test_delay(workload.dataset, hook.sample_delay)
     size = len(train_set)
     round_ = lead.repeat

@@ -55,7 +55,7 @@ from torch.utils.data import RandomSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
 from speedlimit.grid import PREFETCH, Cell, interleavable
-from speedlimit.run import train
+from speedlimit.run import batches, train
 
 EVIDENCE = 3  # windows after a skip that show a lane's workers stay ahead: it skips no more
 IDLE_TIMEOUT = 120.0  # seconds a lane may stay busy before the run gives up (a dead worker)
@@ -78,11 +78,14 @@ class _CountedSampler(Sampler):
 
 
 class _CountedCollate:
-    """``default_collate`` that counts the samples it made, in a counter shared with the
-    forked workers (the workers make batches; the main process reads the count)."""
+    """The workload's collate function (torch's ``default_collate`` by default) that counts
+    the samples it made, in a counter shared with the forked workers (the workers make
+    batches; the main process reads the count). It counts the samples it is handed (the
+    sampler's items, one each, whatever a sample is: a tuple, a dict, a tensor), so that a
+    lane is idle exactly when the two counts agree."""
 
-    def __init__(self, collate=default_collate):
-        self.collate = collate
+    def __init__(self, collate=None):
+        self.collate = collate or default_collate
         self.made = multiprocessing.get_context("fork").Value("q", 0)
 
     def __call__(self, batch):
@@ -149,7 +152,7 @@ class Lane:
         self.cell, self.device, self.workload, self.seed = cell, device, workload, seed
         self.shuffle_gen = torch.Generator()
         self.sampler = _CountedSampler(RandomSampler(train_set, generator=self.shuffle_gen))
-        self.collate = _CountedCollate()
+        self.collate = _CountedCollate(workload.collate_fn)
         self.loader = train.make_loader(train_set, cell, seed, self.shuffle_gen,
                                         sampler=self.sampler, collate_fn=self.collate)
         self.batches_per_epoch = len(self.loader)
@@ -159,7 +162,7 @@ class Lane:
                              f"short to time in windows ({cell.ahead} batches loaded ahead)")
         torch.manual_seed(seed)
         self.network = workload.model().to(device)
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=cell.lr)
+        self.optimizer = workload.make_optimizer(self.network, cell.lr)
         self.non_blocking = bool(cell.pin_memory) and device.type == "cuda"
         self.iterator = None
         self.epoch = 0
@@ -189,11 +192,11 @@ class Lane:
     # --- what it does ---
 
     def _step(self) -> int:
-        images, labels = next(self.iterator)
-        n = int(labels.shape[0]) if hasattr(labels, "shape") else len(labels)
+        batch = next(self.iterator)
+        n = batches.size(batch)
         self.taken += 1
         self.taken_samples += n
-        self.acc.step(self.network, self.optimizer, images, labels, self.non_blocking)
+        self.acc.step(self.network, self.optimizer, batch, self.non_blocking)
         return n
 
     def open(self) -> Opening:
@@ -203,7 +206,7 @@ class Lane:
         self.workload.set_epoch(self.epoch)
         self.taken = 0
         start = time.perf_counter()
-        self.acc = train._Epoch(self.device)
+        self.acc = train._Epoch(self.device, self.workload.train_step)
         self.iterator = iter(self.loader)
         samples = self._step()
         startup = self.acc.start - start + self.acc.first_batch  # to holding the first batch
@@ -278,7 +281,8 @@ class Lane:
         if self.acc is not None and self.acc.samples:
             self.epochs.append({"epoch": self.epoch, "samples": self.acc.samples,
                                 "loss": self.acc.total_loss / self.acc.samples,
-                                "accuracy": self.acc.correct / self.acc.samples,
+                                "accuracy": None if self.acc.correct is None
+                                else self.acc.correct / self.acc.samples,
                                 "data_wait": self.acc.data_wait, "compute": self.acc.compute})
         start = time.perf_counter()
         iterator = self.iterator

@@ -138,13 +138,14 @@ def execute(request: Request) -> int:
 
             done = group.run_group(cell, [parse_path(c) for c in timing["cells"]],
                                    request.dataset_root, request.seed,
-                                   request.workload_function, timing, hook)
+                                   request.workload_function, timing, hook,
+                                   workload_args=request.workload_args)
         else:
             done = train.run_cell(cell, request.dataset_root, request.epochs, request.seed,
                                   request.workload_function, timing,
                                   # a race measures the loading cost in its first round only
                                   measure_costs=timing["mode"] == "epochs" or cell.repeat == 0,
-                                  hooks=hook)
+                                  hooks=hook, workload_args=request.workload_args)
     except train.CellSkipped as skip:
         log.warning("cell %s skipped: %s", cell.path, skip)
         done = skipped(request, str(skip))
@@ -163,7 +164,7 @@ def execute(request: Request) -> int:
         summary = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
         reason = f"{type(err).__name__}: {summary}"[:500]
         # Most likely why: the data set lost a file after the checksums this job declares.
-        lacks = idx.lacking(request.dataset_root)
+        lacks = idx.lacking(request.dataset_root) if request.dataset_root else None
         if lacks:
             log.error("cell %s: %s", cell.path, lacks)
             reason = f"{lacks} ({reason})"

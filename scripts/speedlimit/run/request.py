@@ -3,7 +3,7 @@
 The rule passes two things, both declared in it (``rules/train.smk``):
 
 * its ``request`` param, one JSON object: what the run *measures* (the cell's settings, how
-  it is timed, epochs, seed, data set, the workload's function) and the rerun triggers that
+  it is timed, epochs, seed, data set, the workload's function and args) and the rerun triggers that
   ride along (code digests, failures so far, the hardware key). Changing any of it reruns the
   cell;
 * its resource ``how`` (warm start, time limit, runs again while disturbed: :func:`how_text`)
@@ -31,9 +31,10 @@ class Request:
     """Everything a run of a cell needs."""
 
     cell: Cell
-    dataset_root: str
+    dataset_root: str | None  # the pipeline's data set (None: the workload brings its own)
     output: str
     workload_function: str | None = None  # package.module:function (None: the built-in one)
+    workload_args: dict = field(default_factory=dict)  # its keyword arguments (custom's)
     epochs: int = 1
     seed: int = 0
     timing: dict | None = None  # whole epochs (None) or a race's windows (run.probe)
@@ -68,6 +69,7 @@ class Request:
             time_limit *= len(timing["cells"])
         return cls(cell=Cell(**fields["cell"]), dataset_root=fields["dataset_root"],
                    output=output, workload_function=fields["workload"]["function"],
+                   workload_args=fields["workload"].get("args") or {},
                    epochs=fields["epochs"], seed=fields["seed"], timing=fields.get("timing"),
                    warm_start=warm_start, time_limit=time_limit,
                    redo_disturbed=redo_disturbed, exclusive=exclusive,
@@ -75,7 +77,7 @@ class Request:
                    hardware=fields.get("hardware"), log=log, **job)
 
     @staticmethod
-    def for_rule(cell: Cell, timing: dict, epochs: int, seed: int, dataset_root: str,
+    def for_rule(cell: Cell, timing: dict, epochs: int, seed: int, dataset_root: str | None,
                  workload: dict, code: str, failed_before: int, hardware: str | None) -> str:
         """The rule's ``request`` param: what :meth:`from_rule` reads, as one stable string
         (sorted keys: the same request is the same text, or Snakemake would rerun it)."""

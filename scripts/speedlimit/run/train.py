@@ -1,12 +1,14 @@
 """Train one cell for the configured epochs and time where every second goes.
 
-Two kinds of cell share one training step, on the cell's workload (its data set and model,
-:mod:`speedlimit.run.workloads`; the seed's is FashionMNIST with ``ToTensor()``):
+Two kinds of cell share one training step, on the cell's workload (its data set, model and
+training step, :mod:`speedlimit.run.workloads`; the seed's is FashionMNIST with
+``ToTensor()``, Adam and cross-entropy):
 
 * ``dataloader``: the workload's data set through a real ``torch.utils.data.DataLoader`` with
-  the cell's settings;
+  the cell's settings (and the workload's ``collate_fn``, if it has one);
 * ``tensor``: the loader-free limit. Every sample of the workload is loaded once (before the
-  clock starts) into one tensor, shuffled per epoch by a permutation and sliced per batch.
+  clock starts) into one batch of the whole set, shuffled per epoch by a permutation and
+  sliced per batch (every tensor of it: :mod:`speedlimit.run.batches`).
 
 Both shuffle with the same per-epoch permutation (``RandomSampler`` over a generator reseeded
 each epoch, which is what ``shuffle=True`` builds, given its own generator so that the draws
@@ -16,8 +18,8 @@ the CPU the loss of a cell does not depend on how its batches were loaded.
 Timing of an epoch (``time.perf_counter``): ``data_wait`` is every second the main process
 spends between finishing one step and holding the next batch on the device (creating the
 iterator, worker start-up, ``next()``, the copy to the device, the final ``StopIteration``);
-``compute`` is forward, loss, backward, optimizer step and the bookkeeping of loss and
-accuracy (``.item()`` synchronizes a GPU, so its kernels are inside). The two partition the
+``compute`` is the workload's training step (forward, loss, backward, optimizer step) and
+the bookkeeping of loss and accuracy (``.item()`` synchronizes a GPU, so its kernels are inside). The two partition the
 epoch, so ``data_wait + compute == epoch_duration`` up to float rounding; that a second of
 waiting for data lands in ``data_wait`` is tested with a data set of known per-sample delay
 (the test hook ``SPEEDLIMIT_SAMPLE_DELAY``). On a GPU, a ``non_blocking`` copy (pinned
@@ -42,12 +44,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler
 
 from speedlimit import axes, record
 from speedlimit.grid import Cell
-from speedlimit.run import costs, fingerprint, hooks, noise, preflight, probe
+from speedlimit.run import batches, costs, fingerprint, hooks, noise, preflight, probe
 from speedlimit.run import workloads
 from speedlimit.run.workloads import build
 
@@ -150,14 +151,16 @@ def _finite(value: float) -> float | None:
 
 
 class _Epoch:
-    """Accumulates one epoch's loss, accuracy and the data/compute split."""
+    """Accumulates one epoch's loss, accuracy and the data/compute split. ``train_step``:
+    the workload's (:meth:`speedlimit.run.workloads.build.Workload.train_step`)."""
 
-    def __init__(self, device: torch.device, probing: bool = False):
+    def __init__(self, device: torch.device, train_step, probing: bool = False):
         self.device = device
+        self.train_step = train_step
         self.marks: list[float] | None = [] if probing else None  # each step's end (probes)
         self.sizes: list[int] | None = [] if probing else None
         self.total_loss = 0.0
-        self.correct = 0
+        self.correct: int | None = 0  # None: the workload's step reports no accuracy
         self.samples = 0
         self.batches = 0
         self.data_wait = 0.0
@@ -166,23 +169,19 @@ class _Epoch:
         self.start = time.perf_counter()
         self.mark = self.start
 
-    def step(self, network, optimizer, images, labels, non_blocking: bool) -> None:
-        images = images.to(self.device, non_blocking=non_blocking)
-        labels = labels.to(self.device, non_blocking=non_blocking)
+    def step(self, network, optimizer, batch, non_blocking: bool) -> None:
+        batch = batches.to_device(batch, self.device, non_blocking)
         if non_blocking:  # the copy has only been queued: wait for it, on the data's clock
             torch.cuda.synchronize(self.device)
         got = time.perf_counter()
         self.data_wait += got - self.mark
         if self.first_batch is None:
             self.first_batch = got - self.start
-        preds = network(images)
-        loss = F.cross_entropy(preds, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        n = labels.shape[0]
-        self.total_loss += loss.item() * n
-        self.correct += preds.argmax(dim=1).eq(labels).sum().item()
+        loss, correct = self.train_step(network, batch, optimizer)
+        n = batches.size(batch)
+        self.total_loss += loss * n
+        self.correct = None if correct is None or self.correct is None \
+            else self.correct + correct
         self.samples += n
         self.batches += 1
         self.mark = time.perf_counter()
@@ -200,7 +199,7 @@ class _Epoch:
         return {
             "epoch": epoch,
             "loss": _finite(self.total_loss / seen),
-            "accuracy": self.correct / seen,
+            "accuracy": None if self.correct is None else self.correct / seen,
             "epoch_duration": duration,
             "data_wait": self.data_wait,
             "compute": self.compute,
@@ -231,27 +230,32 @@ class _Prepared:
     size: int
     warnings: list[str]
     loading: dict | None
-    limit_data: dict | None  # tensor cells: epoch -> (inputs, labels) on the device
+    limit_data: dict | None  # tensor cells: epoch -> the whole set as one batch, on the device
     plan: probe.Plan | None  # a race's run: the batches it times (None: whole epochs)
     hooks: hooks.Hooks
     setup_started: float
     setup: float = 0.0
 
 
-def _prepare(cell: Cell, dataset_root: str, epochs: int, seed: int, function: str | None,
-             timing: dict, measure_costs: bool, hook: hooks.Hooks) -> _Prepared:
+def build_workload(cell: Cell, dataset_root: str | None, seed: int, function: str | None,
+                   args: dict | None) -> build.Workload:
+    """The cell's workload (``function``: the built-in one of its name when None)."""
+    return build.build(cell.workload, function or workloads.resolve(cell.workload).function,
+                       dataset_root, seed, args=args)
+
+
+def _prepare(cell: Cell, dataset_root: str | None, epochs: int, seed: int,
+             function: str | None, args: dict | None, timing: dict, measure_costs: bool,
+             hook: hooks.Hooks) -> _Prepared:
     """Everything before the clock: threads, device, workload, checks, the loading cost, the
     plan of a race's run, and a tensor cell's samples on the device."""
     torch.set_num_threads(cell.torch_threads)
     device = resolve_device(cell.device)
     setup_start = time.perf_counter()
-    workload = build.build(cell.workload,
-                           function or workloads.resolve(cell.workload).function,
-                           dataset_root, seed)
+    workload = build_workload(cell, dataset_root, seed, function, args)
     train_set = with_test_delay(workload.dataset, hook.sample_delay)
     n = len(train_set)
-    image = torch.as_tensor(workload.dataset[0][0])
-    warnings = preflight.check(cell, image.element_size() * image.nelement() + 8, epochs=epochs)
+    warnings = preflight.check(cell, batches.sample_bytes(workload.dataset[0]), epochs=epochs)
     for warning in warnings:
         log.warning("%s", warning)
     loading = None
@@ -277,11 +281,11 @@ def _limit_data(cell: Cell, workload, epochs: int, seed: int, device, plan) -> d
         order = torch.randperm(size, generator=torch.Generator().manual_seed(
             epoch_seed(seed, 1)))  # the permutation epoch 1 draws on the clock
         items = order[:plan.total * cell.batch_size]
-        return {1: tuple(t.to(device) for t in workload.tensors(1, items))}
+        return {1: batches.to_device(workload.tensors(1, items), device)}
     if workload.per_epoch:
-        return {e: tuple(t.to(device) for t in workload.tensors(e))
+        return {e: batches.to_device(workload.tensors(e), device)
                 for e in range(1, epochs + 1)}
-    return dict.fromkeys(range(1, epochs + 1), tuple(t.to(device) for t in workload.tensors(1)))
+    return dict.fromkeys(range(1, epochs + 1), batches.to_device(workload.tensors(1), device))
 
 
 @dataclass
@@ -311,7 +315,7 @@ def _clocked(cell: Cell, ready: _Prepared, epochs: int, seed: int) -> _Clocked:
     limit = the_plan.total if the_plan is not None and not the_plan.whole_epoch else None
     torch.manual_seed(seed)
     network = workload.model().to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=cell.lr)
+    optimizer = workload.make_optimizer(network, cell.lr)
     shuffle_gen = torch.Generator()
     reference_before = noise.reference()
     load = noise.MachineLoad()
@@ -320,7 +324,8 @@ def _clocked(cell: Cell, ready: _Prepared, epochs: int, seed: int) -> _Clocked:
     clock_started = time.time()
     load.start()
     run_start = time.perf_counter()
-    loader = (make_loader(ready.train_set, cell, seed, shuffle_gen, fault)
+    loader = (make_loader(ready.train_set, cell, seed, shuffle_gen, fault,
+                          collate_fn=workload.collate_fn)
               if cell.loader == "dataloader" else None)
     non_blocking = bool(cell.pin_memory) and device.type == "cuda"
     records = []
@@ -328,21 +333,21 @@ def _clocked(cell: Cell, ready: _Prepared, epochs: int, seed: int) -> _Clocked:
     for epoch in range(1, epochs + 1):
         shuffle_gen.manual_seed(epoch_seed(seed, epoch))
         workload.set_epoch(epoch)
-        acc = epoch_class(device, probing=limit is not None)
+        acc = epoch_class(device, workload.train_step, probing=limit is not None)
         if epoch == 1:
             loader_setup = acc.start - run_start
         if loader is not None:
             iterator = iter(loader)
-            for images, labels in iterator:
-                acc.step(network, optimizer, images, labels, non_blocking)
+            for batch in iterator:
+                acc.step(network, optimizer, batch, non_blocking)
                 if acc.batches == limit:
                     break
         else:
-            all_images, all_labels = ready.limit_data[epoch]
+            whole = ready.limit_data[epoch]
             perm = torch.randperm(n, generator=shuffle_gen).to(device)
             for i in range(0, n, cell.batch_size):
-                batch = perm[i : i + cell.batch_size]
-                acc.step(network, optimizer, all_images[batch], all_labels[batch], False)
+                acc.step(network, optimizer, batches.rows(whole, perm[i : i + cell.batch_size]),
+                         False)
                 if acc.batches == limit:
                     break
         records.append(acc.finish(epoch, n))
@@ -381,14 +386,16 @@ def _clocked(cell: Cell, ready: _Prepared, epochs: int, seed: int) -> _Clocked:
                     machine_load, started_at, finished_at, clock_started, clock_stopped)
 
 
-def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
+def run_cell(cell: Cell, dataset_root: str | None, epochs: int = 1, seed: int = 0,
              workload_function: str | None = None, timing: dict | None = None,
-             measure_costs: bool = True, hooks: hooks.Hooks = hooks.NONE) -> dict:
+             measure_costs: bool = True, hooks: hooks.Hooks = hooks.NONE,
+             workload_args: dict | None = None) -> dict:
     """Train ``cell`` and return its record (:mod:`speedlimit.record`): set up before the
     clock (:func:`_prepare`), the timed loop (:func:`_clocked`), and the record.
 
-    ``workload_function``: the function that makes the cell's workload (the built-in one of
-    its name when None); ``timing``: ``{"mode": "epochs"}`` (whole epochs, the default) or
+    ``dataset_root``: the pipeline's data set (None for a custom workload that brings its own
+    data); ``workload_function``: the function that makes the cell's workload (the built-in
+    one of its name when None), called with ``workload_args``; ``timing``: ``{"mode": "epochs"}`` (whole epochs, the default) or
     ``{"mode": "windows", "windows": W, "window_samples": S}`` (a race's run:
     :mod:`speedlimit.run.probe`); ``measure_costs``: time the loading of one sample before
     the clock (a race measures it in its first round only); ``hooks``: the test hooks, as the
@@ -400,8 +407,8 @@ def run_cell(cell: Cell, dataset_root: str, epochs: int = 1, seed: int = 0,
     if timing.get("mode") == probe.WINDOWS and epochs != 1:
         raise ValueError("a race's run (timing: windows) predicts one epoch: train.epochs "
                          "must be 1")
-    ready = _prepare(cell, dataset_root, epochs, seed, workload_function, timing,
-                     measure_costs, hooks)
+    ready = _prepare(cell, dataset_root, epochs, seed, workload_function, workload_args,
+                     timing, measure_costs, hooks)
     clocked = _clocked(cell, ready, epochs, seed)
     environment = fingerprint.machine()
     environment.update(fingerprint.torch_facts(ready.device))

@@ -137,7 +137,14 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
         runs = race.durations_per_round(table)
         if len(runs):
             sequential = bool(table["timed"].eq("windows").any())
-            outcomes = race.run_race(runs, anytime=sequential, forecast=True)
+            # a race's last round file already holds each open group's forecast (seconds of
+            # simulation each): read it there; fixed repeats forecast here
+            outcomes = race.run_race(runs, anytime=sequential, forecast=race_state is None)
+            forecasts = {g["label"]: g.get("rounds_more")
+                         for g in (race_state or {}).get("groups", [])}
+            for o in outcomes:
+                if race_state is not None and not o.decided:
+                    o.rounds_more = forecasts.get(o.label)
             groups = claims_module.build(summary, outcomes, checks, sequential)
             fam = groups[0].family if groups else claims_module.family(outcomes, sequential)
     found = findings_module.compute(summary, groups, fam, race_state, comparison, context,

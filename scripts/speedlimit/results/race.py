@@ -56,10 +56,6 @@ import pandas as pd
 from speedlimit import axes
 from speedlimit.results import sequential, stats
 
-# Runs of the loader-free limit per tensor cell in a race: it is no setting of the race, and
-# makes no claim (its ratio to the best setting is a measurement), so it runs in round 0 only.
-LIMIT_ROUNDS = 1
-
 
 @dataclass(frozen=True)
 class Design:
@@ -627,16 +623,11 @@ def round_seconds(outcome: Outcome, runs: pd.DataFrame) -> float:
     return _busy_seconds(last) / max(1, len(last))
 
 
-def spent_seconds(runs: pd.DataFrame) -> tuple[float, float]:
-    """(seconds the race's rounds took, wall time per run in its last round): each round's own
-    wall time (_busy_seconds), so time between invocations never counts, even inside a round
-    that an interruption split in two."""
+def spent_seconds(runs: pd.DataFrame) -> float:
+    """Seconds the race's rounds took: each round's own wall time (_busy_seconds), so time
+    between invocations never counts, even inside a round that an interruption split in two."""
     timed = runs.dropna(subset=["started", "ended"])
-    if timed.empty:
-        return 0.0, 0.0
-    spans = {r: (_busy_seconds(part), len(part)) for r, part in timed.groupby("round")}
-    last_span, last_runs = spans[max(spans)]
-    return float(sum(s for s, _ in spans.values())), float(last_span / max(1, last_runs))
+    return float(sum(_busy_seconds(part) for _, part in timed.groupby("round")))
 
 
 def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: int,
@@ -646,23 +637,16 @@ def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: i
     once it stops, the whole epochs that check its predictions."""
     from speedlimit import grid  # (core; no pandas there)
 
-    spent, per_run = spent_seconds(runs)
+    spent = spent_seconds(runs)
     following = round_ + 1
     cells = list(dict.fromkeys(f"{o.cells[i]}/repeat~{following}" for o in outcomes
                                if not o.decided for i in o.in_race()))
-    undecided = [o.conditions for o in outcomes if not o.decided]
-    if following < LIMIT_ROUNDS:  # the loader-free limit of every group still racing
-        limits = runs[runs["loader"].eq(axes.TENSOR) & runs["round"].eq(0)]
-        for _, row in limits.iterrows():
-            if any(all(row[k] == c[k] for k in c if k != axes.NODE) for c in undecided):
-                cells.append(f"{cell_prefix(row['cell'])}/repeat~{following}")
+    # (the loader-free limit of a tensor cell is no setting of the race and makes no claim:
+    # it runs in round 0 only, never in a round this file schedules)
     # the next round's price: each group's own last round, per setting it will run
     costs = [round_seconds(o, runs) for o in outcomes]
     next_seconds = sum(c * len(o.in_race()) for o, c in zip(outcomes, costs)
                        if not o.decided)
-    if following < LIMIT_ROUNDS:
-        next_seconds += per_run * (len(cells) - sum(len(o.in_race()) for o in outcomes
-                                                    if not o.decided))
     stopped = None
     if all(o.decided for o in outcomes):
         stopped = "decided"

@@ -48,7 +48,7 @@ def test_nothing_can_be_decided_in_the_rounds_these_tests_allow():
 def test_a_race_runs_in_rounds_stops_checks_and_reruns_only_what_is_new(project):
     project.write_config("race.yaml", RACE)
     proc = project.run("--cores", "all", *CFG)
-    # Before any job: max_rounds 4 is too few for a race to decide anything.
+    # Before any job: max_rounds 2 is too few for a race to decide anything.
     assert ("WARNING: train.max_rounds: 2 is too few for this run's 1 comparison(s) of "
             "settings") in proc.stderr
     state = rounds(project)

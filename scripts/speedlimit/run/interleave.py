@@ -55,7 +55,7 @@ from torch.utils.data import RandomSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
 from speedlimit.grid import PREFETCH, Cell, interleavable
-from speedlimit.run import batches, train
+from speedlimit.run import train
 
 EVIDENCE = 3  # windows after a skip that show a lane's workers stay ahead: it skips no more
 IDLE_TIMEOUT = 120.0  # seconds a lane may stay busy before the run gives up (a dead worker)
@@ -193,10 +193,9 @@ class Lane:
 
     def _step(self) -> int:
         batch = next(self.iterator)
-        n = batches.size(batch)
+        n = self.acc.step(self.network, self.optimizer, batch, self.non_blocking)
         self.taken += 1
         self.taken_samples += n
-        self.acc.step(self.network, self.optimizer, batch, self.non_blocking)
         return n
 
     def open(self) -> Opening:

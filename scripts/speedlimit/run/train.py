@@ -169,7 +169,8 @@ class _Epoch:
         self.start = time.perf_counter()
         self.mark = self.start
 
-    def step(self, network, optimizer, batch, non_blocking: bool) -> None:
+    def step(self, network, optimizer, batch, non_blocking: bool) -> int:
+        """Train on ``batch`` and account for it; its size (samples)."""
         batch = batches.to_device(batch, self.device, non_blocking)
         if non_blocking:  # the copy has only been queued: wait for it, on the data's clock
             torch.cuda.synchronize(self.device)
@@ -189,6 +190,7 @@ class _Epoch:
         if self.marks is not None:
             self.marks.append(self.mark)
             self.sizes.append(n)
+        return n
 
     def finish(self, epoch: int, dataset_size: int) -> dict:
         """The epoch's record; a probe's (stopped early) covers the samples it timed."""
@@ -215,9 +217,10 @@ class _HangingEpoch(_Epoch):
     """The test hook ``SPEEDLIMIT_FAULT=hang``: after its first step, the cell hangs in C
     code for good (:func:`speedlimit.run.hooks.hang`)."""
 
-    def step(self, *args, **kwargs) -> None:
-        super().step(*args, **kwargs)
+    def step(self, *args, **kwargs) -> int:
+        n = super().step(*args, **kwargs)
         hooks.hang()
+        return n
 
 
 @dataclass

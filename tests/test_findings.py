@@ -538,3 +538,25 @@ def test_a_round_file_from_before_the_max_rounds_rename_still_reads(tmp_path):
     del new["max_repeats"]
     assert "it reached `train.max_rounds` = 40." in " ".join(
         findings.how_sure_sentences(fam, new, [group]))
+
+
+@pytest.mark.parametrize("names, model, source", [
+    (["fashionmnist"], "The seed experiment's small CNN (2 conv + 3 linear layers, Adam, "
+     "cross-entropy) was trained", "on synthetic stand-in data (500 training images"),
+    (["custom"], "The custom workload's own model and training step (by default the seed "
+     "experiment's small CNN, Adam and cross-entropy) was trained",
+     "on the data the custom workload makes (workloads.custom)"),
+    (["fashionmnist", "custom"], "the custom workload may bring its own model, loss or step), "
+     "with Adam and cross-entropy, was trained", "on synthetic stand-in data (500 training"),
+])
+def test_what_was_run_names_the_model_and_data_of_the_workloads_in_the_grid(names, model,
+                                                                             source):
+    config = {"grid": {"num_workers": [0, 2], "batch_size": [100], "loader": ["dataloader"],
+                       "workload": names},
+              "train": {"epochs": 1, "repeats": 3, "seed": 0},
+              "data": {"source": "synthetic", "synthetic": {"train_size": 500}},
+              "workloads": {"custom": {"function": "mine:make", "args": {}}}}
+    summary = pd.DataFrame({"loader": ["dataloader"] * 2})
+    first, workloads_line, _ = frontpage.what_was_run(summary, config)
+    assert model in first and source in first
+    assert ("the user's own, from mine:make" in workloads_line) == ("custom" in names)

@@ -45,3 +45,15 @@ def test_the_prediction_figure_has_a_panel_per_workload(tmp_path):
     assert titles == ["Measured vs predicted - workload=fashionmnist",
                       "Measured vs predicted - workload=fashionmnist-augment"]
     assert labels == ["100 measured", "100 predicted"] * 2
+
+
+@pytest.mark.parametrize("accuracy", [True, False])
+def test_the_quality_figure_says_when_no_cell_has_an_accuracy(tmp_path, accuracy):
+    table = table_on(tmp_path, ["n1"])
+    if not accuracy:  # a workload with its own loss or step: null in every record
+        table["accuracy"] = float("nan")
+    fig = plots.quality(table)
+    said = [t.get_text() for ax in fig.axes for t in ax.texts]
+    plt.close(fig)
+    assert ("no accuracy: the workload trains with its own loss or step" in said) is (
+        not accuracy)

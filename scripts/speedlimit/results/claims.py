@@ -125,6 +125,7 @@ class Recommendation:
     # undecided: (a, b, what must be shown, ratio); b = -1: the fastest of the others
     open: list[tuple[int, int, str, Ratio]]
     rounds_more: int | None = None
+    why: str | None = None  # why it is not the setting measured fastest (None: it is)
 
 
 @dataclass
@@ -262,7 +263,8 @@ def recommendation(o: race.Outcome) -> Recommendation:
             passed.append(PassedOver(i, "no gain", o.base[i], Ratio.speedup(o, i, o.base[i])))
     open_ = [] if o.decided or one_run else open_questions(o)
     return Recommendation(chosen, level, gain, behind, passed, open_,
-                          None if o.decided or one_run else o.rounds_more)
+                          None if o.decided or one_run else o.rounds_more,
+                          race.why_not_fastest(o))
 
 
 def open_questions(o: race.Outcome) -> list[tuple[int, int, str, Ratio]]:

@@ -279,6 +279,8 @@ def answer_sentences(groups: list[claims_module.GroupClaims],
             out.append(f"{_cap(g.label)}: {call} (one run, not tested; {gain}).")
             continue
         bound = behind_words(rec.behind)
+        if rec.why:
+            bound += f"; {rec.why}"
         if rec.level == "tested":
             out.append(f"{_cap(g.label)}: {call} (tested; {gain}; {bound}).")
             continue
@@ -290,7 +292,8 @@ def answer_sentences(groups: list[claims_module.GroupClaims],
                 more += f" (~{minutes(seconds_more)})"
             more += f" would settle it: {CONTINUE}"
         out.append(f"{_cap(g.label)}: {call} (undecided after {g.outcome.rounds} "
-                   f"round(s), the smallest proven bound so far; {gain}; {bound}{more}).")
+                   f"round(s), the fewest workers measured within the noise threshold of the fastest; "
+                   f"{gain}; {bound}{more}).")
     return out
 
 

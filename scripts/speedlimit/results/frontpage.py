@@ -246,7 +246,8 @@ def recommendation(groups: list[claims_module.GroupClaims],
              "workload and batch size: the fewest workers at most "
              f"{percent(stats.MARGIN)} slower than the fastest setting tried and faster than "
              f"num_workers=0 by more than {percent(stats.NOISE_THRESHOLD)} where any setting "
-             "is. level tested: decided; undecided: the smallest proven bound so far; one run: "
+             "is. level tested: decided; undecided: the fewest workers measured within the noise "
+             "threshold of the fastest; one run: "
              "nothing tested.")
     if fam is not None and fam.rounds > 1:
         about += (f" Every interval is one of the run's {fam.comparisons} comparisons, "

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from speedlimit import axes
-from speedlimit.results import sequential, stats
+from speedlimit.results import blocks, sequential, stats
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,22 @@ class Design:
     threshold: float = field(default_factory=lambda: stats.NOISE_THRESHOLD)
     margin: float = field(default_factory=lambda: stats.MARGIN)
     anytime: bool = True  # False: one look (a fixed number of repeats), fixed-n intervals
+    # "blocks": the group's pooled spread, looks that spend the error rate
+    # (:mod:`speedlimit.results.blocks`); "pairwise": each pair's own confidence sequence
+    # (:mod:`speedlimit.results.sequential`), kept for comparison in the simulation
+    method: str = "blocks"
+    guard: float | None = blocks.GUARD  # blocks: None pools every setting (negative control)
 
     @property
     def alpha_each(self) -> float:
         """The level of each pair's interval (Bonferroni over the family)."""
         return self.alpha / max(1, self.comparisons)
+
+    def alpha_at(self, rounds: int) -> float:
+        """The level of each pair's interval at the look after ``rounds`` rounds (blocks):
+        the look's share of the error rate (one look: all of it), over the family."""
+        share = float(blocks.spend(rounds)) if self.anytime else 1.0
+        return self.alpha_each * share
 
 
 # --- one group's race, as arrays ----------------------------------------------------------
@@ -88,6 +99,7 @@ class Group:
         self.i, self.j = np.triu_indices(k, 1)  # the pairs (i < j)
         self.cs = sequential.Running(self.batch + (len(self.i),), design.alpha_each,
                                      design.anytime)
+        self.flagged = np.zeros(self.batch + (k,), bool)  # blocks: compared by own spread
         self.logs: list[np.ndarray] = []  # per round: log epoch durations, NaN: not run
         self.history: list[tuple[np.ndarray, np.ndarray]] = []  # (L, U) after each round
 
@@ -100,9 +112,25 @@ class Group:
         with np.errstate(divide="ignore", invalid="ignore"):
             self.logs.append(np.log(np.asarray(durations, float)))
         logs = np.stack(self.logs, axis=-1)  # batch + (k, rounds)
-        d = logs[..., self.i, :] - logs[..., self.j, :]  # log(t_i / t_j) per round
-        self.cs.update(d, changed=~np.isnan(d[..., -1]))
+        if self.design.method == "blocks":
+            self._look(logs)
+        else:
+            d = logs[..., self.i, :] - logs[..., self.j, :]  # log(t_i / t_j) per round
+            self.cs.update(d, changed=~np.isnan(d[..., -1]))
         self.history.append(self.bounds())
+
+    def _look(self, logs: np.ndarray) -> None:
+        """The blocks design's look after this round: every pair's interval from the
+        group's pooled spread at the look's level, intersected with what earlier looks
+        showed (with fixed repeats only the last look counts)."""
+        alpha = self.design.alpha_at(self.rounds)
+        if alpha <= 0:
+            return
+        low, high, _, flagged = blocks.intervals(logs, alpha, self.design.guard)
+        self.flagged = flagged
+        if self.design.anytime:
+            low, high = np.maximum(self.cs.low, low), np.minimum(self.cs.high, high)
+        self.cs.low, self.cs.high = low, high
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(L, U): ``batch + (k, k)`` bounds of log(t_i / t_j); -inf/inf where none yet."""
@@ -117,8 +145,13 @@ class Group:
         logs = np.stack(self.logs, axis=-1)
         return logs[..., a, :] - logs[..., b, :]
 
+    def levels(self) -> np.ndarray:
+        """What the run measured of each setting (``batch + (k,)``): its level in the
+        additive model of the log epochs (:func:`blocks.fit`)."""
+        return blocks.fit(np.stack(self.logs, axis=-1))[0]
+
     def decide(self) -> "Decision":
-        return decide(*self.bounds(), self.base, self.design)
+        return decide(*self.bounds(), self.base, self.design, self.levels())
 
 
 @dataclass
@@ -134,7 +167,8 @@ class Decision:
     gain: np.ndarray  # faster than its num_workers=0 by more than the threshold (or is one)
     no_gain: np.ndarray  # shown to gain no more than the threshold where another setting does
     passed: np.ndarray  # out or no_gain: never the recommendation
-    candidate: np.ndarray  # the first setting not passed over (-1: none)
+    lagging: np.ndarray  # measured slower than a setting before it by more than the threshold
+    candidate: np.ndarray  # the first setting neither passed over nor lagging (-1: none)
     decided: np.ndarray  # the candidate is as fast and shows its gain
     running: np.ndarray  # to run in the next round (undecided, and needed by the answer)
 
@@ -165,8 +199,23 @@ def best_bounds(low: np.ndarray, high: np.ndarray):
     return lower, upper, maybe
 
 
-def decide(low: np.ndarray, high: np.ndarray, base: np.ndarray, design: Design) -> Decision:
-    """Read one group's decisions off its intervals ``low``/``high`` of log(t_i / t_j)."""
+def lagging(measured: np.ndarray | None, threshold: float) -> np.ndarray | bool:
+    """Which settings the run measured slower than a setting before them in preference order
+    (fewer workers) by more than the threshold: ``measured`` their log levels
+    (``[.., k]``)."""
+    if measured is None:
+        return False
+    k = measured.shape[-1]
+    before = np.tril(np.ones((k, k), bool), -1)  # [i, q]: q comes before i
+    gap = np.where(before, measured[..., :, None] - measured[..., None, :], -np.inf)
+    return gap.max(axis=-1) > math.log1p(threshold)
+
+
+def decide(low: np.ndarray, high: np.ndarray, base: np.ndarray, design: Design,
+           measured: np.ndarray | None = None) -> Decision:
+    """Read one group's decisions off its intervals ``low``/``high`` of log(t_i / t_j);
+    ``measured``: each setting's log level as the run measured it (:meth:`Group.levels`),
+    so that the recommendation is never a setting measured slower than one before it."""
     k = low.shape[-1]
     slow, fast = math.log1p(design.threshold), math.log1p(design.margin)
     eye = np.eye(k, dtype=bool)
@@ -186,7 +235,8 @@ def decide(low: np.ndarray, high: np.ndarray, base: np.ndarray, design: Design) 
     base_out = np.take_along_axis(out, np.broadcast_to(b, out.shape), axis=-1)
     no_gain = has_base & ~is_base & (base_high <= slow) & base_out
     passed = out | no_gain
-    open_ = ~passed
+    behind = np.broadcast_to(lagging(measured, design.threshold), passed.shape)
+    open_ = ~passed & ~behind
     any_open = open_.any(axis=-1)
     candidate = np.where(any_open, np.argmax(open_, axis=-1), -1)
     c = np.maximum(candidate, 0)
@@ -209,7 +259,7 @@ def decide(low: np.ndarray, high: np.ndarray, base: np.ndarray, design: Design) 
     needed = np.where(any_open[..., None], needed, alive)
     running = ~decided[..., None] & needed
     return Decision(best_low, best_high, maybe, out, slower_than, as_fast, gain, no_gain,
-                    passed, candidate, decided, running)
+                    passed, behind, candidate, decided, running)
 
 
 # --- the pipeline's side: records -> groups -> decisions ----------------------------------
@@ -265,7 +315,7 @@ class Pair:
     b: int
     low: float
     high: float
-    estimate: float  # the median paired ratio
+    estimate: float  # the measured ratio (the additive model's levels)
     rounds: int  # rounds both ran in
 
     def as_dict(self) -> dict:
@@ -292,11 +342,20 @@ class Outcome:
     decision: Decision
     low: np.ndarray  # k x k, bounds of t_i / t_j (NaN: no interval yet)
     high: np.ndarray
-    estimate: np.ndarray  # k x k median paired ratio
+    estimate: np.ndarray  # k x k measured ratio t_a / t_b (the additive model's levels)
     common: np.ndarray  # k x k rounds both ran in
     left_at: list[int | None]  # the round after which each setting left the race
     history: list[tuple[np.ndarray, np.ndarray]] = field(repr=False, default_factory=list)
     rounds_more: int | None = None  # about how many more rounds a decision needs
+    design: Design | None = None
+
+    @property
+    def threshold(self) -> float:
+        return self.design.threshold if self.design else stats.NOISE_THRESHOLD
+
+    @property
+    def margin(self) -> float:
+        return self.design.margin if self.design else stats.MARGIN
 
     @property
     def decided(self) -> bool:
@@ -336,12 +395,10 @@ class Outcome:
         return [i for i in range(len(self.settings)) if bool(self.decision.running[i])]
 
     def leader(self) -> int:
-        """The setting with the shortest median epoch duration among those not out (by its
-        median paired ratio against the others)."""
+        """The setting measured fastest among those not out (the additive model's levels)."""
         alive = [i for i in range(len(self.settings)) if not self.decision.out[i]]
         pool = alive or list(range(len(self.settings)))
-        return min(pool, key=lambda i: (float(np.nanmedian(np.log(self.estimate[i, pool]))),
-                                        i))
+        return min(pool, key=lambda i: (float(np.log(self.estimate[i, 0])), i))
 
 
 def durations_per_round(table: pd.DataFrame) -> pd.DataFrame:
@@ -440,14 +497,10 @@ def run_race(runs: pd.DataFrame, design: Design | None = None, anytime: bool = T
         decision = group.decide()
         low, high = group.bounds()
         logs = np.log(values)
-        est = np.ones((k, k))
-        common = np.zeros((k, k), int)
-        for a in range(k):
-            for b in range(k):
-                d = logs[a] - logs[b]
-                d = d[~np.isnan(d)]
-                common[a, b] = len(d)
-                est[a, b] = math.exp(float(np.median(d))) if len(d) else math.nan
+        level = group.levels()
+        est = np.exp(level[:, None] - level[None, :])  # measured t_a / t_b (additive model)
+        present = ~np.isnan(logs)
+        common = (present[:, None, :] & present[None, :, :]).sum(axis=-1)
         left_at = _left_at(group, settings)
         varying = [a for a in SETTING_KEYS if a != axes.COMPARED
                    and len({_text(s.get(a)) for s in settings}) > 1]
@@ -457,7 +510,7 @@ def run_race(runs: pd.DataFrame, design: Design | None = None, anytime: bool = T
                           [int((~np.isnan(values[i])).sum()) for i in range(k)], decision,
                           np.where(known, np.exp(low), np.nan),
                           np.where(known, np.exp(high), np.nan), est, common, left_at,
-                          group.history if keep_history else [])
+                          group.history if keep_history else [], design=design)
         if forecast:
             outcome.rounds_more = rounds_more(group, decision, design)
         out.append(outcome)
@@ -675,17 +728,37 @@ def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: i
 
 
 def pick(outcome: Outcome) -> int:
-    """The setting a group recommends: the decided one; undecided, the setting not passed
-    over whose proven bound on "slower than the fastest setting tried" is smallest (fewest
-    workers first among equal bounds); with no interval yet, the leader so far."""
+    """The setting a group recommends: the decided one; undecided, the one the data favour:
+    among the settings not passed over, the first in preference order (fewest workers) that
+    the run measured within the noise threshold of the fastest of them, and no slower than a
+    setting before it by more than the threshold (:func:`lagging`)."""
     if outcome.decided:
         return outcome.recommended
     d = outcome.decision
-    pool = [i for i in range(len(outcome.settings)) if not d.passed[i]]
-    bounded = [i for i in pool if np.isfinite(d.best_high[i])]
-    if not bounded:
-        return outcome.leader()
-    return min(bounded, key=lambda i: (round(float(d.best_high[i]), 9), i))
+    level = np.log(outcome.estimate[:, 0])
+    pool = [i for i in range(len(outcome.settings)) if not d.passed[i]] or \
+        list(range(len(outcome.settings)))
+    fastest = min(level[i] for i in pool)
+    near = [i for i in pool if level[i] <= fastest + math.log1p(outcome.threshold)
+            and not d.lagging[i]]
+    return near[0] if near else min(pool, key=lambda i: (level[i], i))
+
+
+def why_not_fastest(outcome: Outcome) -> str | None:
+    """Why the pasted setting is not the one the run measured fastest, in a few words (None
+    where it is)."""
+    chosen, fastest = pick(outcome), outcome.leader()
+    if chosen == fastest:
+        return None
+    ratio = float(outcome.estimate[chosen, fastest])  # t_chosen / t_fastest
+    gap = f"{outcome.words(fastest)} measured {100 * (ratio - 1):.1f}% faster"
+    if ratio <= 1 + outcome.threshold:
+        return f"{gap}, within the {100 * outcome.threshold:.0f}% noise threshold: " \
+               "fewer workers preferred"
+    if outcome.decided:
+        return f"{gap}, within the {100 * outcome.margin:.0f}% margin shown: fewer workers " \
+               "preferred"
+    return f"{gap}, not yet told apart"
 
 
 def check_cells(outcomes: list[Outcome]) -> list[str]:
@@ -727,6 +800,8 @@ def group_entry(o: Outcome, per_run: float) -> dict:
         "decided": o.decided,
         "recommended": o.words(o.recommended) if o.decided else None,
         "gain": gain_words(o, pick(o)),
+        "pick": o.words(pick(o)),
+        "why": why_not_fastest(o),
         "leader": o.words(leader),
         "in_race": [o.words(i) for i in o.in_race()],
         "out": out,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speedlimit.results import race
+from speedlimit.results import blocks, race
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Scenario:
     drift: float = 0.0  # the machine's epochs lengthen by this much over the race
     neighbour: float = 0.0  # chance per round that a busy neighbour slows a third of it by 30%
     start: float = 0.0  # share of the race after which drift and the neighbour begin
+    spreads: tuple[float, ...] | None = None  # each setting's noise, times ``noise``
 
 
 # Six settings, as the seed's num_workers 0, 1, 2, 4, 8, 16 (setting 0 is num_workers=0).
@@ -88,10 +89,11 @@ class Result:
 
 
 def _noise(s: Scenario, rng, shape, round_, rounds, order):
+    scale = s.noise * (np.asarray(s.spreads, float) if s.spreads else 1.0)
     if s.df:  # Student's t, scaled to the same spread
-        eps = rng.standard_t(s.df, shape) * s.noise * math.sqrt((s.df - 2) / s.df)
+        eps = rng.standard_t(s.df, shape) * scale * math.sqrt((s.df - 2) / s.df)
     else:
-        eps = rng.normal(0.0, s.noise, shape)
+        eps = rng.normal(0.0, 1.0, shape) * scale
     if s.tail:
         eps += np.where(rng.random(shape) < s.tail, math.log(1.3), 0.0)
     begin = s.start * rounds
@@ -161,16 +163,20 @@ def _truth(scenario: Scenario) -> tuple[int, np.ndarray, np.ndarray]:
 
 
 def simulate(scenario: Scenario, runs: int = 1000, groups: int = 3, rounds: int = 40,
-             seed: int = 0, anytime: bool = True, corrected: bool = True) -> Result:
-    """``runs`` simulated pipeline runs of ``groups`` groups each. ``anytime=False`` is a
-    negative control: fixed-sample intervals looked at after every round, as ordinary tests
-    would be; ``corrected=False`` another: no correction for the run's many pairs."""
+             seed: int = 0, anytime: bool = True, corrected: bool = True,
+             method: str = "blocks", guard: float | None = blocks.GUARD) -> Result:
+    """``runs`` simulated pipeline runs of ``groups`` groups each, by the race's ``method``
+    (``"blocks"``, the race's; ``"pairwise"``, each pair's own confidence sequence). Negative
+    controls: ``anytime=False``, one look's intervals looked at after every round, as ordinary
+    tests would be; ``corrected=False``, no correction for the run's many pairs;
+    ``guard=None``, the blocks design pooling every setting's spread."""
     rng = np.random.default_rng(seed)
     k, mu, truth = _truth(scenario)
     base = [0] * k
     size = race.family_size([[{"num_workers": 0}] + [{"num_workers": i} for i in
                                                       range(1, k)]] * groups)
-    design = race.Design(comparisons=size if corrected else 1, anytime=anytime)
+    design = race.Design(comparisons=size if corrected else 1, anytime=anytime,
+                         method=method, guard=guard)
     group = race.Group(k, base, design, batch=(runs, groups))
     running = np.ones((runs, groups, k), bool)
     spent = np.zeros(runs)

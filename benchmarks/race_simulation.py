@@ -3,17 +3,19 @@ test: the table in docs/statistics.md; tests/test_race.py asserts the rates).
 
 For each scenario of speedlimit.results.simulation (the seed grid's shape: 3 groups of 6
 settings, 27 comparisons; 3% run-to-run noise unless the scenario says otherwise; the
-"this machine" rows fitted to this VM's measured noise) it prints:
+"this machine" rows fitted to this VM's measured noise) and each construction of the race's
+intervals (``blocks``: the group's pooled spread, planned looks, the race's; ``pairwise``:
+each pair's own confidence sequence; ``pooled, no guard``: blocks without its guard, in the
+guard's negative control), it prints:
 
 * false claims: share of simulated runs with any false claim (a setting shown slower when it
   is not; the recommendation shown as fast, or faster than num_workers=0, when it is not);
-* missed: share of runs where any final interval of any pair missed the truth;
-* decided / correct: share of runs where every group was decided / decided acceptably;
-* runs per race, rounds until decided (mean);
-* fixed: the fewest runs per cell a fixed design (one look, the same rule) needs to be
-  correct as often as the race, and its runs per pipeline run; with the ratio of the two.
+* missed: share of runs where any final interval of the family missed the truth;
+* decided: share of runs where every group was decided;
+* rounds until every group was decided (mean; the cap where not), and what they take at
+  ``--round-minutes`` a round (this VM's measured round of the seed's grid).
 
-Usage: python benchmarks/race_simulation.py [--runs N] [--rounds N]
+Usage: python benchmarks/race_simulation.py [--runs N] [--rounds N] [--round-minutes M]
 """
 
 from __future__ import annotations
@@ -26,26 +28,30 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from speedlimit.results import simulation  # noqa: E402
 
+CONSTRUCTIONS = {"blocks": {}, "pairwise": {"method": "pairwise"}}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--round-minutes", type=float, default=4.3)
     args = parser.parse_args(argv)
-    scenarios = {**simulation.SCENARIOS, **simulation.MACHINE}
-    print("| scenario | false claims | missed | decided | correct | runs per race "
-          "(rounds) | fixed design: runs per cell (per race) | race / fixed |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, scenario in scenarios.items():
+    rows = [(name, scenario, construction, kwargs)
+            for name, scenario in {**simulation.SCENARIOS, **simulation.MACHINE}.items()
+            for construction, kwargs in CONSTRUCTIONS.items()]
+    control = simulation.NOISIER_CONTROL
+    rows += [("guard's control", control, "blocks", {}),
+             ("guard's control", control, "pooled, no guard", {"guard": None})]
+    print("| scenario | construction | false claims | missed | decided | rounds (minutes) |")
+    print("|---|---|---|---|---|---|")
+    for name, scenario, construction, kwargs in rows:
         start = time.perf_counter()
-        r = simulation.simulate(scenario, runs=args.runs, rounds=args.rounds)
-        cells = 3 * len(scenario.speedups)
-        n = (simulation.fixed_runs_for(scenario, r.correct, runs=max(200, args.runs // 5))
-             if r.correct >= 0.5 else None)  # matching a power near 0 says nothing
-        fixed = f"{n} ({n * cells})" if n else "-"
-        ratio = f"{r.mean_runs / (n * cells):.2f}" if n else "-"
-        print(f"| {name}: {scenario.name} | {r.false_claim:.4f} | {r.missed:.4f} | "
-              f"{r.decided:.3f} | {r.correct:.3f} | {r.mean_runs:.0f} ({r.mean_rounds:.1f}) | "
-              f"{fixed} | {ratio} |", flush=True)
+        r = simulation.simulate(scenario, runs=args.runs, rounds=args.rounds, seed=11,
+                                **kwargs)
+        print(f"| {name}: {scenario.name} | {construction} | {r.false_claim:.4f} | "
+              f"{r.missed:.4f} | {r.decided:.3f} | {r.mean_rounds:.1f} "
+              f"({r.mean_rounds * args.round_minutes:.0f}) |", flush=True)
         print(f"<!-- {time.perf_counter() - start:.0f} s -->", file=sys.stderr)
 
 

@@ -178,9 +178,8 @@ def test_as_fast_and_the_fastest_when_fewer_workers_stand_in(tmp_path):
 def test_an_undecided_group_says_what_is_open(tmp_path):
     group, _ = make(tmp_path, {0: 10.0, 1: 5.0, 2: 5.0}, repeats=4, noise=0.10)
     text = " ".join(findings.group_sentences(group))
-    assert text.startswith("Undecided after 4 round(s); the setting with the smallest proven "
-                           "bound on how much slower than the fastest setting tried it is: "
-                           "`DataLoader(")
+    assert text.startswith("Undecided after 4 round(s); the fewest workers measured within "
+                           "the 2% noise threshold of the fastest: `DataLoader(")
     assert "Still open: whether `num_workers=" in text and "more round(s) would settle it" in text
     assert text.count("at most 1.10x as long") <= 1  # the rule said once
     decided, _ = make(tmp_path / "d", {0: 10.0, 1: 5.0, 2: 5.0}, repeats=10)

@@ -171,33 +171,51 @@ def fit(logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return level, speed
 
 
-WINSOR = 3.5  # the guard's residuals are cut at this many robust spreads: one wild run
-# (a busy second of the host) does not make its setting "noisier than the rest"
+WINSOR = 2.0  # the guard's fit: Huber's pseudo-observations cut at this many robust spreads
+TEST_WINSOR = 2.5  # its test's residuals cut at this many: a wider cut flags a setting for
+# one wild run (a busy second of the host) more often, a narrower one misses more of the
+# settings that are noisier in every run
 
 
 def noisier(logs: np.ndarray, guard: float = GUARD) -> np.ndarray:
-    """Which settings spread more than the rest (``[.., k]``): each setting's residual
-    variance in the additive model against the others', an F test at level ``guard`` per
-    setting. The residuals are winsorized at :data:`WINSOR` robust spreads (the MAD of all of
-    them) for the test only, so a heavy tail shared by every setting flags none."""
+    """Which settings spread more than the rest (``[.., k]``): Cochran's step-down idea with
+    an F test at level ``guard``: the setting whose residual variance in the additive model
+    is the largest against the pooled one of the settings not flagged yet is flagged while
+    the test rejects, then the next. For the test only, the model is fitted to Huber's
+    pseudo-observations and its residuals winsorized at :data:`WINSOR` robust spreads (the
+    MAD of all of them), so that one wild run, or a heavy tail shared by every setting, flags
+    none, while a setting whose every run spreads wide still does."""
     logs = np.asarray(logs, float)
-    k, rounds = logs.shape[-2:]
+    k = logs.shape[-2]
     present = ~np.isnan(logs)
-    level, speed = fit(logs)
-    resid = np.where(present, logs - level[..., None] - speed[..., None, :], np.nan)
+    flagged = np.zeros(logs.shape[:-1], bool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        mad = 1.4826 * np.nanmedian(np.abs(resid), axis=(-1, -2))
-        cut = WINSOR * mad[..., None, None]
-        r2 = np.where(present, np.clip(resid, -cut, cut) ** 2, 0.0)
+        pseudo = logs
+        for _ in range(3):  # Huber's pseudo-observations: the fit itself not pulled by one run
+            level, speed = fit(pseudo)
+            fitted = level[..., None] + speed[..., None, :]
+            resid = np.where(present, logs - fitted, np.nan)
+            mad = 1.4826 * np.nanmedian(np.abs(resid), axis=(-1, -2))
+            cut = WINSOR * mad[..., None, None]
+            pseudo = np.where(present, fitted + np.clip(resid, -cut, cut), np.nan)
+        wide = (TEST_WINSOR / WINSOR) * cut
+        r2 = np.where(present, np.clip(resid, -wide, wide) ** 2, 0.0).sum(axis=-1)
         runs = present.sum(axis=-1)
-        used = present.any(axis=-2).sum(axis=-1)  # rounds with a run
-        # a setting's share of the residual degrees of freedom in a full table
-        share = (k - 1) / k
-        own_dof = np.maximum((runs - 1) * share, 1e-9)
-        total_dof = np.maximum(present.sum(axis=(-1, -2)) - k - used + 1, 0)
-        own = r2.sum(axis=-1) / own_dof
-        rest_dof = np.maximum(total_dof[..., None] - own_dof, 1e-9)
-        rest = (r2.sum(axis=(-1, -2))[..., None] - r2.sum(axis=-1)) / rest_dof
-        crit = special.fdtri(own_dof, rest_dof, 1 - guard)
-        return (own / rest > crit) & (runs >= 3) & (rest_dof >= 1)
+        # a setting's share of the residual degrees of freedom, as in a full table
+        own_dof = np.maximum((runs - 1) * (k - 1) / k, 1e-9)
+        own = r2 / own_dof
+        testable = runs >= 4
+        for _ in range(max(0, k - 2)):
+            pool = ~flagged
+            rest_r2 = (np.where(pool, r2, 0.0).sum(axis=-1)[..., None] - r2)
+            rest_dof = np.where(pool, own_dof, 0.0).sum(axis=-1)[..., None] - own_dof
+            ratio = own / (rest_r2 / np.maximum(rest_dof, 1e-9))
+            crit = special.fdtri(own_dof, np.maximum(rest_dof, 1e-9), 1 - guard)
+            candidate = np.where(pool & testable & (rest_dof >= 1), ratio / crit, -np.inf)
+            worst = np.argmax(candidate, axis=-1)
+            hit = np.take_along_axis(candidate, worst[..., None], axis=-1)[..., 0] > 1
+            if not hit.any():
+                break
+            flagged |= hit[..., None] & (np.arange(k) == worst[..., None])
+    return flagged

@@ -108,9 +108,10 @@ def recommendation_sentence(g: claims_module.GroupClaims) -> str:
         return (f"Fastest in one run: {head} ({gain_text(g, i, rec.gain)}); with one run per "
                 "cell nothing is tested: race the settings (`train.repeats: auto`) before "
                 "relying on it.")
-    return (f"Undecided after {g.outcome.rounds} round(s); the setting with the smallest "
-            f"proven bound on how much slower than the fastest setting tried it is: {head} "
-            f"({gain_text(g, i, rec.gain)}; {behind_words(rec.behind)}).")
+    why = f"; {rec.why}" if rec.why else ""
+    return (f"Undecided after {g.outcome.rounds} round(s); the fewest workers measured within "
+            f"the {_pct(stats.NOISE_THRESHOLD)} noise threshold of the fastest: {head} "
+            f"({gain_text(g, i, rec.gain)}; {behind_words(rec.behind)}{why}).")
 
 
 def behind_words(ratio: claims_module.Ratio | None) -> str:

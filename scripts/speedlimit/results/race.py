@@ -120,14 +120,19 @@ class Group:
         self.history.append(self.bounds())
 
     def _look(self, logs: np.ndarray) -> None:
-        """The blocks design's look after this round: every pair's interval from the
-        group's pooled spread at the look's level, intersected with what earlier looks
-        showed (with fixed repeats only the last look counts)."""
-        alpha = self.design.alpha_at(self.rounds)
-        if alpha <= 0:
-            return
-        low, high, _, flagged = blocks.intervals(logs, alpha, self.design.guard)
-        self.flagged = flagged
+        """The blocks design after this round. Half the error rate goes to the group's
+        pooled intervals, at the looks only, each look its share; the other half to each
+        pair's median, a confidence sequence that holds at every round (the sign test's,
+        between two order statistics: heavy tails, a busy neighbour's wild runs, move it by
+        one place at most). A pair's interval is the intersection of both, and of what
+        earlier rounds showed (with fixed repeats only the last round counts)."""
+        d = logs[..., self.i, :] - logs[..., self.j, :]
+        low, high = sequential.sign_bounds(d, self.design.alpha_each / 2,
+                                           self.design.anytime)
+        alpha = self.design.alpha_at(self.rounds) / 2
+        if alpha > 0:
+            p_low, p_high, _, self.flagged = blocks.intervals(logs, alpha, self.design.guard)
+            low, high = np.maximum(low, p_low), np.minimum(high, p_high)
         if self.design.anytime:
             low, high = np.maximum(self.cs.low, low), np.minimum(self.cs.high, high)
         self.cs.low, self.cs.high = low, high

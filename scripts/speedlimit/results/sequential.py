@@ -106,6 +106,25 @@ def sign_k(n, alpha: float, a: float | None = None, anytime: bool = True):
     return flat.reshape(n.shape)
 
 
+def sign_bounds(d: np.ndarray, alpha: float, anytime: bool = True
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The median's interval at ``alpha`` from the paired log-ratios ``d`` (last axis:
+    rounds; NaN where a round has no pair): between two order statistics of ``d``, so one
+    wild run moves it by one place at most. ``(-inf, inf)`` where there is none yet."""
+    d = np.asarray(d, float)
+    present = ~np.isnan(d)
+    n = present.sum(axis=-1)
+    k = sign_k(n, alpha, anytime=anytime)
+    ordered = np.sort(np.where(present, d, np.inf), axis=-1)  # absent rounds sort last
+    size = d.shape[-1]
+    lo_i = np.clip(k, 0, size - 1)
+    hi_i = np.clip(n - k - 1, 0, size - 1)
+    s_lo = np.take_along_axis(ordered, lo_i[..., None], axis=-1)[..., 0]
+    s_hi = np.take_along_axis(ordered, hi_i[..., None], axis=-1)[..., 0]
+    none = (k < 0) | (n < 1)
+    return np.where(none, -np.inf, s_lo), np.where(none, np.inf, s_hi)
+
+
 def bounds(d: np.ndarray, alpha: float, anytime: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The interval for the location of the paired log-ratios ``d`` (last axis: rounds; NaN
     where a round has no pair), from all of them at once: the intersection of the mean's and
@@ -120,18 +139,9 @@ def bounds(d: np.ndarray, alpha: float, anytime: bool = True) -> tuple[np.ndarra
         mean = zeros.sum(axis=-1) / n
         var = np.where(present, (d - mean[..., None]) ** 2, 0.0).sum(axis=-1) / n
         half = t_factor(n, alpha / 2, anytime=anytime) * np.sqrt(var)
-    t_lo, t_hi = mean - half, mean + half
-    k = sign_k(n, alpha / 2, anytime=anytime)
-    ordered = np.sort(np.where(present, d, np.inf), axis=-1)  # absent rounds sort last
-    size = d.shape[-1]
-    lo_i = np.clip(k, 0, size - 1)
-    hi_i = np.clip(n - k - 1, 0, size - 1)
-    s_lo = np.take_along_axis(ordered, lo_i[..., None], axis=-1)[..., 0]
-    s_hi = np.take_along_axis(ordered, hi_i[..., None], axis=-1)[..., 0]
-    none = (k < 0) | (n < 1)
-    s_lo, s_hi = np.where(none, -np.inf, s_lo), np.where(none, np.inf, s_hi)
-    t_lo = np.where(np.isfinite(half), t_lo, -np.inf)
-    t_hi = np.where(np.isfinite(half), t_hi, np.inf)
+    t_lo = np.where(np.isfinite(half), mean - half, -np.inf)
+    t_hi = np.where(np.isfinite(half), mean + half, np.inf)
+    s_lo, s_hi = sign_bounds(d, alpha / 2, anytime)
     return np.maximum(t_lo, s_lo), np.minimum(t_hi, s_hi)
 
 

@@ -52,7 +52,7 @@ def _epoch(lane: interleave.Lane) -> dict:
                 w.batches for w in lane.windows), "samples": samples}
 
 
-def _predicted(lane: interleave.Lane, size: int) -> dict:
+def _predicted(lane: interleave.Lane, size: int, origin: float) -> dict:
     got = interleave.predict(lane, size)
     timed = sum(o.startup + o.warmup for o in lane.openings) + sum(w.seconds for w in lane.windows)
     return {**got, "timed": timed,
@@ -60,6 +60,9 @@ def _predicted(lane: interleave.Lane, size: int) -> dict:
                 w.samples for w in lane.windows),
             "warmup_batches": lane.ahead,
             "window_rates": [w.rate for w in lane.windows],
+            # when each window began, seconds from the group job's start: the windows of a
+            # group's records in time order are the random interleaving the round ran
+            "window_started": [round(w.started - origin, 6) for w in lane.windows],
             "window_others_cpu": [w.others_cpu for w in lane.windows],
             "window_data_wait": [w.data_wait for w in lane.windows],
             "window_after_skip": [w.after_skip for w in lane.windows],
@@ -101,7 +104,7 @@ def run_group(lead: Cell, cells: list[Cell], dataset_root: str | None, seed: int
               "run_duration": result.seconds}
     runs = []
     for lane in result.lanes:
-        predicted = _predicted(lane, size)
+        predicted = _predicted(lane, size, result.started)
         log.info("%s: predicted epoch %.3f s (%d windows, %.1f us per sample)",
                  lane.cell.path, predicted["epoch_duration"], predicted["windows"],
                  1e6 * (predicted["rate"] or 0))

@@ -316,6 +316,7 @@ class Result:
     settle_seconds: float  # waiting for other lanes' workers, in all
     seconds: float  # the whole run
     dataset_size: int
+    started: float = 0.0  # perf_counter at the run's start: its windows' clock origin
     extra: dict = field(default_factory=dict)
 
 
@@ -323,8 +324,11 @@ def run(cells: list[Cell], train_set, workload, seed: int, device: torch.device,
         rounds: int, window_seconds: float, rng: random.Random, settle: bool = True,
         running=None) -> Result:
     """Time ``cells`` (one group) interleaved: every lane opened in a random order, each
-    alone; then ``rounds`` rounds of one window per running lane in a random order; then
-    every lane's shutdown, alone, in a random order.
+    alone; then ``rounds`` rounds of one window per running lane in a random order (a lane
+    whose windows have timed ``rounds * window_seconds`` after :data:`MIN_WINDOWS` of them
+    sits out the rest: a window is at least one batch, and at 0.3 s a batch 30 windows
+    would time three times what the round asks); then every lane's shutdown, alone, in a
+    random order.
 
     ``running(round_) -> set of lane indices`` picks the lanes a round times (all by
     default); ``settle=False`` skips waiting for the other lanes' workers (only for tests
@@ -352,8 +356,19 @@ def run(cells: list[Cell], train_set, workload, seed: int, device: torch.device,
     for index in rng.sample(range(len(lanes)), len(lanes)):
         ready(index)
     order = []
+    timed_enough = rounds * window_seconds  # a lane's windows time this much at most ...
+
+    def wanted(index: int) -> bool:
+        """... once it has MIN_WINDOWS: a lane whose windows each run a batch longer than a
+        window (large batches) stops there, not after ``rounds`` of them."""
+        windows = lanes[index].windows
+        return len(windows) < MIN_WINDOWS or sum(w.seconds for w in windows) < timed_enough
+
     for round_ in range(rounds):
         chosen = sorted(running(round_)) if running is not None else range(len(lanes))
+        chosen = [i for i in chosen if wanted(i)]
+        if not chosen:
+            break
         this = rng.sample(list(chosen), len(chosen))
         order.append(this)
         for index in this:
@@ -366,9 +381,10 @@ def run(cells: list[Cell], train_set, workload, seed: int, device: torch.device,
             settled += _settle(lanes)
         lanes[index].close()
     return Result(lanes, rounds, order, settled, time.perf_counter() - started,
-                  len(train_set))
+                  len(train_set), started)
 
 
+MIN_WINDOWS = 10  # windows every lane gets before its timed seconds may stop it
 TRIM = 0.1  # the steady rate's trimmed share at each end (one window of ten)
 
 

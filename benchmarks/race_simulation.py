@@ -15,7 +15,11 @@ guard's negative control), it prints:
 * rounds until every group was decided (mean; the cap where not), and what they take at
   ``--round-minutes`` a round (this VM's measured round of the seed's grid).
 
+With ``--margins M [M ...]`` it prints instead what ``train.margin`` buys on the "this
+machine" rows (docs/race.md).
+
 Usage: python benchmarks/race_simulation.py [--runs N] [--rounds N] [--round-minutes M]
+       [--margins M ...]
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from speedlimit.results import simulation  # noqa: E402
+from speedlimit.results import simulation, stats  # noqa: E402
 
 CONSTRUCTIONS = {"blocks": {}, "pairwise": {"method": "pairwise"}}
 
@@ -36,7 +40,10 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--round-minutes", type=float, default=4.3)
+    parser.add_argument("--margins", type=float, nargs="*")
     args = parser.parse_args(argv)
+    if args.margins:
+        return margins(args)
     rows = [(name, scenario, construction, kwargs)
             for name, scenario in {**simulation.SCENARIOS, **simulation.MACHINE}.items()
             for construction, kwargs in CONSTRUCTIONS.items()]
@@ -53,6 +60,21 @@ def main(argv=None) -> None:
               f"{r.missed:.4f} | {r.decided:.3f} | {r.mean_rounds:.1f} "
               f"({r.mean_rounds * args.round_minutes:.0f}) |", flush=True)
         print(f"<!-- {time.perf_counter() - start:.0f} s -->", file=sys.stderr)
+
+
+def margins(args) -> None:
+    rows = ["this machine", "this machine, turning"]
+    print("| `train.margin` | " + " | ".join(f"{r}: decided within {args.rounds} rounds | "
+                                           "mean rounds | false claims" for r in rows) + " |")
+    print("|---" * (1 + 3 * len(rows)) + "|")
+    for margin in args.margins:
+        stats.configure(margin=margin)
+        cells = []
+        for name in rows:
+            r = simulation.simulate(simulation.MACHINE[name], runs=args.runs,
+                                    rounds=args.rounds, seed=11)
+            cells += [f"{r.decided:.3f}", f"{r.mean_rounds:.1f}", f"{r.false_claim:.4f}"]
+        print(f"| {margin:.2f} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

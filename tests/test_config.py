@@ -11,7 +11,7 @@ def test_defaults_are_the_seed_grid():
     assert cfg["grid"]["workload"] == ["fashionmnist"] and cfg["workloads"] == {"custom": None}
     assert cfg["train"] == {"epochs": 1, "seed": 0, "repeats": "auto", "max_rounds": 40,
                             "margin": 0.1, "threshold": 0.02,
-                            "budget": "15m", "probe": {"windows": 5, "window_samples": 1000},
+                            "budget": "30m", "probe": {"windows": 5, "window_samples": 1000},
                             "interleave": {"enabled": True, "windows": 30,
                                            "window_seconds": 0.1},
                             "exclusive": True, "warm_start": True, "time_limit": None,

@@ -233,7 +233,8 @@ def test_how_sure_says_why_a_race_stopped():
         text = " ".join(findings.how_sure_sentences(fam, state, []))
         assert f"The race ran 12 round(s) (5.0 min of rounds) and stopped because {words}." \
             in text
-        assert "confidence sequences, which hold at every round at once" in text
+        assert "together they hold at every round at once however often the race looked" \
+            in text
 
 
 def test_published_speedups_and_comparison(summary10):

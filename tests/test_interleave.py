@@ -206,3 +206,17 @@ def test_lanes_count_the_samples_of_the_workloads_own_batches():
         assert lane.taken_samples == timed + lane.skipped
         assert all(w.samples == 16 * w.batches for w in lane.windows)
         assert lane.epochs and all(e["accuracy"] is None and e["loss"] > 0 for e in lane.epochs)
+
+
+def test_with_the_cap_a_lane_whose_windows_outrun_the_round_stops_after_min_windows(heavy):
+    # Windows of 1 us: each is one batch, far longer than asked, so after MIN_WINDOWS of them
+    # a lane has timed more than 30 windows' worth and, capped (as a race's group job runs),
+    # sits out the rest of the rounds; uncapped it times all 30.
+    light = build.Workload("custom", "tests:light", Light(), Network)
+    cells = [cell(0), cell(1)]
+    capped = interleave.run(cells, light.dataset, light, 0, torch.device("cpu"), 30, 1e-6,
+                            random.Random(0), cap=True)
+    assert [len(lane.windows) for lane in capped.lanes] == [interleave.MIN_WINDOWS] * 2
+    full = interleave.run(cells, light.dataset, light, 0, torch.device("cpu"), 30, 1e-6,
+                          random.Random(0))
+    assert [len(lane.windows) for lane in full.lanes] == [30, 30]

@@ -73,6 +73,15 @@ def test_a_group_times_its_settings_together_one_job_per_round(project):
             assert run["timing"]["lead"] == f"{LEAD}/repeat~{r}"
             # every run of the round was timed in one process, in one job
             assert run["timeline"]["process_started"] == group["timeline"]["process_started"]
+        # when each window began: each setting's in its own order, and together one window
+        # of each setting per round of windows (the random interleaving, read off the record)
+        starts = sorted((t, i) for i, run in enumerate(group["runs"])
+                        for t in run["predicted"]["window_started"])
+        assert all(len(run["predicted"]["window_started"]) == 2 for run in group["runs"])
+        assert all(run["predicted"]["window_started"] == sorted(run["predicted"]
+                                                               ["window_started"])
+                   for run in group["runs"])
+        assert sorted(i for _, i in starts[:2]) == [0, 1] == sorted(i for _, i in starts[2:])
 
     table = pd.read_csv(project.path / "results" / "table.csv")
     assert len(table) == 2 * 3 + 1 and table["status"].eq("ok").all()

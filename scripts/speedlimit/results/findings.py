@@ -305,8 +305,10 @@ def how_sure_sentences(fam: claims_module.Family, race_state: dict | None,
         return ["Every cell ran once (`train.repeats: 1`, the seed's reproduction): there are no "
                 "intervals, so nothing here is shown to be more than noise. `train.repeats: "
                 "auto` races the settings until the answer is shown."]
-    kind = ("confidence sequences, which hold at every round at once however often the race "
-            "looked" if fam.sequential else "fixed-sample intervals for one look at the end")
+    kind = ("the group's spread, pooled over its rounds and read at the race's planned looks, "
+            "beside each pair's median, a confidence sequence: together they hold at every "
+            "round at once however often the race looked" if fam.sequential
+            else "fixed-sample intervals for one look at the end")
     out.append(f"Every claim of the findings rests on one family of intervals: the run's "
                f"{fam.comparisons} comparisons (within a workload and batch size, each setting "
                f"against the fastest of the others, and against `num_workers=0`: Hsu's "

@@ -6,8 +6,9 @@ size, lr, thread count and device); its *settings* are those cells, in the order
 preference a recommendation follows (fewest workers first, then most of torch's defaults).
 Each *round* runs every setting the answer still needs once, in a random order. After each
 round, for every pair of settings of a group, the paired log-ratios of their epoch durations
-(one per round both ran in) give an interval that holds at every round at once
-(:mod:`speedlimit.results.sequential`).
+(one per round both ran in) give an interval: half of the error rate from the group's pooled
+spread at the race's planned looks (:mod:`speedlimit.results.blocks`), half from the pair's
+median, a confidence sequence that holds at every round (:mod:`speedlimit.results.sequential`).
 
 The answer needs few of those intervals (Hsu 1984, *multiple comparisons with the best*):
 each setting against the fastest of the others (``k - 1`` comparisons per group hold when the
@@ -29,7 +30,8 @@ The **recommendation** is the first setting in preference order that is not pass
 does), once it is as fast as the fastest and faster than num_workers=0 (or is num_workers=0
 itself). The group is then *decided* and stops; every claim behind the decision is one of
 the comparisons above, so the chance that any claim of the run is false is at most ``alpha``
-(5%), however many rounds were looked at.
+(5%), however many rounds were looked at. The recommendation is never a setting the run
+measured slower than one before it by more than the threshold (:func:`lagging`).
 
 A round runs only what the answer still needs (:func:`decide`'s ``running``): the first
 candidate; while it is not shown as fast as the fastest, each setting that may be the fastest

@@ -1,5 +1,10 @@
 """Confidence intervals for paired log-ratios that hold however often the data are looked at.
 
+The race reads each pair's *median* sequence (:func:`sign_bounds`) beside the group's pooled
+intervals (:mod:`speedlimit.results.blocks`); the pair's mean sequence (:func:`t_factor`,
+:func:`bounds`, :class:`Running`) is the ``pairwise`` construction the simulation compares
+with, and the fixed-repeats warning's arithmetic (:func:`repeats_needed`).
+
 A race (:mod:`speedlimit.results.race`) runs every setting still in it once per *round*, in a
 random order, and after each round asks of every pair of settings whether one is slower. What
 it compares is the pair's *paired* log-ratios: ``d_r = log t_i,r - log t_j,r``, one per round

@@ -90,7 +90,8 @@ def run_group(lead: Cell, cells: list[Cell], dataset_root: str | None, seed: int
     load = noise.MachineLoad().start()
     started_at, clock_started = train.now(), time.time()
     result = interleave.run(cells, train_set, workload, seed, device, timing["windows"],
-                            timing["window_seconds"], random.Random(round_seed(seed, round_)))
+                            timing["window_seconds"], random.Random(round_seed(seed, round_)),
+                            cap=True)
     machine_load = load.stop()
     finished_at, clock_stopped = train.now(), time.time()
     reference = noise.verdict(reference_before, noise.reference(), machine_load,

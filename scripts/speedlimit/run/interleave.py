@@ -322,13 +322,13 @@ class Result:
 
 def run(cells: list[Cell], train_set, workload, seed: int, device: torch.device,
         rounds: int, window_seconds: float, rng: random.Random, settle: bool = True,
-        running=None) -> Result:
+        running=None, cap: bool = False) -> Result:
     """Time ``cells`` (one group) interleaved: every lane opened in a random order, each
-    alone; then ``rounds`` rounds of one window per running lane in a random order (a lane
-    whose windows have timed ``rounds * window_seconds`` after :data:`MIN_WINDOWS` of them
-    sits out the rest: a window is at least one batch, and at 0.3 s a batch 30 windows
-    would time three times what the round asks); then every lane's shutdown, alone, in a
-    random order.
+    alone; then ``rounds`` rounds of one window per running lane in a random order (with
+    ``cap``, a lane whose windows have timed ``rounds * window_seconds`` after
+    :data:`MIN_WINDOWS` of them sits out the rest: a window is at least one batch, and at
+    0.3 s a batch 30 windows would time three times what the round asks); then every lane's
+    shutdown, alone, in a random order.
 
     ``running(round_) -> set of lane indices`` picks the lanes a round times (all by
     default); ``settle=False`` skips waiting for the other lanes' workers (only for tests
@@ -362,7 +362,8 @@ def run(cells: list[Cell], train_set, workload, seed: int, device: torch.device,
         """... once it has MIN_WINDOWS: a lane whose windows each run a batch longer than a
         window (large batches) stops there, not after ``rounds`` of them."""
         windows = lanes[index].windows
-        return len(windows) < MIN_WINDOWS or sum(w.seconds for w in windows) < timed_enough
+        return (not cap or len(windows) < MIN_WINDOWS
+                or sum(w.seconds for w in windows) < timed_enough)
 
     for round_ in range(rounds):
         chosen = sorted(running(round_)) if running is not None else range(len(lanes))

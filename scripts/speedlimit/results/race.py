@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from speedlimit import axes
-from speedlimit.results import blocks, sequential, stats
+from speedlimit.results import blocks, sequential, stats, words
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,9 @@ class Group:
         self.cs = sequential.Running(self.batch + (len(self.i),), design.alpha_each,
                                      design.anytime)
         self.flagged = np.zeros(self.batch + (k,), bool)  # blocks: compared by own spread
+        # what the run measured of each setting (``batch + (k,)``): its level in the additive
+        # model of the log epochs (:func:`blocks.fit`), after the last round
+        self.level = np.zeros(self.batch + (k,))
         self.logs: list[np.ndarray] = []  # per round: log epoch durations, NaN: not run
         self.history: list[tuple[np.ndarray, np.ndarray]] = []  # (L, U) after each round
 
@@ -114,6 +117,7 @@ class Group:
         with np.errstate(divide="ignore", invalid="ignore"):
             self.logs.append(np.log(np.asarray(durations, float)))
         logs = np.stack(self.logs, axis=-1)  # batch + (k, rounds)
+        self.level = blocks.fit(logs)[0]  # what the run measured, once a round
         if self.design.method == "blocks":
             self._look(logs)
         else:
@@ -152,13 +156,8 @@ class Group:
         logs = np.stack(self.logs, axis=-1)
         return logs[..., a, :] - logs[..., b, :]
 
-    def levels(self) -> np.ndarray:
-        """What the run measured of each setting (``batch + (k,)``): its level in the
-        additive model of the log epochs (:func:`blocks.fit`)."""
-        return blocks.fit(np.stack(self.logs, axis=-1))[0]
-
     def decide(self) -> "Decision":
-        return decide(*self.bounds(), self.base, self.design, self.levels())
+        return decide(*self.bounds(), self.base, self.design, self.level)
 
 
 @dataclass
@@ -221,7 +220,7 @@ def lagging(measured: np.ndarray | None, threshold: float) -> np.ndarray | bool:
 def decide(low: np.ndarray, high: np.ndarray, base: np.ndarray, design: Design,
            measured: np.ndarray | None = None) -> Decision:
     """Read one group's decisions off its intervals ``low``/``high`` of log(t_i / t_j);
-    ``measured``: each setting's log level as the run measured it (:meth:`Group.levels`),
+    ``measured``: each setting's log level as the run measured it (:attr:`Group.level`),
     so that the recommendation is never a setting measured slower than one before it."""
     k = low.shape[-1]
     slow, fast = math.log1p(design.threshold), math.log1p(design.margin)
@@ -504,8 +503,7 @@ def run_race(runs: pd.DataFrame, design: Design | None = None, anytime: bool = T
         decision = group.decide()
         low, high = group.bounds()
         logs = np.log(values)
-        level = group.levels()
-        est = np.exp(level[:, None] - level[None, :])  # measured t_a / t_b (additive model)
+        est = np.exp(group.level[:, None] - group.level[None, :])  # measured t_a / t_b (additive model)
         present = ~np.isnan(logs)
         common = (present[:, None, :] & present[None, :, :]).sum(axis=-1)
         left_at = _left_at(group, settings)
@@ -758,14 +756,16 @@ def why_not_fastest(outcome: Outcome) -> str | None:
     if chosen == fastest:
         return None
     ratio = float(outcome.estimate[chosen, fastest])  # t_chosen / t_fastest
-    gap = f"{outcome.words(fastest)} measured {100 * (ratio - 1):.1f}% faster"
+    gap = f"{outcome.words(fastest)} measured {words.percent(ratio - 1, 1)} faster"
     if ratio <= 1 + outcome.threshold:
-        return f"{gap}, within the {100 * outcome.threshold:.0f}% noise threshold: " \
+        return f"{gap}, within the {words.percent(outcome.threshold)} noise threshold: " \
                "fewer workers preferred"
     if outcome.decided:
-        return f"{gap}, within the {100 * outcome.margin:.0f}% margin shown: fewer workers " \
-               "preferred"
-    return f"{gap}, not yet told apart"
+        return f"{gap}, within the {words.percent(outcome.margin)} margin shown: fewer " \
+               "workers preferred"
+    # (undecided, the pick is within the threshold of the fastest setting not passed over:
+    # a faster one was passed over, shown to gain nothing over its num_workers=0)
+    return f"{gap}, but passed over: no gain over num_workers=0 shown"
 
 
 def check_cells(outcomes: list[Outcome]) -> list[str]:

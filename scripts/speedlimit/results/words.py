@@ -15,9 +15,9 @@ def times(value: float) -> str:
     return f"{value:.2f}x"
 
 
-def percent(value: float) -> str:
-    """A share: ``0.1`` -> ``10%``."""
-    return f"{100 * value:.0f}%"
+def percent(value: float, digits: int = 0) -> str:
+    """A share: ``0.1`` -> ``10%`` (``digits`` after the point: ``0.012`` -> ``1.2%``)."""
+    return f"{100 * value:.{digits}f}%"
 
 
 def workers(n) -> str:

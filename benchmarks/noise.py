@@ -76,7 +76,7 @@ def trace(root: str, seconds: float, num_workers: int, batch_size: int):
     """Train one setting for ``seconds``: per epoch, its start and each step's end and size."""
     import torch
 
-    from speedlimit.results import trace as tr
+    from speedbench import trace as tr
     from speedlimit.run import train
 
     torch.set_num_threads(1)
@@ -138,7 +138,7 @@ def child(root: str, seconds: float) -> None:
 
 
 def section_processes(root: str, processes: int, seconds: float) -> dict:
-    from speedlimit.results import trace as tr
+    from speedbench import trace as tr
 
     runs = []
     for _ in range(processes):
@@ -190,6 +190,7 @@ def section_interleaved(root: str, batch_size: int, rounds: int, window: float,
                         block: int) -> dict:
     import torch
 
+    from speedbench import spread
     from speedlimit.run import interleave
 
     torch.set_num_threads(1)
@@ -200,7 +201,7 @@ def section_interleaved(root: str, batch_size: int, rounds: int, window: float,
     result = interleave.run(cells, work.dataset, work, 0, torch.device("cpu"), rounds, window,
                             random.Random(0))
     lanes = result.lanes
-    pairs = [{"a": a, "b": b, **interleave.log_ratio_spread(result, a, b, block)}
+    pairs = [{"a": a, "b": b, **spread.log_ratio_spread(result, a, b, block)}
              for a, b in ((1, 0), (2, 0), (2, 1))]
     worst = max((w.others_cpu or 0.0) for lane in lanes for w in lane.windows)
     timed = sum(w.seconds for lane in lanes for w in lane.windows)
@@ -218,6 +219,7 @@ def section_check(root: str, batch_size: int, blocks: int, rounds: int, window: 
     interleaved beside the seed's other settings."""
     import torch
 
+    from speedbench import spread
     from speedlimit.run import interleave
 
     torch.set_num_threads(1)

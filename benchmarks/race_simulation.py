@@ -1,7 +1,7 @@
 """The race's error rate and power, simulated through its own decision code (not a unit
 test: the table in docs/statistics.md; tests/test_race.py asserts the rates).
 
-For each scenario of speedlimit.results.simulation (the seed grid's shape: 3 groups of 6
+For each scenario of speedbench.simulation (the seed grid's shape: 3 groups of 6
 settings, 27 comparisons; 3% run-to-run noise unless the scenario says otherwise; the
 "this machine" rows fitted to this VM's measured noise) and each construction of the race's
 intervals (``blocks``: the group's pooled spread, planned looks, the race's; ``pairwise``:
@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from speedlimit.results import simulation, stats  # noqa: E402
+from speedbench import simulation  # noqa: E402
+from speedlimit.results import stats  # noqa: E402
 
 CONSTRUCTIONS = {"blocks": {}, "pairwise": {"method": "pairwise"}}
 

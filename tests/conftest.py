@@ -77,13 +77,13 @@ def alive(pid: int) -> bool:
 @pytest.fixture(scope="session", autouse=True)
 def warm_servers(tmp_path_factory):
     """Every warm server the tests start lives in one folder and is stopped at the end."""
-    from speedlimit.run import warm
+    from warmservers import stop_servers
 
     folder = tmp_path_factory.mktemp("warm")
     os.environ["SPEEDLIMIT_WARM_DIR"] = str(folder)
     os.environ["SPEEDLIMIT_WARM_IDLE"] = "30"
     yield folder
-    warm.stop_servers(folder)
+    stop_servers(folder)
 
 
 @pytest.fixture

@@ -109,16 +109,11 @@ def test_a_malformed_yaml_file_is_named_with_its_line(tmp_path):
     config.check_yaml_file(path)
 
 
-def test_the_old_name_of_max_rounds_is_read_with_a_warning():
-    said = []
-    cfg = config.validate({"train": {"max_repeats": 12}}, warnings=said)
-    assert cfg["train"]["max_rounds"] == 12 and "max_repeats" not in cfg["train"]
-    assert said == ["speedlimit: WARNING: train.max_repeats is now train.max_rounds; read as "
-                    "train.max_rounds: 12 (rename it in your config)"]
-    with pytest.raises(config.ConfigError, match="train.max_repeats \\(12\\) and "
-                                                 "train.max_rounds \\(20\\) both given"):
-        config.validate({"train": {"max_repeats": 12, "max_rounds": 20}})
-    assert config.validate({"train": {"max_repeats": 20, "max_rounds": 20}})
+def test_the_old_name_of_max_rounds_is_an_error_naming_the_new_one():
+    with pytest.raises(config.ConfigError, match="train.max_repeats is now train.max_rounds: "
+                                                 "rename it in your config"):
+        config.validate({"train": {"max_repeats": 12}})
+    assert config.validate({"train": {"max_rounds": 12}})["train"]["max_rounds"] == 12
 
 
 def test_the_levers_are_checked_and_the_threshold_must_stay_below_the_margin():

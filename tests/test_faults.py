@@ -25,7 +25,7 @@ import pytest
 from conftest import SNAKEMAKE, Project, alive
 from httpmirror import Mirror, gz_files
 from speedlimit.data import idx
-from speedlimit.run import warm
+from warmservers import stop_servers
 
 pytestmark = pytest.mark.e2e
 
@@ -472,7 +472,7 @@ def test_two_copies_share_a_python_and_one_is_deleted_between_runs(tmp_path, env
         b.run("--cores", "all", *CFG, env=env)
         servers = [int(p.read_text()) for p in folder.glob("*.pid")]
     finally:
-        warm.stop_servers(folder)
+        stop_servers(folder)
     runs = b.runs()
     assert len(runs) == 2 and all(r["status"] == "ok" for r in runs.values())
     logs = "".join(p.read_text() for p in (b.path / "logs").rglob("*.log"))

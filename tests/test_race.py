@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from speedlimit.results import race, simulation, stats
+from speedbench import simulation
+from speedlimit.results import race, stats
 
 INF = math.inf
 SLOW = math.log(1.30)  # a clear difference, in log(t_i / t_j)

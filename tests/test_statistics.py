@@ -13,7 +13,8 @@ import yaml
 
 from speedlimit import config as config_module
 from speedlimit import grid
-from speedlimit.results import aggregate, sequential, simulation, stats
+from speedbench import simulation
+from speedlimit.results import aggregate, sequential, stats
 
 from conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""The noise benchmark's arithmetic (speedlimit.results.trace), on simulated traces whose
+"""The noise benchmark's arithmetic (speedbench.trace), on simulated traces whose
 answer is known: windows cut from step marks, the spread, the share at a lag, and the
 between/within split of Kalibera and Jones."""
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from speedlimit.results import trace
+from speedbench import trace
 
 
 def test_cut_makes_consecutive_windows_of_whole_steps():

@@ -21,6 +21,7 @@ from speedlimit.run import job, lock
 from speedlimit.run import warm
 from speedlimit.run.warm import server
 from speedlimit.grid import Cell
+from warmservers import stop_servers
 
 CELL = Cell(loader="dataloader", batch_size=100, lr=0.01, torch_threads=1, device="cpu",
             num_workers=2, pin_memory=False, persistent_workers=False, prefetch_factor=None,
@@ -35,7 +36,7 @@ def warm_dir(monkeypatch):
     monkeypatch.setenv("SPEEDLIMIT_WARM_IDLE", "5")
     monkeypatch.setenv("SPEEDLIMIT_LOCK_DIR", str(d))
     yield d
-    warm.stop_servers(d)
+    stop_servers(d)
     shutil.rmtree(d, ignore_errors=True)
 
 
@@ -129,7 +130,7 @@ def test_servers_are_stopped_on_request(synthetic_root, tmp_path, warm_dir):
     req = job.Request(cell=CELL, dataset_root=synthetic_root,
                         output=str(tmp_path / "s.json"), log=str(tmp_path / "s.log"))
     assert warm.run(req) == 0
-    pids = warm.stop_servers(warm_dir)
+    pids = stop_servers(warm_dir)
     assert len(pids) == 1
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and alive(pids[0]):
@@ -310,7 +311,7 @@ def test_stop_servers_signals_only_this_users_warm_servers(synthetic_root, tmp_p
     bystander = subprocess.Popen(["sleep", "60"])
     (warm_dir / "fedcba9876543210.pid").write_text(f"{bystander.pid}\n")
     (warm_dir / "0123456789abcdef.pid").write_text("1\n")
-    assert warm.stop_servers(warm_dir) == [server]
+    assert stop_servers(warm_dir) == [server]
     time.sleep(0.5)
     assert bystander.poll() is None  # not a warm server: never signalled
     bystander.kill()
@@ -565,7 +566,7 @@ def test_stop_servers_never_signals_another_users_process(other_user, warm_dir):
                                                             b"serve", os.fsencode(sock)]
         sock.with_suffix(".pid").write_text(f"{theirs.pid}\n")
         assert not warm.is_warm_server(theirs.pid, sock)
-        assert warm.stop_servers(warm_dir) == []
+        assert stop_servers(warm_dir) == []
         time.sleep(0.5)
         assert theirs.poll() is None
     finally:

@@ -148,32 +148,18 @@ def check_yaml_file(path: Path | str) -> None:
 
 
 # Keys read under an old name, with a warning: (section, old, new).
-RENAMED = [("train", "max_repeats", "max_rounds")]
+RENAMED = [("train", "max_repeats", "max_rounds")]  # (section, old key, its new name)
 
 
 def renamed(config: dict) -> list[str]:
-    """Read each old key (:data:`RENAMED`) as its new one, in place; the warnings to say.
-    Both given with different values is an error naming both."""
-    said = []
-    for section, old, new in RENAMED:
-        part = config.get(section)
-        if not isinstance(part, dict) or old not in part:
-            continue
-        value = part.pop(old)
-        if new in part and part[new] != value:
-            raise ConfigError(f"invalid configuration:\n- {section}.{old} ({value}) and "
-                              f"{section}.{new} ({part[new]}) both given: {old} is the old "
-                              f"name of {new}; keep {new} only")
-        part[new] = value
-        said.append(f"speedlimit: WARNING: {section}.{old} is now {section}.{new}; read as "
-                    f"{section}.{new}: {value} (rename it in your config)")
-    return said
+    """An error for each old key (:data:`RENAMED`) the config still uses, naming the new one."""
+    return [f"{section}.{old} is now {section}.{new}: rename it in your config"
+            for section, old, new in RENAMED
+            if isinstance(config.get(section), dict) and old in config[section]]
 
 
-def validate(config: dict, schema_path: Path | str = SCHEMA_PATH,
-             warnings: list[str] | None = None) -> dict:
-    """Coerce, validate and fill defaults; return a new config or raise :class:`ConfigError`.
-    ``warnings`` collects what the caller should say (an old key read under its new name)."""
+def validate(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict:
+    """Coerce, validate and fill defaults; return a new config or raise :class:`ConfigError`."""
     schema = load_schema(schema_path)
     if config is None:
         config = {}
@@ -181,9 +167,9 @@ def validate(config: dict, schema_path: Path | str = SCHEMA_PATH,
         raise ConfigError("config must be a mapping of keys to values, got "
                           f"{type(config).__name__}")
     config = coerce(copy.deepcopy(config), schema)
-    said = renamed(config)
-    if warnings is not None:
-        warnings.extend(said)
+    old_keys = renamed(config)
+    if old_keys:
+        raise ConfigError("invalid configuration:\n" + "\n".join(f"- {k}" for k in old_keys))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:

@@ -323,11 +323,8 @@ def how_sure_sentences(fam: claims_module.Family, race_state: dict | None,
                f"where it rules out epochs more than {_pct(stats.MARGIN)} longer, not told apart "
                "otherwise (criterion.rs's rule).")
     if race_state:
-        # (a round file written before train.max_repeats was renamed holds the old key)
-        rounds_cap = race_state.get("max_rounds", race_state.get("max_repeats"))
         why = {"decided": "every group was decided",
-               "max_rounds": f"it reached `train.max_rounds` = {rounds_cap}",
-               "max_repeats": f"it reached `train.max_rounds` = {rounds_cap}",
+               "max_rounds": f"it reached `train.max_rounds` = {race_state['max_rounds']}",
                "budget": f"the next round would have passed `train.budget` = "
                          f"{minutes(race_state['budget_seconds'] or 0)}"}
         out.append(f"The race ran {race_state['rounds']} round(s) ({minutes(race_state['spent_seconds'])} "
@@ -635,6 +632,8 @@ def published_sentences(comparison: pd.DataFrame) -> list[str]:
         if len(inside):
             out.append(f"The published speed-up lies inside our interval in "
                        f"{int(inside.sum())} of {len(inside)} cells.")
+    out.append(f"The published table does not record {published_module.UNKNOWNS}: a "
+               "disagreement may come from any of them, not only from our machine.")
     return out
 
 
@@ -656,29 +655,6 @@ def _headline_verdict(one: pd.DataFrame) -> str:
     if len(unsure):
         parts.append(f"it is inconclusive at batch_size {sizes(unsure)}")
     return "; ".join(parts)
-
-
-def published_glance(comparison: pd.DataFrame) -> list[str]:
-    """One sentence per setting: agreement counts and whether the published headline holds;
-    and what the published table leaves unknown."""
-    out = []
-    for label, part in _groups_by_setting(comparison):
-        counts = part["agreement"].value_counts()
-        text = (f"Against the published table{f' ({label})' if label else ''}: of "
-                f"{len(part)} shared cells, our interval agrees in "
-                f"{int(counts.get(published_module.AGREE, 0))}, disagrees in "
-                f"{int(counts.get(published_module.DISAGREE, 0))}, is inconclusive in "
-                f"{int(counts.get(published_module.INCONCLUSIVE, 0))}"
-                + (f" and has no interval in {int(counts.get(published_module.NO_INTERVAL))}"
-                   if counts.get(published_module.NO_INTERVAL) else ""))
-        one = part[part["num_workers"] == 1]
-        if len(one):
-            text += "; its headline (one worker faster than none): " + _headline_verdict(one)
-        out.append(text + ".")
-    if out:
-        out.append(f"The published table does not record {published_module.UNKNOWNS}: a "
-                   "disagreement may come from any of them, not only from our machine.")
-    return out
 
 
 def _groups_by_setting(comparison: pd.DataFrame):

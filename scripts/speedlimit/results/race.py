@@ -517,7 +517,7 @@ def run_race(runs: pd.DataFrame, design: Design | None = None, anytime: bool = T
                           np.where(known, np.exp(high), np.nan), est, common, left_at,
                           group.history if keep_history else [], design=design)
         if forecast:
-            outcome.rounds_more = rounds_more(group, decision, design)
+            outcome.rounds_more = rounds_more(group, decision)
         out.append(outcome)
     return out
 
@@ -613,7 +613,7 @@ def forecast(group: Group, rng: np.random.Generator | None = None,
     return done
 
 
-def rounds_more(group: Group, decision: Decision, design: Design, cap: int = FORECAST_CAP
+def rounds_more(group: Group, decision: Decision, cap: int = FORECAST_CAP
                 ) -> int | None:
     """About how many more rounds the group needs to be decided (None when decided): the
     median over :func:`forecast`'s futures (``cap`` where most are not decided by then)."""

@@ -27,7 +27,6 @@ ALPHA = 0.05  # family-wise error rate of the run's claims: every interval is 1 
 NOISE_THRESHOLD = 0.02  # a real difference smaller than this is "within the noise threshold"
 MARGIN = 0.10  # "as fast": at most this much longer epochs, at the end of the interval
 UNSTABLE = 0.10  # pyperf's warning: spread (MAD, scaled to a standard deviation) > 10%
-CORRECTION = "Bonferroni"
 
 # Verdicts of a ratio of speeds (summary columns ``speedup_verdict``, ``vs_fastest_verdict``).
 FASTER, SLOWER = "faster", "slower"

@@ -181,23 +181,6 @@ def is_warm_server(pid: int, path: Path) -> bool:
             and [os.fsdecode(arg) for arg in argv[1:]] == [*SERVER_ARGS, str(path)])
 
 
-def stop_servers(directory: Path | None = None) -> list[int]:
-    """Terminate this user's warm servers whose sockets live in ``directory``; return their
-    pids. Only a process that :func:`is_warm_server` is ever signalled."""
-    try:
-        directory = Path(directory) if directory else folder()
-    except WarmUnavailable:
-        return []
-    stopped = []
-    for pidfile in directory.glob("*.pid"):
-        with contextlib.suppress(ValueError, OSError):
-            pid = int(pidfile.read_text())
-            if is_warm_server(pid, pidfile.with_suffix(".sock")):
-                os.kill(pid, signal.SIGTERM)
-                stopped.append(pid)
-    return stopped
-
-
 @contextlib.contextmanager
 def _start_lock(directory: Path):
     fd = os.open(directory / START_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)

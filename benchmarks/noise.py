@@ -219,7 +219,6 @@ def section_check(root: str, batch_size: int, blocks: int, rounds: int, window: 
     interleaved beside the seed's other settings."""
     import torch
 
-    from speedbench import spread
     from speedlimit.run import interleave
 
     torch.set_num_threads(1)

@@ -1,6 +1,7 @@
 # Stage 2, with train.repeats: auto: the race. Round 0 runs every cell once; after each round
 # the checkpoint `race_round` decides, per group, which settings are out and whether the
-# recommendation is shown (scripts/speedlimit/results/race.py), and names the next round's
+# recommendation is shown (scripts/speedlimit/results/race.py, replayed from the records by
+# decisions.py; the round's file: schedule.py), and names the next round's
 # runs in a random order; the race stops when every group is decided, at train.max_rounds
 # or at train.budget. Then each group's recommendation and its num_workers=0 run one whole
 # epoch (`check_epoch`), to check the epochs the race predicted from its windows.

@@ -1,5 +1,5 @@
 """Decide a round of the race (the `race_round` checkpoint): read every run so far, decide
-per group what is shown (speedlimit.results.race), write results/race/round~R.json, and say
+per group what is shown (speedlimit.results.decisions), write results/race/round~R.json, and say
 per group, on the terminal and in the log, what is still in the race."""
 
 import json
@@ -8,7 +8,7 @@ import sys
 
 from speedlimit import config, logs, record
 from speedlimit.atomic import write_atomic
-from speedlimit.results import race, stats
+from speedlimit.results import decisions, schedule, stats
 
 
 def main(run_files, round_file, round_, params, terminal=None) -> dict:
@@ -17,12 +17,12 @@ def main(run_files, round_file, round_, params, terminal=None) -> dict:
     schema = record.load_schema()
     records = [run for f in run_files  # (a group's round holds a record per setting)
                for run in record.read_runs(f, schema, record.RACE_REDO).values()]
-    runs = race.runs_frame(records)
-    outcomes = race.run_race(runs[runs["loader"].eq("dataloader")], forecast=True)
-    state = race.round_file(outcomes, runs, round_, params["seed"], params["max_rounds"],
+    runs = decisions.runs_frame(records)
+    outcomes = decisions.run_race(runs[runs["loader"].eq("dataloader")], forecast=True)
+    state = schedule.round_file(outcomes, runs, round_, params["seed"], params["max_rounds"],
                             config.budget_seconds(params["budget"]))
     write_atomic(round_file, json.dumps(state, indent=2).encode())  # read by the DAG: whole
-    lines = [race.progress_line(g, round_) for g in state["groups"]]
+    lines = [schedule.progress_line(g, round_) for g in state["groups"]]
     if state["stopped"]:
         lines.append(f"race stopped after {state['rounds']} round(s) "
                      f"({state['spent_seconds'] / 60:.1f} min): {state['stopped']}")

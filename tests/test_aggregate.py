@@ -10,7 +10,6 @@ import scipy.stats
 from speedlimit import grid
 from speedlimit import record as records
 from speedlimit.results import aggregate
-from speedlimit.run import job
 
 
 def record(c: grid.Cell, duration: float, loss: float = 0.5, wait: float = 0.25,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from speedlimit import grid
-from speedlimit.results import aggregate, claims, race
+from speedlimit.results import aggregate, claims, decisions
 
 from test_aggregate import record, write
 
@@ -43,7 +43,7 @@ def tables(tmp_path, times: dict, repeats: int, noise: float = 0.002, load=None,
 def make(tmp_path, times: dict, repeats: int, **kwargs):
     """Claims of one group (see :func:`tables`), and the family."""
     table, summary = tables(tmp_path, times, repeats, **kwargs)
-    outcomes = race.run_race(race.durations_per_round(table), anytime=False, forecast=True)
+    outcomes = decisions.run_race(decisions.durations_per_round(table), anytime=False, forecast=True)
     [group] = claims.build(summary, outcomes)
     return group, claims.family(outcomes, sequential=False)
 

@@ -14,7 +14,8 @@ from docutils.core import publish_parts
 
 from speedlimit import axes, grid
 from speedlimit.results import aggregate, claims, findings, frontpage, htmltable, published
-from speedlimit.results import race
+from speedlimit.groups import preference
+from speedlimit.results import decisions
 
 from test_aggregate import record, write
 from test_claims import make
@@ -47,7 +48,7 @@ def tables_of(tmp_path, repeats: int):
 
 
 def compute(table, summary, **kwargs):
-    outcomes = race.run_race(race.durations_per_round(table), anytime=False)
+    outcomes = decisions.run_race(decisions.durations_per_round(table), anytime=False)
     groups = claims.build(summary, outcomes)
     return findings.compute(summary, groups, claims.family(outcomes, False), table=table,
                             **kwargs)
@@ -158,8 +159,8 @@ def test_a_dataloader_axis_in_the_declaration_alone_is_pasted(tmp_path, declare)
     assert axes.loader_kwargs({"batch_size": 100, "num_workers": 2, "in_order": False}) == {
         "batch_size": 100, "num_workers": 2, "in_order": False}
     assert axes.TORCH_DEFAULTS["in_order"] is True
-    assert (race.preference({"num_workers": 2, "in_order": "True"})
-            < race.preference({"num_workers": 2, "in_order": "False"}))
+    assert (preference({"num_workers": 2, "in_order": "True"})
+            < preference({"num_workers": 2, "in_order": "False"}))
 
 
 def test_as_fast_and_the_fastest_when_fewer_workers_stand_in(tmp_path):

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from speedbench import simulation
-from speedlimit.results import race, stats
+from speedlimit.groups import GROUP_KEYS, SETTING_KEYS, family_size
+from speedlimit.results import decisions, race, schedule, stats
 
 INF = math.inf
 SLOW = math.log(1.30)  # a clear difference, in log(t_i / t_j)
@@ -132,15 +133,15 @@ def test_num_workers_0_is_recommended_without_a_gain_when_as_fast_as_the_rest():
 def test_the_family_is_each_setting_against_the_best_and_against_num_workers_0():
     seed = [{"num_workers": w} for w in (0, 1, 2, 4, 8, 16)]
     # per group the fastest's 5 pairs and 5 gains, one pair in both: 27, against 45 pairs
-    assert race.family_size([seed] * 3) == 3 * (5 + 5 - 1)
-    assert race.family_size([[{"num_workers": 1}, {"num_workers": 2}]]) == 1  # no baseline
+    assert family_size([seed] * 3) == 3 * (5 + 5 - 1)
+    assert family_size([[{"num_workers": 1}, {"num_workers": 2}]]) == 1  # no baseline
 
 
 def _runs(durations: dict, conditions=None) -> pd.DataFrame:
     """A runs frame: {(num_workers, round): duration} of one group."""
     rows = []
     for (w, r), t in durations.items():
-        row = {k: "default" for k in race.GROUP_KEYS + race.SETTING_KEYS}
+        row = {k: "default" for k in GROUP_KEYS + SETTING_KEYS}
         row.update(batch_size="100", lr="0.01", torch_threads="1", device="cpu",
                    workload="fashionmnist", num_workers=str(w), pin_memory="False",
                    persistent_workers="False", **(conditions or {}))
@@ -186,21 +187,21 @@ def near_race(rounds: int, times: dict, noise: float = 0.01, seed: int = 0) -> p
 def test_an_undecided_pick_follows_the_data_and_says_why():
     # 2 rounds (no look yet): 2 measured fastest, 1 within the threshold of it: 1 is pasted,
     # and why it is not 2 is said
-    (o,) = race.run_race(near_race(2, {0: 1.5, 1: 1.01, 2: 1.0}, noise=0.001))
-    assert not o.decided and o.words(race.pick(o)) == "num_workers=1"
+    (o,) = decisions.run_race(near_race(2, {0: 1.5, 1: 1.01, 2: 1.0}, noise=0.001))
+    assert not o.decided and o.words(decisions.pick(o)) == "num_workers=1"
     assert o.words(o.leader()) == "num_workers=2"
-    assert race.why_not_fastest(o).startswith("num_workers=2 measured 1.0% faster, within "
+    assert decisions.why_not_fastest(o).startswith("num_workers=2 measured 1.0% faster, within "
                                               "the 2% noise threshold")
     # 1 measured 5% slower than 2: 2 is pasted, and it is the fastest measured: no why
-    (o,) = race.run_race(near_race(2, {0: 1.5, 1: 1.05, 2: 1.0}, noise=0.001))
-    assert o.words(race.pick(o)) == "num_workers=2" and race.why_not_fastest(o) is None
+    (o,) = decisions.run_race(near_race(2, {0: 1.5, 1: 1.05, 2: 1.0}, noise=0.001))
+    assert o.words(decisions.pick(o)) == "num_workers=2" and decisions.why_not_fastest(o) is None
     # whatever the durations, the pick is never measured slower than a setting with fewer
     # workers by more than the threshold
     rng = np.random.default_rng(3)
     for trial in range(50):
         times = {w: float(rng.uniform(1.0, 1.2)) for w in (0, 1, 2, 4)}
-        (o,) = race.run_race(near_race(3, times, noise=0.02, seed=trial))
-        p = race.pick(o)
+        (o,) = decisions.run_race(near_race(3, times, noise=0.02, seed=trial))
+        p = decisions.pick(o)
         assert all(o.estimate[p, q] <= 1 + stats.NOISE_THRESHOLD + 1e-12 for q in range(p)), \
             (times, p)
 
@@ -208,48 +209,48 @@ def test_an_undecided_pick_follows_the_data_and_says_why():
 def test_a_decided_pick_slower_than_the_fastest_says_it_is_within_the_margin():
     # 1 is 3% slower than 2: after 6 rounds measured 3.9% slower, beyond the noise
     # threshold, but not shown slower by more than it (not out), and within the 10% margin
-    (o,) = race.run_race(near_race(6, {0: 1.5, 1: 1.03, 2: 1.0}, noise=0.01))
-    assert o.decided and o.words(race.pick(o)) == "num_workers=1"
+    (o,) = decisions.run_race(near_race(6, {0: 1.5, 1: 1.03, 2: 1.0}, noise=0.01))
+    assert o.decided and o.words(decisions.pick(o)) == "num_workers=1"
     assert o.estimate[1, 2] == pytest.approx(1.039, abs=5e-4)
-    assert race.why_not_fastest(o) == ("num_workers=2 measured 3.9% faster, within the 10% "
+    assert decisions.why_not_fastest(o) == ("num_workers=2 measured 3.9% faster, within the 10% "
                                        "margin shown: fewer workers preferred")
     # (2 alone as fast as 1: nothing to say)
-    (same,) = race.run_race(near_race(12, {0: 1.5, 1: 1.0, 2: 1.04}, noise=0.002))
-    assert same.decided and race.why_not_fastest(same) is None
+    (same,) = decisions.run_race(near_race(12, {0: 1.5, 1: 1.0, 2: 1.04}, noise=0.002))
+    assert same.decided and decisions.why_not_fastest(same) is None
 
 
 def test_a_replayed_race_decides_the_fewest_workers_as_fast_as_the_fastest():
-    (o,) = race.run_race(clear_race(12))
+    (o,) = decisions.run_race(clear_race(12))
     assert o.decided and o.words(o.recommended) == "num_workers=1"
     assert o.decision.out.tolist() == [True, False, False]
     assert o.left_at[0] is not None and o.left_at[0] < 11
     assert o.rounds == 12 and o.runs == [12, 12, 12]
     # (the same records give the same decisions)
-    (again,) = race.run_race(clear_race(12))
+    (again,) = decisions.run_race(clear_race(12))
     assert np.array_equal(again.low, o.low, equal_nan=True)
 
 
 def test_too_few_rounds_leave_it_open_and_say_about_how_many_more():
-    (o,) = race.run_race(clear_race(3), forecast=True)
+    (o,) = decisions.run_race(clear_race(3), forecast=True)
     assert not o.decided and o.rounds_more is not None and o.rounds_more >= 1
 
 
 def test_the_round_file_names_the_next_runs_in_a_seeded_order_until_the_race_stops():
     runs = clear_race(3)
-    outcomes = race.run_race(runs)
-    state = race.round_file(outcomes, runs, 2, seed=0, max_rounds=40, budget=None)
+    outcomes = decisions.run_race(runs)
+    state = schedule.round_file(outcomes, runs, 2, seed=0, max_rounds=40, budget=None)
     assert state["stopped"] is None and state["rounds"] == 3
     nxt = state["next"]["cells"]
     assert len(nxt) == 3 and all(c.endswith("/repeat~3") for c in nxt)
-    assert race.round_file(outcomes, runs, 2, seed=0, max_rounds=40,
+    assert schedule.round_file(outcomes, runs, 2, seed=0, max_rounds=40,
                            budget=None)["next"]["cells"] == nxt
-    orders = {tuple(race.round_file(outcomes, runs, 2, seed=s, max_rounds=40,
+    orders = {tuple(schedule.round_file(outcomes, runs, 2, seed=s, max_rounds=40,
                                     budget=None)["next"]["cells"]) for s in range(6)}
     assert len(orders) > 1  # the order is drawn, not fixed
-    assert race.round_file(outcomes, runs, 2, 0, max_rounds=3, budget=None)["stopped"] == \
+    assert schedule.round_file(outcomes, runs, 2, 0, max_rounds=3, budget=None)["stopped"] == \
         "max_rounds"
     # Rounds of ~2.9 s so far; one more would pass a budget of 8 s.
-    spent = race.round_file(outcomes, runs, 2, 0, max_rounds=40, budget=8.0)
+    spent = schedule.round_file(outcomes, runs, 2, 0, max_rounds=40, budget=8.0)
     assert spent["stopped"] == "budget" and spent["next"] is None
     assert spent["spent_seconds"] == pytest.approx(3 * 2.9)
     assert spent["check"]  # the whole epochs that check the prediction
@@ -259,18 +260,18 @@ def test_the_round_file_names_the_next_runs_in_a_seeded_order_until_the_race_sto
     later = paused["round"].eq(2) & (paused["started"] > paused.loc[paused["round"].eq(2),
                                                                     "started"].min())
     paused.loc[later, ["started", "ended"]] += 3600.0
-    resumed = race.round_file(outcomes, paused, 2, 0, max_rounds=40, budget=8.0)
+    resumed = schedule.round_file(outcomes, paused, 2, 0, max_rounds=40, budget=8.0)
     assert resumed["spent_seconds"] == pytest.approx(3 * 2.9 - 0.1)  # less the gap it spans
-    decided = race.run_race(clear_race(12))
-    done = race.round_file(decided, clear_race(12), 11, 0, max_rounds=40, budget=None)
+    decided = decisions.run_race(clear_race(12))
+    done = schedule.round_file(decided, clear_race(12), 11, 0, max_rounds=40, budget=None)
     assert done["stopped"] == "decided" and done["groups"][0]["decided"]
     assert sorted(done["check"]) == sorted(c + "/repeat~0" for c in decided[0].cells[:2])
 
 
 def test_a_progress_line_per_group():
     runs = clear_race(3)
-    state = race.round_file(race.run_race(runs), runs, 2, 0, 40, None)
-    line = race.progress_line(state["groups"][0], 2)
+    state = schedule.round_file(decisions.run_race(runs), runs, 2, 0, 40, None)
+    line = schedule.progress_line(state["groups"][0], 2)
     assert line.startswith("race round 2 | workload fashionmnist, batch_size 100: in the race")
     assert "leader" in line and "more round(s)" in line
 

@@ -19,7 +19,7 @@ from conftest import alive
 from speedlimit import project
 from speedlimit.run import job, lock
 from speedlimit.run import warm
-from speedlimit.run.warm import server
+from speedlimit.run.warm import server, shared
 from speedlimit.grid import Cell
 from warmservers import stop_servers
 
@@ -273,7 +273,7 @@ def test_a_stale_server_refuses_a_cell(synthetic_root, tmp_path, monkeypatch):
             os._exit(1)
     server_end.close()
     client.sendall(json.dumps({"identity": own, "request": request.to_dict()}).encode() + b"\n")
-    reply = json.loads(warm._read_line(client))
+    reply = json.loads(shared._read_line(client))
     assert os.waitpid(handler, 0)[1] == 0
     assert reply == {"refused": f"the warm server {os.getpid()} is stale: "
                                 "its code folder /x is gone"}

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speedlimit.results import blocks, race
+from speedlimit.groups import family_size
+from speedlimit.results import blocks, forecast, race
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def simulate(scenario: Scenario, runs: int = 1000, groups: int = 3, rounds: int 
     rng = np.random.default_rng(seed)
     k, mu, truth = _truth(scenario)
     base = [0] * k
-    size = race.family_size([[{"num_workers": 0}] + [{"num_workers": i} for i in
+    size = family_size([[{"num_workers": 0}] + [{"num_workers": i} for i in
                                                       range(1, k)]] * groups)
     design = race.Design(comparisons=size if corrected else 1, anytime=anytime,
                          method=method, guard=guard)
@@ -243,7 +244,7 @@ def fixed(scenario: Scenario, n: int, runs: int = 1000, groups: int = 3,
 def forecast_calibration(scenario: Scenario, races: int = 100, at: int = 6, groups: int = 3,
                          cap: int = 150, seed: int = 0, noise_scale: float = 1.0) -> dict:
     """How right "about N more rounds" is: ``races`` single-group races of ``scenario`` run
-    to ``at`` rounds, forecast there (:func:`race.forecast`), then run on to their decision.
+    to ``at`` rounds, forecast there (:func:`forecast.forecast`), then run on to their decision.
     Returns the share of races decided later than the forecast's median (a right median:
     about half), later than its 90th percentile (about a tenth) and the medians of both.
     ``groups``: the family is a run's of that many groups; ``noise_scale``: the forecast's
@@ -265,7 +266,7 @@ def forecast_calibration(scenario: Scenario, races: int = 100, at: int = 6, grou
             if bool(decision.decided):
                 break
             if r + 1 == at:
-                predicted = race.forecast(group, np.random.default_rng(int(rng.integers(1 << 31))),
+                predicted = forecast.forecast(group, np.random.default_rng(int(rng.integers(1 << 31))),
                                           noise_scale=noise_scale)
         if predicted is None:  # decided before the forecast's round
             continue

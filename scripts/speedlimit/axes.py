@@ -185,6 +185,21 @@ def as_text(value) -> str:
     return "default" if text in ("nan", "<NA>", "None") else text
 
 
+def text(value, name: str | None = None) -> str:
+    """A setting's value as comparable text, the same whether read from a record or from a
+    CSV table (where integers may come back as floats: ``0.0``)."""
+    text = as_text(value)
+    axis = BY_NAME.get(name)
+    if axis is not None and text != "default":
+        if axis.type is int:
+            return str(int(float(text)))
+        if axis.type is float:
+            return repr(float(text))
+        if axis.type is bool:
+            return str(text.lower() in ("true", "1", "1.0"))
+    return text
+
+
 def varying(frame, candidates=None) -> list[str]:
     """The axes among ``candidates`` (columns of ``frame``; the settings and the node unless
     given) that take more than one value among cells of one loader kind (a loader-free cell

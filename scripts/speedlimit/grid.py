@@ -16,6 +16,7 @@ import random
 from dataclasses import field, fields, make_dataclass
 
 from speedlimit import axes
+from speedlimit.groups import family_size
 from speedlimit.axes import format_value  # noqa: F401 - part of this module's interface
 
 LOADERS = axes.KINDS
@@ -167,17 +168,15 @@ def run_numbers(cells: list[Cell]) -> dict[str, int]:
 
 def comparisons(cells: list[Cell]) -> int:
     """The comparisons a run of ``cells`` makes: the race's family
-    (:func:`speedlimit.results.race.family_size`) over each group, the cells that differ only
+    (:func:`speedlimit.results.family_size`) over each group, the cells that differ only
     in the DataLoader's own settings."""
-    from speedlimit.results import race  # (numpy and pandas: only where this is asked)
-
     groups: dict[tuple, dict] = {}
     for cell in cells:
         if cell.loader == axes.DATALOADER:
             key = tuple(getattr(cell, a) for a in axes.CONDITIONS)
             setting = {a: axes.as_text(getattr(cell, a)) for a in axes.LOADER_SETTINGS}
             groups.setdefault(key, {})[tuple(setting.values())] = setting
-    return race.family_size([list(g.values()) for g in groups.values()])
+    return family_size([list(g.values()) for g in groups.values()])
 
 
 def prefix(path: str) -> str:

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from speedlimit import axes, grid, record
-from speedlimit.results import predict, race, stats
+from speedlimit.groups import family_size
+from speedlimit.results import decisions, predict, stats
 
 # The seed's table: its bookkeeping columns, then its axes (lr, batch_size, num_workers).
 SEED_COLUMNS = ["run", "epoch", "loss", "accuracy", "epoch_duration", "run_duration",
@@ -252,32 +253,32 @@ def comparisons(table: pd.DataFrame) -> tuple[dict, list]:
     fixed-sample intervals for fixed repeats): (cell path without repeat, node) -> summary
     columns.
     Returns the race's outcomes too."""
-    runs = race.durations_per_round(table)
+    runs = decisions.durations_per_round(table)
     if runs.empty:
         return {}, []
     anytime = bool(table["timed"].eq("windows").any())
-    outcomes = race.run_race(runs, anytime=anytime)
+    outcomes = decisions.run_race(runs, anytime=anytime)
     out = {}
     for o in outcomes:
         leader = o.leader()
         node = o.conditions.get(axes.NODE)
         for i, cell in enumerate(o.cells):
-            columns = {"fastest": i == leader, "race": race.state_words(o, i),
-                       "comparisons": race.family_size([x.settings for x in outcomes]),
+            columns = {"fastest": i == leader, "race": decisions.state_words(o, i),
+                       "comparisons": family_size([x.settings for x in outcomes]),
                        "intervals": "sequential" if anytime else "fixed"}
             b = o.base[i]
             if b >= 0 and b != i:
                 columns.update(_ratio_columns("speedup", o.pair(b, i), o.runs[i], o.runs[b]))
             if len(o.settings) > 1:  # against the fastest of the others, as a speed ratio
                 best = o.versus_best(i)
-                columns.update(_ratio_columns("vs_fastest", race.Pair(
+                columns.update(_ratio_columns("vs_fastest", decisions.Pair(
                     -1, i, 1 / best.high, 1 / best.low, 1 / best.estimate, best.rounds),
                     o.runs[i], best.rounds))
             out[(cell, node)] = columns
     return out, outcomes
 
 
-def _ratio_columns(name: str, pair: "race.Pair", runs: int, other: int) -> dict:
+def _ratio_columns(name: str, pair: "decisions.Pair", runs: int, other: int) -> dict:
     """A speed ratio (t_other / t_cell: above 1, the cell is faster), its interval and the
     verdict read off that interval."""
     return {name: pair.estimate, f"{name}_ci_low": _finite(pair.low),
@@ -350,7 +351,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         durations = group["epoch_duration"].to_numpy(float)
         median = float(np.median(durations))
         row = {c: first[c] for c in SUMMARY_KEYS}
-        row["cell"] = race.cell_prefix(first["cell"])  # its path without repeat~R
+        row["cell"] = grid.prefix(first["cell"])  # its path without repeat~R
         row["repeats"] = len(durations)
         row["epoch_duration_median"] = median
         row["epoch_duration_ci_low"], row["epoch_duration_ci_high"] = (

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from speedlimit import axes
-from speedlimit.results import predict, race, stats
+from speedlimit import axes, grid
+from speedlimit.groups import family_size, preference
+from speedlimit.results import decisions, predict, race, stats
 from speedlimit.results.aggregate import group_costs
 
 
@@ -60,13 +61,13 @@ class Ratio:
     rounds: int
 
     @classmethod
-    def speedup(cls, outcome: race.Outcome, this: int, other: int) -> "Ratio":
+    def speedup(cls, outcome: decisions.Outcome, this: int, other: int) -> "Ratio":
         p = outcome.pair(other, this)
         runs = min(outcome.runs[this], outcome.runs[other])
         return cls(p.estimate, p.low, p.high, stats.verdict(p.low, p.high, runs), p.rounds)
 
     @classmethod
-    def time(cls, outcome: race.Outcome, this: int, other: int) -> "Ratio":
+    def time(cls, outcome: decisions.Outcome, this: int, other: int) -> "Ratio":
         p = outcome.pair(this, other)
         runs = min(outcome.runs[this], outcome.runs[other])
         # (the verdict of the matching speed-up: "slower" when this takes longer)
@@ -75,7 +76,7 @@ class Ratio:
                                                             runs), p.rounds)
 
     @classmethod
-    def behind(cls, outcome: race.Outcome, this: int) -> "Ratio":
+    def behind(cls, outcome: decisions.Outcome, this: int) -> "Ratio":
         """A time ratio against the fastest of the others: ``t_this / min t_j`` (Hsu's)."""
         p = outcome.versus_best(this)
         return cls(p.estimate, p.low, p.high, stats.verdict(1 / p.high if p.high else math.inf,
@@ -172,7 +173,7 @@ class Check:
 
 @dataclass
 class GroupClaims:
-    outcome: race.Outcome
+    outcome: decisions.Outcome
     cells: pd.DataFrame  # the group's summary rows, in the outcome's setting order
     costs: Costs
     fastest: Fastest
@@ -209,12 +210,12 @@ class GroupClaims:
 # --- building them ---------------------------------------------------------------------------
 
 
-def family(outcomes: list[race.Outcome], sequential: bool) -> Family:
-    return Family(stats.ALPHA, race.family_size([o.settings for o in outcomes]), sequential,
+def family(outcomes: list[decisions.Outcome], sequential: bool) -> Family:
+    return Family(stats.ALPHA, family_size([o.settings for o in outcomes]), sequential,
                   max((max(o.runs) for o in outcomes), default=0))
 
 
-def build(summary: pd.DataFrame, outcomes: list[race.Outcome],
+def build(summary: pd.DataFrame, outcomes: list[decisions.Outcome],
           checks: list[dict] | None = None, sequential: bool = False) -> list[GroupClaims]:
     """Every group's claims, in the order the groups' cells first ran; ``sequential``: the
     intervals are a race's confidence sequences (else fixed-sample ones)."""
@@ -236,26 +237,26 @@ def build(summary: pd.DataFrame, outcomes: list[race.Outcome],
     return out
 
 
-def fastest(o: race.Outcome, cells: pd.DataFrame) -> Fastest:
+def fastest(o: decisions.Outcome, cells: pd.DataFrame) -> Fastest:
     i = o.leader()
     b = o.base[i]
     return Fastest(i, float(cells["epoch_duration_median"].iloc[i]),
                    Ratio.speedup(o, i, b) if b >= 0 and b != i else None)
 
 
-def recommendation(o: race.Outcome) -> Recommendation:
+def recommendation(o: decisions.Outcome) -> Recommendation:
     """The decided setting with every claim behind it; undecided, the leader so far and
     what is still open; one run, the fastest as measured."""
     d = o.decision
     one_run = max(o.runs) <= 1
-    chosen = race.pick(o)
+    chosen = decisions.pick(o)
     level = "tested" if o.decided else ("one run" if one_run else "undecided")
     b = o.base[chosen]
     gain = Ratio.speedup(o, chosen, b) if b >= 0 and b != chosen else None
     behind = Ratio.behind(o, chosen) if len(o.settings) > 1 else None
     passed = []
     for i in range(len(o.settings)):
-        if race.preference(o.settings[i]) >= race.preference(o.settings[chosen]):
+        if preference(o.settings[i]) >= preference(o.settings[chosen]):
             continue
         if d.out[i]:
             passed.append(PassedOver(i, "slower", int(d.slower_than[i]), Ratio.behind(o, i)))
@@ -264,10 +265,10 @@ def recommendation(o: race.Outcome) -> Recommendation:
     open_ = [] if o.decided or one_run else open_questions(o)
     return Recommendation(chosen, level, gain, behind, passed, open_,
                           None if o.decided or one_run else o.rounds_more,
-                          race.why_not_fastest(o))
+                          decisions.why_not_fastest(o))
 
 
-def open_questions(o: race.Outcome) -> list[tuple[int, int, str, Ratio]]:
+def open_questions(o: decisions.Outcome) -> list[tuple[int, int, str, Ratio]]:
     """What keeps an undecided group open: whether its first candidate is as fast as the
     fastest of the others (at most the margin slower), and its gain over num_workers=0."""
     d = o.decision
@@ -283,7 +284,7 @@ def open_questions(o: race.Outcome) -> list[tuple[int, int, str, Ratio]]:
     return out
 
 
-def prediction(o: race.Outcome, costs: Costs) -> Prediction | None:
+def prediction(o: decisions.Outcome, costs: Costs) -> Prediction | None:
     """The model's speed-ups against the measured intervals, and what the race's rule would
     pick from the model's own epoch times."""
     if not costs.known:
@@ -306,7 +307,7 @@ def prediction(o: race.Outcome, costs: Costs) -> Prediction | None:
                       checks)
 
 
-def _other_settings_vary(o: race.Outcome, i: int) -> bool:
+def _other_settings_vary(o: decisions.Outcome, i: int) -> bool:
     """Whether setting ``i`` differs from torch's defaults in something the model ignores."""
     return any(axes.as_text(o.settings[i].get(a)) != axes.as_text(v)
                for a, v in axes.TORCH_DEFAULTS.items())
@@ -324,13 +325,13 @@ def model_pick(times: dict[int, float]) -> int:
     return workers[int(decision.candidate)]
 
 
-def check_claims(o: race.Outcome, cells: pd.DataFrame, records: list[dict]) -> list[Check]:
+def check_claims(o: decisions.Outcome, cells: pd.DataFrame, records: list[dict]) -> list[Check]:
     """The race's predicted epochs of this group's checked cells against their whole epochs."""
     out = []
     for record in records:
         if record.get("status") != "ok" or not record.get("epochs"):
             continue
-        prefix = race.cell_prefix(record["cell"])
+        prefix = grid.prefix(record["cell"])
         if prefix in o.cells:
             i = o.cells.index(prefix)
             measured = float(np.mean([e["epoch_duration"] for e in record["epochs"]]))

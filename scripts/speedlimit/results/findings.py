@@ -18,7 +18,7 @@ import pandas as pd
 from speedlimit import axes, grid
 from speedlimit.results import claims as claims_module
 from speedlimit.results import published as published_module
-from speedlimit.results import race, stats
+from speedlimit.results import stats
 from speedlimit.results.aggregate import QUALITY_RTOL, thread_env_text
 from speedlimit.results.words import behind, interval, minutes, percent as _pct, seconds
 from speedlimit.results.words import speedup as speedup_words, times as _x

@@ -16,9 +16,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from speedlimit import grid
 from speedlimit.results import claims as claims_module
 from speedlimit.results import findings as findings_module
-from speedlimit.results import htmltable, race, stats
+from speedlimit.results import decisions, htmltable, stats
 from speedlimit.results.findings import Section
 from speedlimit.results.words import percent
 from speedlimit.run import workloads
@@ -134,12 +135,12 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
                "train_size": config["data"].get("synthetic", {}).get("train_size")}
     groups, fam = [], None
     if table is not None:
-        runs = race.durations_per_round(table)
+        runs = decisions.durations_per_round(table)
         if len(runs):
             sequential = bool(table["timed"].eq("windows").any())
             # a race's last round file already holds each open group's forecast (seconds of
             # simulation each): read it there; fixed repeats forecast here
-            outcomes = race.run_race(runs, anytime=sequential, forecast=race_state is None)
+            outcomes = decisions.run_race(runs, anytime=sequential, forecast=race_state is None)
             forecasts = {g["label"]: g.get("rounds_more")
                          for g in (race_state or {}).get("groups", [])}
             for o in outcomes:
@@ -191,7 +192,7 @@ def machine(g: claims_module.GroupClaims, table: pd.DataFrame | None) -> dict:
            "torch_threads": g.costs.threads, "torch": None}
     if table is not None:
         rows = table[table["status"].eq("ok") & table["loader"].eq("dataloader")]
-        rows = rows[rows["cell"].map(race.cell_prefix).isin(g.outcome.cells)]
+        rows = rows[rows["cell"].map(grid.prefix).isin(g.outcome.cells)]
         for key, column in (("node", "node"), ("cpu_model", "cpu_model"),
                             ("torch", "torch_version")):
             values = rows[column].dropna().astype(str).unique() if column in rows else []

@@ -14,9 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from speedlimit import axes  # noqa: E402
-from speedlimit.results import race as race_module  # noqa: E402
-from speedlimit.results import stats  # noqa: E402
+from speedlimit import axes, grid  # noqa: E402
+from speedlimit.results import decisions, stats  # noqa: E402
 
 STYLE = {"context": "notebook", "style": "whitegrid", "palette": "colorblind"}
 DPI = 110
@@ -240,12 +239,12 @@ def race(table: pd.DataFrame) -> plt.Figure:
     (recommended, or the leader while undecided), with its interval after every round, and
     where it left the race (x). Dotted: the noise threshold and the 10% margin."""
     _setup()
-    runs = race_module.durations_per_round(table)
+    runs = decisions.durations_per_round(table)
     sequential = bool(table["timed"].eq("windows").any()) if "timed" in table else False
-    outcomes = race_module.run_race(runs, anytime=sequential, keep_history=True)
+    outcomes = decisions.run_race(runs, anytime=sequential, keep_history=True)
     fig, axes = _axes(max(1, len(outcomes)), width=6.2, height=4.0, sharey=False)
     for ax, o in zip(axes, outcomes):
-        ref = race_module.pick(o)
+        ref = decisions.pick(o)
         rounds = np.arange(1, o.rounds + 1)
         colors = sns.color_palette(n_colors=len(o.settings))
         for i in range(len(o.settings)):
@@ -291,7 +290,7 @@ def race(table: pd.DataFrame) -> plt.Figure:
 
 def runs_for(runs: pd.DataFrame, o, i: int) -> np.ndarray:
     """Setting ``i``'s epoch durations per round (NaN where it did not run)."""
-    rows = runs[runs["cell"].map(race_module.cell_prefix) == o.cells[i]]
+    rows = runs[runs["cell"].map(grid.prefix) == o.cells[i]]
     out = np.full(o.rounds, np.nan)
     rounds = sorted(runs["round"].unique())
     index = {r: k for k, r in enumerate(rounds)}

@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from speedlimit.run.warm import IDLE_SECONDS
+from speedlimit.run.warm.shared import IDLE_SECONDS
 from speedlimit.run.warm.server import serve
 
 if len(sys.argv) >= 3 and sys.argv[1] == "serve":

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from speedlimit.run import job
 from speedlimit.run.request import Request
-from speedlimit.run.warm import (SCRIPTS_DIR, SERVER_ARGS, START_TIMEOUT, WarmUnavailable,
-                                 _read_line, _start_lock, _sweep, _user, identity, peer,
-                                 socket_path)
+from speedlimit.run.warm.shared import (SCRIPTS_DIR, SERVER_ARGS, START_TIMEOUT,
+                                        WarmUnavailable, _read_line, _start_lock, _sweep,
+                                        _user, identity, peer, socket_path)
 
 
 def _connect(path: Path) -> socket.socket | None:
@@ -46,7 +46,7 @@ def _spawn(path: Path) -> subprocess.Popen:
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SCRIPTS_DIR),
-                                                      env.get("PYTHONPATH")]))
+                                                             env.get("PYTHONPATH")]))
     fd = os.open(path.with_suffix(".log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
                  0o600)
     with os.fdopen(fd, "wb") as out:
@@ -81,7 +81,7 @@ def connect(path: Path | None = None, timeout: float = START_TIMEOUT) -> socket.
                 lines = log.read_text(errors="replace").strip().splitlines() or ["(no output)"]
                 log.unlink(missing_ok=True)
                 raise WarmUnavailable(f"the warm server exited at its start with code "
-                                      f"{server.returncode}: {lines[-1]}")
+                                             f"{server.returncode}: {lines[-1]}")
     raise WarmUnavailable(f"the warm server did not start within {timeout:.0f} s "
                           f"(see {path.with_suffix('.log')})")
 
@@ -132,7 +132,7 @@ def _start(request: Request, path: Path | None) -> tuple[socket.socket, int]:
             "unavailable": "the warm server closed the connection before the cell started"}
         if "started" not in reply:
             raise WarmUnavailable(reply.get("refused") or reply.get("unavailable")
-                                  or f"the warm server answered {reply}")
+                                         or f"the warm server answered {reply}")
         return sock, int(reply["started"])
     except BaseException:
         sock.close()

@@ -21,8 +21,8 @@ from pathlib import Path
 from speedlimit import project
 from speedlimit.run import fingerprint, job
 from speedlimit.run.request import Request
-from speedlimit.run.warm import (IDLE_SECONDS, _read_line, _send, _start_lock, _unlink_if_same,
-                                 _user, digest, identity, peer)
+from speedlimit.run.warm.shared import (IDLE_SECONDS, _read_line, _send, _start_lock,
+                                        _unlink_if_same, _user, digest, identity, peer)
 
 
 _package_fd: int | None = None  # the server's code folder, held open: its inode stays its own

@@ -19,16 +19,12 @@ from speedlimit.run.request import Request, how_text  # noqa: E402
 from speedlimit.data import idx, imagefolder  # noqa: E402
 from speedlimit.run import workloads  # noqa: E402
 
-CONFIG_WARNINGS = []
 try:
     config = config_module.validate(
-        config, Path(workflow.basedir) / "schemas" / "config.schema.yaml", CONFIG_WARNINGS
+        config, Path(workflow.basedir) / "schemas" / "config.schema.yaml"
     )
 except config_module.ConfigError as err:
     raise WorkflowError(f"{err}\n(config.yaml, --configfile and --config together)") from None
-if workflow.is_main_process:
-    for line in CONFIG_WARNINGS:
-        print(line, file=sys.stderr)
 
 # train.repeats: auto races the settings in rounds (rules/race.smk); a number runs that many
 # whole epochs of every cell. Either way a run of a cell is `repeat~R`: the race's round R.
@@ -471,6 +467,10 @@ RACE_PARAMS = json.dumps(
 )
 
 
+# Fixed repeats: the decision, once, after every repeat (rules/race.smk's `decide`).
+DECIDE_PARAMS = json.dumps({"repeats": ROUNDS, **LEVERS}, sort_keys=True)
+
+
 def race_cells(round_):
     """The cell paths a round runs: round 0 every cell; later rounds as the round before
     decided."""
@@ -529,10 +529,11 @@ def race_priority(path):
     return len(order) - order.index(path) if path in order else 0
 
 
-def get_race_final(wildcards):
-    """The round that stopped the race (its decisions), for the findings and figures."""
+def get_decisions(wildcards):
+    """The decision record every stage after the decision reads: the round that stopped the
+    race, or with fixed repeats the `decide` rule's."""
     if not RACE:
-        return []
+        return ["results/decisions.json"]
     return checkpoints.race_round.get(round=race_rounds() - 1).output
 
 

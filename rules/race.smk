@@ -13,6 +13,7 @@
 
 localrules:
     race_round,
+    decide,
 
 
 checkpoint race_round:
@@ -27,14 +28,30 @@ checkpoint race_round:
         "../envs/report.yaml"
     params:
         race=RACE_PARAMS,
-        code=code_digest("scripts/race_round.py"),
+        code=code_digest("scripts/decide.py"),
     script:
-        "../scripts/race_round.py"
+        "../scripts/decide.py"
 
 
 # A round of a group whose settings are timed together (speedlimit.run.group): the group's
 # lead cell's job, timing every setting of the group still in the race, interleaved, and
 # writing one record per setting (in the group's record).
+rule decide:
+    input:
+        runs=get_run_files,
+    output:
+        "results/decisions.json",
+    log:
+        "logs/decide.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        race=DECIDE_PARAMS,
+        code=code_digest("scripts/decide.py"),
+    script:
+        "../scripts/decide.py"
+
+
 use rule train_cell as race_group with:
     output:
         "results/race/groups/{cell}.json",

@@ -7,7 +7,7 @@ rule findings:
         table="results/table.csv",
         skipped="results/skipped.csv",
         published=get_published_table(),
-        race=get_race_final,
+        decisions=get_decisions,
         checks=get_check_files,
     output:
         md="results/findings.md",

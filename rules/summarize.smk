@@ -4,6 +4,7 @@
 rule aggregate:
     input:
         runs=get_run_files,
+        decisions=get_decisions,
     output:
         table=report(
             "results/table.csv",
@@ -38,6 +39,7 @@ rule plot:
         table="results/table.csv",
         summary="results/summary.csv",
         published=get_published_table(),
+        decisions=get_decisions,
     output:
         epoch_duration=report(
             "results/plots/epoch_duration.png",

@@ -6,17 +6,19 @@ import sys
 import pandas as pd
 
 from speedlimit import grid, logs, record
-from speedlimit.results import aggregate, stats
+from speedlimit.results import aggregate, decisions, stats
 
 
-def main(run_files, table_csv, summary_csv, skipped_csv, skipped,
+def main(run_files, decision_file, table_csv, summary_csv, skipped_csv, skipped,
          allow_missing=False, terminal=None) -> None:
-    """``run_files``: the metrics file of every run of the grid (of a race: of its rounds)."""
+    """``run_files``: the metrics file of every run of the grid (of a race: of its rounds);
+    ``decision_file``: the decision record the summary's intervals and verdicts come from."""
     files = aggregate.files_of_cells(run_files)
     expected = [grid.parse_path(p) for p in files]
     table = aggregate.build_table(files, expected, allow_missing)
     table.to_csv(table_csv, index=False)
-    aggregate.summarize(table).to_csv(summary_csv, index=False)
+    aggregate.summarize(table, decisions.read_record(decision_file)).to_csv(summary_csv,
+                                                                          index=False)
     pd.DataFrame(skipped, columns=["cell", "reason"]).to_csv(skipped_csv, index=False)
     logging.info("table: %d rows; %d combinations skipped", len(table), len(skipped))
     if not table["status"].eq("ok").any():
@@ -40,7 +42,7 @@ if __name__ == "__main__":
     terminal = logs.to_rule_log(smk.log[0])
     stats.configure(**smk.params.levers)
     try:
-        main(smk.input.runs, smk.output.table, smk.output.summary,
+        main(smk.input.runs, smk.input.decisions[0], smk.output.table, smk.output.summary,
              smk.output.skipped, smk.params.skipped, smk.params.allow_missing,
              terminal)
     except (record.RecordError, aggregate.MissingCellsError) as err:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from speedlimit import logs, record
-from speedlimit.results import aggregate, frontpage, htmltable, published, stats
+from speedlimit.results import aggregate, decisions, frontpage, htmltable, published, stats
 
 COMPARISON_CAPTION = (
     "Speed-up over num_workers=0 per (batch_size, num_workers): the published one "
@@ -20,17 +20,21 @@ COMPARISON_CAPTION = (
 
 
 def main(summary_csv, table_csv, published_csv, config, revision, outputs,
-         skipped_csv=None, race_files=(), check_files=()) -> None:
+         skipped_csv=None, decision_file=None, check_files=()) -> None:
+    """``decision_file``: the decision record (the race's last round, or fixed repeats'
+    decisions)."""
     summary = pd.read_csv(summary_csv)
     table = pd.read_csv(table_csv)
     grid_skipped = pd.read_csv(skipped_csv) if skipped_csv else None
     comparison = published.compare(published.load(published_csv), summary)
     environments = aggregate.environments(table)
-    race_state = json.loads(Path(race_files[0]).read_text()) if race_files else None
+    state = json.loads(Path(decision_file).read_text()) if decision_file else {}
+    race_state = state if state.get("stopped") not in (None, "fixed") else None
+    outcomes = [decisions.outcome_from_dict(d) for d in state.get("outcomes", [])]
     schema = record.load_schema()  # the check epochs' records are train_cell's, checked alike
     checks = [record.read(f, schema) for f in check_files]
     doc = frontpage.document(summary, comparison, environments, config, revision, table,
-                             grid_skipped, race_state, checks)
+                             grid_skipped, race_state, checks, outcomes)
     if comparison["setting"].eq("").all():  # nothing varies besides the compared axes
         comparison = comparison.drop(columns="setting")
     Path(outputs["md"]).write_text(doc.markdown())
@@ -56,7 +60,8 @@ if __name__ == "__main__":
         main(smk.input.summary, smk.input.table, smk.input.published,
              json.loads(smk.params.config),
              frontpage.git_revision(smk.scriptdir),
-             dict(smk.output.items()), smk.input.skipped, smk.input.race, smk.input.checks)
+             dict(smk.output.items()), smk.input.skipped, smk.input.decisions[0],
+             smk.input.checks)
     except record.RecordError as err:
         logging.error("%s", err)
         print(f"speedlimit: {err}", file=terminal, flush=True)

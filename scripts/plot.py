@@ -5,19 +5,21 @@ import logging
 import pandas as pd
 
 from speedlimit import logs
-from speedlimit.results import plots, published, stats
+from speedlimit.results import decisions, plots, published, stats
 
 
-def main(table_csv: str, summary_csv: str, published_csv: str, outputs: dict) -> None:
+def main(table_csv: str, summary_csv: str, published_csv: str, decision_file: str,
+         outputs: dict) -> None:
     table = pd.read_csv(table_csv)
     summary = pd.read_csv(summary_csv)
+    outcomes = decisions.read_record(decision_file)
     figures = {
         "epoch_duration": lambda: plots.epoch_duration(table),
         "speedup": lambda: plots.speedup(summary),
         "prediction": lambda: plots.prediction(summary),
         "time_split": lambda: plots.time_split(table),
         "quality": lambda: plots.quality(table),
-        "race": lambda: plots.race(table),
+        "race": lambda: plots.race(outcomes),
         "published": lambda: plots.published_vs_reproduced(
             published.compare(published.load(published_csv), summary)),
     }
@@ -38,4 +40,5 @@ if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     logs.to_rule_log(smk.log[0])
     stats.configure(**smk.params.levers)
-    main(smk.input.table, smk.input.summary, smk.input.published, dict(smk.output.items()))
+    main(smk.input.table, smk.input.summary, smk.input.published, smk.input.decisions[0],
+         dict(smk.output.items()))

@@ -10,6 +10,7 @@ import scipy.stats
 from speedlimit import grid
 from speedlimit import record as records
 from speedlimit.results import aggregate
+from decided import summarize
 
 
 def record(c: grid.Cell, duration: float, loss: float = 0.5, wait: float = 0.25,
@@ -77,7 +78,7 @@ def test_table_summary_speedup_and_limit(tmp_path):
     assert two["limit_ratio"].tolist() == pytest.approx([5.0, 5.1, 4.9, 5.05, 4.95])
     assert table["quality_consistent"].all()
     assert table["timed"].eq("epoch").all()
-    summary = aggregate.summarize(table)
+    summary = summarize(table)
     row = summary[summary["num_workers"] == 2].iloc[0]
     two_cell = next(c for c in expected if c.num_workers == 2)
     assert row["repeats"] == 5 and row["cell"] == two_cell.path.rsplit("/repeat~", 1)[0]
@@ -103,7 +104,7 @@ def test_table_summary_speedup_and_limit(tmp_path):
 def test_one_run_has_no_interval_and_says_so(tmp_path):
     expected = cells(repeats=1)
     files = write(tmp_path, [record(c, durations(c)) for c in expected])
-    row = aggregate.summarize(aggregate.build_table(files, expected)).query("num_workers == 2")
+    row = summarize(aggregate.build_table(files, expected)).query("num_workers == 2")
     row = row.iloc[0]
     assert row["speedup"] == pytest.approx(2.0)
     assert row["speedup_verdict"] == "one run" and np.isnan(row["speedup_ci_low"])
@@ -114,7 +115,7 @@ def test_overlapping_noise_is_not_called_a_speedup(tmp_path):
     times = {0: [10.0, 6.0, 8.0, 7.5, 9.5], 2: [9.0, 7.0, 8.5, 6.5, 9.9]}
     recs = [record(c, 1.0 if c.loader == "tensor" else times[c.num_workers][c.repeat])
             for c in expected]
-    summary = aggregate.summarize(aggregate.build_table(write(tmp_path, recs), expected))
+    summary = summarize(aggregate.build_table(write(tmp_path, recs), expected))
     row = summary[summary["num_workers"] == 2].iloc[0]
     assert row["speedup_ci_low"] < 1 < row["speedup_ci_high"]
     assert row["speedup_verdict"] == "not told apart"
@@ -191,7 +192,7 @@ def test_cells_from_different_nodes_are_never_compared_as_equals(tmp_path):
     slow_two = table[(table["node"] == "slow") & (table["num_workers"] == 2)]
     # Limit: the slow node's own loader-free run (2.0 s), not the fast node's (1.0 s).
     assert slow_two["limit_ratio"].tolist() == pytest.approx([4.9 * 2 / 2.0])
-    summary = aggregate.summarize(table)
+    summary = summarize(table)
     assert "node" in summary.columns
     rows = {(r.loader, r.num_workers if r.loader == "dataloader" else None, r.node): r
             for r in summary.itertuples()}
@@ -211,7 +212,7 @@ def test_adding_a_setting_widens_every_interval_of_the_family(tmp_path):
     comparisons to the family, so every interval widens (its point estimate stays)."""
     expected = cells(repeats=5)
     files = write(tmp_path, [record(c, durations(c)) for c in expected])
-    before = aggregate.summarize(aggregate.build_table(files, expected))
+    before = summarize(aggregate.build_table(files, expected))
     extra = grid.expand({"num_workers": [0, 2, 4], "batch_size": [100], "lr": [0.01],
                          "torch_threads": [1], "pin_memory": [False],
                          "persistent_workers": [False], "prefetch_factor": [None],
@@ -219,7 +220,7 @@ def test_adding_a_setting_widens_every_interval_of_the_family(tmp_path):
                          "loader": ["dataloader", "tensor"]}, 5)[0]
     more = [c for c in extra if c.num_workers == 4]
     files.update(write(tmp_path, [record(c, 7.0 + 0.1 * c.repeat) for c in more]))
-    after = aggregate.summarize(aggregate.build_table(files, expected + more))
+    after = summarize(aggregate.build_table(files, expected + more))
     old, new = (frame[frame["num_workers"].eq(2)].iloc[0] for frame in (before, after))
     assert (old["comparisons"], new["comparisons"]) == (1, 3)
     assert new["speedup"] == pytest.approx(old["speedup"])

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from speedlimit import grid
-from speedlimit.results import aggregate, claims, decisions
+from speedlimit.results import aggregate, claims
+from decided import outcomes_of, summarize
 
 from test_aggregate import record, write
 
@@ -36,14 +37,14 @@ def tables(tmp_path, times: dict, repeats: int, noise: float = 0.002, load=None,
                            else compute * 1.1))
     table = aggregate.build_table(write(tmp_path, recs), expected)
     table.to_csv(tmp_path / "table.csv", index=False)
-    aggregate.summarize(table).to_csv(tmp_path / "summary.csv", index=False)
+    summarize(table).to_csv(tmp_path / "summary.csv", index=False)
     return pd.read_csv(tmp_path / "table.csv"), pd.read_csv(tmp_path / "summary.csv")
 
 
 def make(tmp_path, times: dict, repeats: int, **kwargs):
     """Claims of one group (see :func:`tables`), and the family."""
     table, summary = tables(tmp_path, times, repeats, **kwargs)
-    outcomes = decisions.run_race(decisions.durations_per_round(table), anytime=False, forecast=True)
+    outcomes = outcomes_of(table, forecast=True)
     [group] = claims.build(summary, outcomes)
     return group, claims.family(outcomes, sequential=False)
 

@@ -13,9 +13,10 @@ import pytest
 from docutils.core import publish_parts
 
 from speedlimit import axes, grid
-from speedlimit.results import aggregate, claims, findings, frontpage, htmltable, published
+from speedlimit.results import aggregate, answer, claims, findings, frontpage, htmltable
+from speedlimit.results import published
 from speedlimit.groups import preference
-from speedlimit.results import decisions
+from decided import outcomes_of, summarize
 
 from test_aggregate import record, write
 from test_claims import make
@@ -43,12 +44,12 @@ def tables_of(tmp_path, repeats: int):
     aggregate.build_table(write(tmp_path, recs), expected).to_csv(tmp_path / "t.csv",
                                                                   index=False)
     table = pd.read_csv(tmp_path / "t.csv")
-    aggregate.summarize(table).to_csv(tmp_path / "s.csv", index=False)
+    summarize(table).to_csv(tmp_path / "s.csv", index=False)
     return table, pd.read_csv(tmp_path / "s.csv")  # as the findings rule reads them
 
 
 def compute(table, summary, **kwargs):
-    outcomes = decisions.run_race(decisions.durations_per_round(table), anytime=False)
+    outcomes = outcomes_of(table)
     groups = claims.build(summary, outcomes)
     return findings.compute(summary, groups, claims.family(outcomes, False), table=table,
                             **kwargs)
@@ -300,7 +301,7 @@ def test_front_page_rst_renders_cleanly_and_says_everything(run10):
     table, summary = run10
     comparison = published.compare(published.load(), summary)
     doc = frontpage.document(summary, comparison, [ENV] * 3, CONFIG, revision="abc123",
-                             table=table)
+                             table=table, outcomes=outcomes_of(table))
     rst = doc.rst()
     parts = publish_parts(rst, writer="html",
                           settings_overrides={"report_level": 2, "halt_level": 2})
@@ -328,6 +329,16 @@ def test_front_page_rst_renders_cleanly_and_says_everything(run10):
     # the answers first, the explanation after them; the call with what it holds under
     assert list(doc.recommendation) == ["recommendations", "about"]
     assert list(entries[0])[:5] == ["workload", "batch_size", "paste", "with", "how_sure"]
+    # the answer as a table first, in every format, one row per group, the sentences below
+    rows = answer.rows(entries)
+    assert [r[:2] for r in rows] == [["fashionmnist", "100"], ["fashionmnist", "1000"]]
+    head = md.split("## The answer\n\n", 1)[1]
+    assert head.startswith("| workload | batch size | over num_workers=0 |")
+    assert head.index("| fashionmnist | 1000 |") < head.index("\n- ")
+    assert f"| {rows[0][2]} | {rows[0][3]} | {rows[0][4]} |" in head
+    assert "<th>vs the fastest tried</th>" in page and f"<td>{rows[0][4]}</td>" in page
+    assert "over num_workers=0</th>" in body  # the front page's rst renders the table
+    assert body.index("status</th>") < body.index("How sure")
     assert entries[0]["with"] == "torch.set_num_threads(1), device cpu"
 
 
@@ -412,7 +423,7 @@ def noisy_table(tmp_path, repeats=5, epochs=1, disturbed_cell=None, steady=None,
             r["warnings"] = [warnings]
         recs.append(r)
     table = aggregate.build_table(write(tmp_path, recs), expected)
-    return table, aggregate.summarize(table)
+    return table, summarize(table)
 
 
 def test_the_machines_noise_is_stated(tmp_path):
@@ -492,7 +503,7 @@ def test_unstable_cells_are_named_by_every_setting_that_varies(tmp_path):
 
     table = aggregate.build_table(write(tmp_path, [record(c, duration(c)) for c in expected]),
                                   expected)
-    text = " ".join(findings.machine_noise_sentences(table, aggregate.summarize(table)))
+    text = " ".join(findings.machine_noise_sentences(table, summarize(table)))
     assert ("2 cell(s) may be unstable: their runs spread by more than 10% of their median "
             "(MAD), pyperf's threshold: batch_size 100 with `num_workers=2` (torch_threads=1) and "
             "batch_size 100 with `num_workers=2` (torch_threads=2).") in text, text
@@ -500,7 +511,7 @@ def test_unstable_cells_are_named_by_every_setting_that_varies(tmp_path):
         write(tmp_path / "calm", [record(c, 10.0 * steady[c.repeat]) for c in expected]),
         expected)
     assert "unstable" not in " ".join(findings.machine_noise_sentences(
-        calm, aggregate.summarize(calm)))
+        calm, summarize(calm)))
 
 
 def test_the_hardware_section_comes_from_the_table_as_the_records_had_it(tmp_path):

@@ -24,3 +24,15 @@ def test_the_digest_changes_with_an_imported_module_only(tmp_path, monkeypatch):
     model.write_text(model.read_text() + "\n# an edit\n")
     assert project.code_digest("scripts/train_cell.py") != train
     assert project.code_digest("scripts/plot.py") == plot
+
+
+def test_the_findings_digest_follows_their_templates_and_no_other_rule_does(tmp_path,
+                                                                            monkeypatch):
+    copy = project.copy_to(tmp_path / "copy")
+    monkeypatch.setattr(project, "ROOT", copy)
+    findings = project.code_digest("scripts/findings.py")
+    plot = project.code_digest("scripts/plot.py")
+    template = copy / "scripts" / "speedlimit" / "results" / "templates" / "findings.md.j2"
+    template.write_text(template.read_text() + "\n")
+    assert project.code_digest("scripts/findings.py") != findings
+    assert project.code_digest("scripts/plot.py") == plot

@@ -7,6 +7,7 @@ must break it."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -355,3 +356,37 @@ def test_the_margin_is_a_lever_a_wider_one_decides_what_a_narrower_leaves_open(l
     assert d.decided and int(d.candidate) == 1
     levers(threshold=0.12)  # a threshold above 0's lower bound: 0 is no longer out
     assert not race.decide(*bounds(3, known), np.array([0, 0, 0]), race.Design(3)).out[0]
+
+
+def test_the_decision_record_gives_back_every_outcome_exactly():
+    """What the decide step writes is what every later stage reads: each outcome, its
+    decisions, intervals (unbounded sides included), history, measurements and forecast,
+    through strict JSON (no NaN or inf in the file)."""
+    runs = near_race(5, {0: 1.5, 1: 1.01, 2: 1.0}, noise=0.02)
+    outcomes = decisions.run_race(runs, forecast=True)
+    state = schedule.round_file(outcomes, runs, 4, 0, max_rounds=40, budget=None)
+    text = json.dumps(state, allow_nan=False)
+    back = [decisions.outcome_from_dict(d) for d in json.loads(text)["outcomes"]]
+    for o, b in zip(outcomes, back, strict=True):
+        for name in ("label", "conditions", "settings", "cells", "varying", "base", "rounds",
+                     "runs", "left_at", "rounds_more", "design", "round_numbers"):
+            assert getattr(b, name) == getattr(o, name), name
+        for name in ("low", "high", "estimate", "common", "durations"):
+            np.testing.assert_array_equal(getattr(b, name), getattr(o, name), err_msg=name)
+        for name in o.decision.__dataclass_fields__:
+            np.testing.assert_array_equal(getattr(b.decision, name),
+                                          getattr(o.decision, name), err_msg=name)
+        assert len(b.history) == len(o.history) == 5
+        for (bl, bh), (ol, oh) in zip(b.history, o.history):
+            np.testing.assert_array_equal(bl, ol)
+            np.testing.assert_array_equal(bh, oh)
+        assert np.isinf(o.history[0][1]).any()  # an unbounded side, kept as one
+        assert (decisions.pick(b), decisions.why_not_fastest(b)) == \
+            (decisions.pick(o), decisions.why_not_fastest(o))
+        assert b.versus_best(0) == o.versus_best(0)
+    fixed = decisions.run_race(runs, anytime=False)
+    record = schedule.fixed_file(fixed, 5)
+    assert record["stopped"] == "fixed" and record["next"] is None
+    (again,) = [decisions.outcome_from_dict(d)
+                for d in json.loads(json.dumps(record, allow_nan=False))["outcomes"]]
+    assert not again.design.anytime and again.decided == fixed[0].decided

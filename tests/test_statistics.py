@@ -17,6 +17,7 @@ from speedbench import simulation
 from speedlimit.results import aggregate, sequential, stats
 
 from conftest import ROOT
+from decided import summarize
 
 UP, DOWN = 1 + stats.NOISE_THRESHOLD, 1 / (1 + stats.NOISE_THRESHOLD)
 
@@ -70,7 +71,7 @@ def test_every_printed_verdict_agrees_with_the_interval_printed_beside_it(tmp_pa
              for w in g["num_workers"]}
     recs = [record(c, math.exp(rng.normal(0, 0.03)) / truth[(c.batch_size, c.num_workers)])
             for c in expected]
-    summary = aggregate.summarize(aggregate.build_table(write(tmp_path, recs), expected))
+    summary = summarize(aggregate.build_table(write(tmp_path, recs), expected))
     checked = 0
     words = {stats.FASTER: "faster", stats.SLOWER: "slower", stats.SMALL: "within",
              stats.NO_CLEAR: "open", stats.TOO_FEW: "none"}

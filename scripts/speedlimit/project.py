@@ -105,7 +105,19 @@ def code_digest(script: str | Path) -> str:
     for name in modules_used_by(ROOT / script):
         digest.update(name.encode())
         digest.update((package_dir() / name).read_bytes())
+        for template in templates_of(package_dir() / name):
+            digest.update(str(template.relative_to(package_dir())).encode())
+            digest.update(template.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def templates_of(module: Path) -> list[Path]:
+    """The files a module renders from: the ``templates`` folder beside it, where its code
+    names that folder (:mod:`speedlimit.results.render`)."""
+    folder = module.with_name("templates")
+    if not folder.is_dir() or '"templates"' not in module.read_text():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
 # --- a user's module (the custom workload): where it is, and a digest of its code

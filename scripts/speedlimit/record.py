@@ -2,7 +2,7 @@
 back and checked, and how many times a cell has failed. The one place for it: the workflow's
 rerun triggers (``rules/common.smk``), the job (``scripts/train_cell.py``,
 :mod:`speedlimit.run.job`), the training loop (:mod:`speedlimit.run.train`), the race's round
-checkpoint (``scripts/race_round.py``), the aggregation (:mod:`speedlimit.results.aggregate`)
+checkpoint (``scripts/decide.py``), the aggregation (:mod:`speedlimit.results.aggregate`)
 and the findings (the check epochs' records: ``scripts/findings.py``) all use this module, and
 read a record only through :func:`read` (checked) or :func:`peek` (a rerun trigger's look).
 Torch-free.

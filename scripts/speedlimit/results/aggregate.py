@@ -245,24 +245,18 @@ SUMMARY_COLUMNS = SUMMARY_KEYS + [
     "disturbed_runs", "first_run"]
 
 
-def comparisons(table: pd.DataFrame) -> tuple[dict, list]:
-    """Every DataLoader cell's comparisons, from the race's intervals
-    (:mod:`speedlimit.results.race`: paired by round, each setting against its num_workers=0
-    and against the fastest of the others, simultaneous over the run's comparisons;
-    confidence sequences when the runs were a race's,
-    fixed-sample intervals for fixed repeats): (cell path without repeat, node) -> summary
-    columns.
-    Returns the race's outcomes too."""
-    runs = decisions.durations_per_round(table)
-    if runs.empty:
-        return {}, []
-    anytime = bool(table["timed"].eq("windows").any())
-    outcomes = decisions.run_race(runs, anytime=anytime)
+def comparisons(outcomes: list) -> dict:
+    """Every DataLoader cell's comparisons, read off the decision record's outcomes
+    (:mod:`speedlimit.results.decisions`: paired by round, each setting against its
+    num_workers=0 and against the fastest of the others, simultaneous over the run's
+    comparisons; a race's intervals hold at every round, fixed repeats' at their one look):
+    (cell path without repeat, node) -> summary columns."""
     out = {}
     for o in outcomes:
         leader = o.leader()
         node = o.conditions.get(axes.NODE)
         for i, cell in enumerate(o.cells):
+            anytime = o.design is None or o.design.anytime
             columns = {"fastest": i == leader, "race": decisions.state_words(o, i),
                        "comparisons": family_size([x.settings for x in outcomes]),
                        "intervals": "sequential" if anytime else "fixed"}
@@ -275,7 +269,7 @@ def comparisons(table: pd.DataFrame) -> tuple[dict, list]:
                     -1, i, 1 / best.high, 1 / best.low, 1 / best.estimate, best.rounds),
                     o.runs[i], best.rounds))
             out[(cell, node)] = columns
-    return out, outcomes
+    return out
 
 
 def _ratio_columns(name: str, pair: "decisions.Pair", runs: int, other: int) -> dict:
@@ -318,11 +312,12 @@ def predictions(summary: pd.DataFrame) -> pd.Series:
     return out
 
 
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
+def summarize(table: pd.DataFrame, outcomes: list) -> pd.DataFrame:
     """One row per cell and node: the median epoch duration over repeats with its
     distribution-free interval and spread; the speed-up over num_workers=0 and the ratio to
-    the fastest of the group, with the race's intervals and the verdicts read off them
-    (:func:`comparisons`); the costs and the predicted speed-up."""
+    the fastest of the group, with the intervals and the verdicts read off them from the
+    decision record's ``outcomes`` (:func:`comparisons`); the costs and the predicted
+    speed-up."""
     ok = table[table["status"].eq("ok")].copy()
     if ok.empty:  # every cell skipped or missing: nothing to summarize, and the findings say so
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -344,7 +339,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     steady = {k: g["steady"].to_numpy(float) for k, g in per_run.groupby("cell_key")}
     baselines = {row.base_key: row.cell_key for row in per_run.itertuples()
                  if row.loader == axes.DATALOADER and getattr(row, axes.COMPARED) == 0}
-    compared, _ = comparisons(table)
+    compared = comparisons(outcomes)
     rows = []
     for key, group in per_run.groupby("cell_key", sort=False):
         first = group.iloc[0]

@@ -9,6 +9,7 @@ imports torch.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -66,6 +67,10 @@ class Outcome:
     history: list[tuple[np.ndarray, np.ndarray]] = field(repr=False, default_factory=list)
     rounds_more: int | None = None  # about how many more rounds a decision needs
     design: Design | None = None
+    # k x rounds: each setting's epoch duration per round (NaN: not run), the measurements
+    # behind every interval; and the rounds' numbers
+    durations: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
+    round_numbers: list[int] = field(default_factory=list)
 
     @property
     def threshold(self) -> float:
@@ -145,24 +150,6 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def durations_per_round(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`runs_frame`'s rows from the results table's finished DataLoader runs."""
-    ok = table[table["status"].eq("ok") & table["loader"].eq(axes.DATALOADER)]
-    if ok.empty:
-        return runs_frame([])
-    runs = ok.groupby("cell", sort=False).agg(duration=("epoch_duration", "mean"),
-                                               round=("repeat", "first"),
-                                               loader=("loader", "first"),
-                                               **{k: (k, "first") for k in
-                                                  GROUP_KEYS + SETTING_KEYS if k in ok})
-    runs = runs.reset_index()
-    for k in GROUP_KEYS + SETTING_KEYS:
-        runs[k] = runs[k].map(lambda v, k=k: axes.text(v, k)) if k in runs else "default"
-    runs[axes.NODE] = runs[axes.NODE].astype(str)
-    runs["round"] = runs["round"].astype(int)
-    return runs
-
-
 def group_settings(runs: pd.DataFrame):
     """(conditions, settings in preference order, cell path prefix per setting) per group."""
     gkeys = [k for k in GROUP_KEYS if k in runs]
@@ -181,7 +168,7 @@ def group_settings(runs: pd.DataFrame):
 
 
 def run_race(runs: pd.DataFrame, design: Design | None = None, anytime: bool = True,
-             keep_history: bool = False, forecast: bool = False) -> list[Outcome]:
+             forecast: bool = False) -> list[Outcome]:
     """Replay the runs round by round into every group's decisions (deterministic: the same
     records always give the same decisions); ``forecast``: with each undecided group's
     :func:`speedlimit.results.forecast.rounds_more` (seconds of simulation each)."""
@@ -210,7 +197,7 @@ def run_race(runs: pd.DataFrame, design: Design | None = None, anytime: bool = T
         decision = group.decide()
         low, high = group.bounds()
         logs = np.log(values)
-        est = np.exp(group.level[:, None] - group.level[None, :])  # measured t_a / t_b (additive model)
+        est = np.exp(group.level[:, None] - group.level[None, :])  # measured t_a / t_b
         present = ~np.isnan(logs)
         common = (present[:, None, :] & present[None, :, :]).sum(axis=-1)
         left_at = _left_at(group, settings)
@@ -222,11 +209,77 @@ def run_race(runs: pd.DataFrame, design: Design | None = None, anytime: bool = T
                           [int((~np.isnan(values[i])).sum()) for i in range(k)], decision,
                           np.where(known, np.exp(low), np.nan),
                           np.where(known, np.exp(high), np.nan), est, common, left_at,
-                          group.history if keep_history else [], design=design)
+                          group.history, design=design, durations=values,
+                          round_numbers=rounds)
         if forecast:
             outcome.rounds_more = rounds_more(group, decision)
         out.append(outcome)
     return out
+
+
+# --- the decision record: every group's outcome as JSON, written once, read by every stage --
+
+
+def _encode(values: np.ndarray) -> list:
+    """An array as nested lists, each value that is not finite (NaN, an unbounded side) as
+    None."""
+    array = np.asarray(values, float)
+    return np.where(np.isfinite(array), array, None).tolist()
+
+
+def _decode(values: list, missing: float = math.nan) -> np.ndarray:
+    """:func:`_encode`'s lists as a float array, None as ``missing``."""
+    array = np.array(values, dtype=object)
+    return np.where(array == None, missing, array).astype(float)  # noqa: E711 - elementwise
+
+
+DECISION_SIDES = {"best_low": -math.inf, "best_high": math.inf}  # None on either: unbounded
+
+
+def outcome_to_dict(o: Outcome) -> dict:
+    """One group's outcome as the decision record holds it (JSON: no NaN or inf)."""
+    decision = {}
+    for name in Decision.__dataclass_fields__:
+        value = np.asarray(getattr(o.decision, name))
+        decision[name] = _encode(value) if name in DECISION_SIDES else value.tolist()
+    return {
+        "label": o.label, "conditions": o.conditions, "settings": o.settings,
+        "cells": o.cells, "varying": o.varying, "base": [int(b) for b in o.base],
+        "rounds": o.rounds, "round_numbers": [int(r) for r in o.round_numbers],
+        "runs": [int(n) for n in o.runs], "decision": decision,
+        "low": _encode(o.low), "high": _encode(o.high), "estimate": _encode(o.estimate),
+        "common": np.asarray(o.common, int).tolist(), "left_at": o.left_at,
+        "history": [[_encode(low), _encode(high)] for low, high in o.history],
+        "rounds_more": o.rounds_more, "durations": _encode(o.durations),
+        "design": None if o.design is None else dict(vars(o.design)),
+    }
+
+
+def outcome_from_dict(d: dict) -> Outcome:
+    """:func:`outcome_to_dict`'s inverse."""
+    k = len(d["settings"])
+    decision = {}
+    for name in Decision.__dataclass_fields__:
+        if name in DECISION_SIDES:
+            decision[name] = _decode(d["decision"][name], DECISION_SIDES[name])
+        else:
+            decision[name] = np.asarray(d["decision"][name])
+    history = [(_decode(low, -math.inf), _decode(high, math.inf)) for low, high in d["history"]]
+    durations = _decode(d["durations"]) if d["durations"] else np.zeros((k, 0))
+    return Outcome(d["conditions"], d["label"], d["settings"], d["cells"], d["varying"],
+                   list(d["base"]), d["rounds"], list(d["runs"]), Decision(**decision),
+                   _decode(d["low"]), _decode(d["high"]), _decode(d["estimate"]),
+                   np.asarray(d["common"], int), list(d["left_at"]), history,
+                   d["rounds_more"], Design(**d["design"]) if d["design"] else None,
+                   durations.reshape(k, -1), list(d["round_numbers"]))
+
+
+def read_record(path) -> list[Outcome]:
+    """Every group's outcome from the decision record at ``path`` (a round of the race, or
+    the decisions of a run of fixed repeats): what every stage after the decision reads."""
+    with open(path) as fh:
+        state = json.load(fh)
+    return [outcome_from_dict(d) for d in state.get("outcomes", [])]
 
 
 def state_words(o: "Outcome", i: int) -> str:

@@ -1,17 +1,13 @@
 """Findings in plain sentences: each claim of :mod:`speedlimit.results.claims` phrased once,
 from the vocabulary of :mod:`speedlimit.results.words` (never computed here).
 
-:func:`compute` returns sections of sentences, the answer first; :func:`markdown`,
-:func:`rst` and :func:`html` render them. Sentences mark code with single backticks
-(`like this`); each renderer converts. Also :func:`hardware`, the machine the cells ran on,
-from their ``environment`` blocks.
+:func:`compute` returns sections of sentences, the answer first; :mod:`speedlimit.results.render`
+renders them. Sentences mark code with single backticks (`like this`); each format converts.
+Also :func:`hardware`, the machine the cells ran on, from their ``environment`` blocks.
 """
 
 from __future__ import annotations
 
-import html as html_module
-import re
-from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -20,15 +16,10 @@ from speedlimit.results import claims as claims_module
 from speedlimit.results import published as published_module
 from speedlimit.results import stats
 from speedlimit.results.aggregate import QUALITY_RTOL, thread_env_text
+from speedlimit.results.render import Section
 from speedlimit.results.words import behind, interval, minutes, percent as _pct, seconds
 from speedlimit.results.words import speedup as speedup_words, times as _x
 from speedlimit.results.words import workers as _workers
-
-
-@dataclass
-class Section:
-    title: str
-    sentences: list[str] = field(default_factory=list)
 
 
 def _join(items: list[str]) -> str:
@@ -708,46 +699,3 @@ def hardware(environments: list[dict]) -> list[str]:
         out.append("Thread variables in the cells' environment: " + " / ".join(
             f"`{t}`" for t in threads) + ".")
     return out
-
-
-# --- renderers -----------------------------------------------------------------------------
-
-_CODE = re.compile(r"`([^`]+)`")
-
-
-def markdown(sections: list[Section], title: str = "Findings", preamble: list[str] = ()) -> str:
-    lines = [f"# {title}", ""]
-    for p in preamble:
-        lines += [p, ""]
-    for section in sections:
-        lines += [f"## {section.title.replace('`', '')}", ""]
-        lines += [f"- {s}" for s in section.sentences] + [""]
-    return "\n".join(lines)
-
-
-def _rst_inline(text: str) -> str:
-    text = text.replace("*", r"\*").replace("|", r"\|")
-    return _CODE.sub(lambda m: f"``{m.group(1)}``", text)
-
-
-def rst(sections: list[Section]) -> str:
-    """Findings as rst without section titles (so they can be included anywhere): a bold
-    line per section, then a bullet per sentence."""
-    lines = []
-    for section in sections:
-        lines += [f"**{_rst_inline(section.title).strip()}**", ""]
-        lines += [f"- {_rst_inline(s)}" for s in section.sentences] + [""]
-    return "\n".join(lines) + "\n"
-
-
-def _html_inline(text: str) -> str:
-    return _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", html_module.escape(text, quote=False))
-
-
-def html(sections: list[Section]) -> str:
-    parts = []
-    for section in sections:
-        parts.append(f"<h2>{_html_inline(section.title)}</h2><ul class=\"findings\">")
-        parts += [f"<li>{_html_inline(s)}</li>" for s in section.sentences]
-        parts.append("</ul>")
-    return "".join(parts)

@@ -16,8 +16,9 @@ FORECAST_CAP = 150  # rounds a forecast looks ahead at most
 
 def fit(logs: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, int]:
     """Each setting's level and its standard error, the noise of one run and its degrees of
-    freedom, from a group's log durations (``k x rounds``, NaN where a setting did not run) by the additive
-    model ``log t = setting + round + noise`` (a round's speed shared by its runs)."""
+    freedom, from a group's log durations (``k x rounds``, NaN where a setting did not run)
+    by the additive model ``log t = setting + round + noise`` (a round's speed shared by its
+    runs)."""
     present = ~np.isnan(logs)
     k, r = logs.shape
     level = np.zeros(k)

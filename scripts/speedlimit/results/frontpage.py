@@ -17,10 +17,12 @@ import pandas as pd
 import yaml
 
 from speedlimit import grid
+from speedlimit.results import answer as answer_module
 from speedlimit.results import claims as claims_module
 from speedlimit.results import findings as findings_module
-from speedlimit.results import decisions, htmltable, stats
-from speedlimit.results.findings import Section
+from speedlimit.results import htmltable, stats
+from speedlimit.results import render
+from speedlimit.results.render import Section
 from speedlimit.results.words import percent
 from speedlimit.run import workloads
 
@@ -110,15 +112,15 @@ class Document:
                                  allow_unicode=True))
 
     def markdown(self) -> str:
-        text = findings_module.markdown(self.sections, title="speedlimit: findings")
+        text = render.markdown(self.sections, title="speedlimit: findings")
         return text + "## Effective configuration\n\n```yaml\n" + self.config_yaml + "```\n"
 
     def rst(self) -> str:
         """The front page (included by report/workflow.rst)."""
-        return findings_module.rst(self.front)
+        return render.rst(self.front)
 
     def html(self, title: str = "speedlimit: findings", extra: str = "") -> str:
-        body = (findings_module.html(self.sections) + extra
+        body = (render.html(self.sections) + extra
                 + "<h2>Effective configuration</h2><pre>"
                 + html_module.escape(self.config_yaml) + "</pre>")
         return htmltable.page(title, body)
@@ -128,26 +130,18 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
              config: dict, revision: str | None = None,
              table: pd.DataFrame | None = None,
              grid_skipped: pd.DataFrame | None = None, race_state: dict | None = None,
-             checks: list[dict] | None = None) -> Document:
-    """The findings page, the front page and the recommendation, from the summary and the
-    table (the race's outcomes are computed again from the table: the same as the summary's)."""
+             checks: list[dict] | None = None,
+             outcomes: list | None = None) -> Document:
+    """The findings page, the front page and the recommendation, from the summary, the table
+    and the decision record's ``outcomes`` (``race_state``: the race's last round, None with
+    fixed repeats)."""
     context = {"data_source": config["data"]["source"],
                "train_size": config["data"].get("synthetic", {}).get("train_size")}
     groups, fam = [], None
-    if table is not None:
-        runs = decisions.durations_per_round(table)
-        if len(runs):
-            sequential = bool(table["timed"].eq("windows").any())
-            # a race's last round file already holds each open group's forecast (seconds of
-            # simulation each): read it there; fixed repeats forecast here
-            outcomes = decisions.run_race(runs, anytime=sequential, forecast=race_state is None)
-            forecasts = {g["label"]: g.get("rounds_more")
-                         for g in (race_state or {}).get("groups", [])}
-            for o in outcomes:
-                if race_state is not None and not o.decided:
-                    o.rounds_more = forecasts.get(o.label)
-            groups = claims_module.build(summary, outcomes, checks, sequential)
-            fam = groups[0].family if groups else claims_module.family(outcomes, sequential)
+    if outcomes:
+        sequential = bool(outcomes[0].design is None or outcomes[0].design.anytime)
+        groups = claims_module.build(summary, outcomes, checks, sequential)
+        fam = groups[0].family if groups else claims_module.family(outcomes, sequential)
     found = findings_module.compute(summary, groups, fam, race_state, comparison, context,
                                     table, grid_skipped)
     run = Section("What was run", what_was_run(summary, config))
@@ -162,7 +156,10 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
                             "to `4.`; sortable tables: `5. Tables`."])
     front = ([found[0]] + [by_title[t] for t in ("How sure", "Not run") if t in by_title]
              + [run, machine, how, more])
-    return Document(sections, front, config_yaml(config), recommendation(groups, fam, table))
+    answer = recommendation(groups, fam, table, race_state)
+    if found and found[0].title == "The answer":
+        found[0].table = answer_module.table(answer["recommendations"])
+    return Document(sections, front, config_yaml(config), answer)
 
 
 def config_yaml(config: dict) -> str:
@@ -201,9 +198,12 @@ def machine(g: claims_module.GroupClaims, table: pd.DataFrame | None) -> dict:
 
 
 def recommendation(groups: list[claims_module.GroupClaims],
-                   fam: claims_module.Family | None, table: pd.DataFrame | None) -> dict:
+                   fam: claims_module.Family | None, table: pd.DataFrame | None,
+                   race_state: dict | None = None) -> dict:
     """``results/recommendation.yaml``: per group, the DataLoader settings to use, every claim
-    behind them with its interval, the machine they hold for and how sure it is."""
+    behind them with its interval, the machine they hold for and how sure it is (undecided:
+    about how many more rounds, and seconds, the race's last round reckoned)."""
+    seconds = {e["label"]: e.get("seconds_more") for e in (race_state or {}).get("groups", [])}
     entries = []
     for g in groups:
         rec = g.recommendation
@@ -215,6 +215,7 @@ def recommendation(groups: list[claims_module.GroupClaims],
             "with": findings_module.holds_under(g),
             "how_sure": {"level": rec.level, "rounds": g.outcome.rounds,
                          "rounds_more": rec.rounds_more,
+                         "seconds_more": seconds.get(g.label) if rec.rounds_more else None,
                          "open": [f"{g.words(a)} vs "
                                   f"{'the fastest of the others' if b < 0 else g.words(b)}: "
                                   f"{what}" for a, b, what, _ in rec.open]},

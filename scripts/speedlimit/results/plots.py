@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from speedlimit import axes, grid  # noqa: E402
+from speedlimit import axes  # noqa: E402
 from speedlimit.results import decisions, stats  # noqa: E402
 
 STYLE = {"context": "notebook", "style": "whitegrid", "palette": "colorblind"}
@@ -234,47 +234,51 @@ def quality(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def race(table: pd.DataFrame) -> plt.Figure:
-    """The race: per group (a panel), each setting's epochs against the setting picked
-    (recommended, or the leader while undecided), with its interval after every round, and
-    where it left the race (x). Dotted: the noise threshold and the 10% margin."""
+def race(outcomes: list) -> plt.Figure:
+    """The race, from the decision record: per group (a panel), each setting's epochs against
+    the setting picked (recommended, or the data's pick while undecided): the median paired
+    ratio so far (line) and its interval after every round (band), and where it left the race
+    (x). Solid: 1; dotted: the noise threshold; dashed: the margin."""
     _setup()
-    runs = decisions.durations_per_round(table)
-    sequential = bool(table["timed"].eq("windows").any()) if "timed" in table else False
-    outcomes = decisions.run_race(runs, anytime=sequential, keep_history=True)
+    if not outcomes:
+        return placeholder("race", "No group of DataLoader settings was decided: nothing to "
+                           "plot.")
+    sequential = all(o.design is None or o.design.anytime for o in outcomes)
     fig, axes = _axes(max(1, len(outcomes)), width=6.2, height=4.0, sharey=False)
     for ax, o in zip(axes, outcomes):
         ref = decisions.pick(o)
         rounds = np.arange(1, o.rounds + 1)
         colors = sns.color_palette(n_colors=len(o.settings))
+        logs = np.log(o.durations)
         for i in range(len(o.settings)):
             if i == ref:
                 continue
             low = np.exp([h[0][i, ref] for h in o.history])
             high = np.exp([h[1][i, ref] for h in o.history])
+            paired = logs[i] - logs[ref]
             point = np.full(len(rounds), np.nan)
-            logs = np.log(runs_for(runs, o, i)) - np.log(runs_for(runs, o, ref))
             for r in range(len(rounds)):
-                seen = logs[: r + 1][~np.isnan(logs[: r + 1])]
+                seen = paired[: r + 1][~np.isnan(paired[: r + 1])]
                 point[r] = np.exp(np.median(seen)) if len(seen) else np.nan
             last = o.left_at[i] + 1 if o.left_at[i] is not None else len(rounds)
             shown = slice(0, last)
-            label = o.words(i)
-            ax.plot(rounds[shown], point[shown], "-", color=colors[i], lw=1.5, label=label)
+            ax.plot(rounds[shown], point[shown], "-", color=colors[i], lw=1.5, label=o.words(i))
             finite = np.isfinite(low) & np.isfinite(high)
             ax.fill_between(rounds[shown], np.where(finite, low, np.nan)[shown],
-                            np.where(finite, high, np.nan)[shown], color=colors[i], alpha=0.18)
+                            np.where(finite, high, np.nan)[shown], color=colors[i], alpha=0.18,
+                            step="mid")
             if o.left_at[i] is not None:
                 ax.plot(rounds[last - 1], point[last - 1], "x", color=colors[i], ms=9, mew=2)
-        for level, style in ((1.0, "-"), (1 + stats.NOISE_THRESHOLD, ":"),
-                             (1 / (1 + stats.NOISE_THRESHOLD), ":"),
-                             (1 + stats.MARGIN, "--")):
+        for level, style in ((1.0, "-"), (1 + o.threshold, ":"), (1 / (1 + o.threshold), ":"),
+                             (1 + o.margin, "--")):
             ax.axhline(level, color="black", lw=0.8, ls=style)
         ax.set_yscale("log")
         ax.set_ylim(0.5, 2.5)
         ticks = [0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 2.5]
         ax.set_yticks(ticks, [f"{t:g}x" for t in ticks])
         ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_xlim(0.5, max(len(rounds), 1) + 0.5)
         ax.set_xlabel("round")
         ax.set_ylabel(f"epoch duration / {o.words(ref)}'s")
         state = "decided" if o.decided else "undecided"
@@ -286,17 +290,6 @@ def race(table: pd.DataFrame) -> plt.Figure:
                     "(fixed repeats: the last round's is the claim)"), fontsize="medium")
     fig.tight_layout()
     return fig
-
-
-def runs_for(runs: pd.DataFrame, o, i: int) -> np.ndarray:
-    """Setting ``i``'s epoch durations per round (NaN where it did not run)."""
-    rows = runs[runs["cell"].map(grid.prefix) == o.cells[i]]
-    out = np.full(o.rounds, np.nan)
-    rounds = sorted(runs["round"].unique())
-    index = {r: k for k, r in enumerate(rounds)}
-    for r, t in zip(rows["round"], rows["duration"]):
-        out[index[r]] = t
-    return out
 
 
 def placeholder(title: str, message: str) -> plt.Figure:

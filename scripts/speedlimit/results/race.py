@@ -14,8 +14,8 @@ The answer needs few of those intervals (Hsu 1984, *multiple comparisons with th
 each setting against the fastest of the others (``k - 1`` comparisons per group hold when the
 ``k - 1`` intervals of the truly fastest setting do, whichever it is) and each setting against
 its ``num_workers=0`` setting (its gain). The run's *family* is those comparisons, Bonferroni
-over all of them (:func:`speedlimit.groups.family_size`: 27 for the seed's grid, against 45 pairs). With
-``t_i`` setting ``i``'s epoch duration, read off them:
+over all of them (:func:`speedlimit.groups.family_size`: 27 for the seed's grid, against 45
+pairs). With ``t_i`` setting ``i``'s epoch duration, read off them:
 
 * **out**: a setting is *slower than the fastest* when its interval of ``t_i / min t_j``
   (the others) lies wholly above ``1 + threshold`` (2%, criterion.rs's noise threshold): it

@@ -11,7 +11,8 @@ import pandas as pd
 from speedlimit import grid
 from speedlimit.groups import family_size
 from speedlimit.results import stats
-from speedlimit.results.decisions import Outcome, gain_words, pick, why_not_fastest
+from speedlimit.results.decisions import (Outcome, gain_words, outcome_to_dict, pick,
+                                          why_not_fastest)
 
 
 # A pause between two runs of a round longer than this is not the race's time: the run was
@@ -89,6 +90,23 @@ def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: i
                                       "cells": grid.round_order(cells, seed, following),
                                       "seconds": round(next_seconds, 1)},
         "check": check_cells(outcomes) if stopped else [],
+        "outcomes": [outcome_to_dict(o) for o in outcomes],
+    }
+
+
+def fixed_file(outcomes: list[Outcome], repeats: int) -> dict:
+    """The decision record of a run of fixed repeats: one look, after every repeat."""
+    return {
+        "rounds": repeats,
+        "stopped": "fixed",
+        "comparisons": family_size([o.settings for o in outcomes]),
+        "alpha": stats.ALPHA,
+        "threshold": stats.NOISE_THRESHOLD,
+        "margin": stats.MARGIN,
+        "groups": [group_entry(o, 0.0) for o in outcomes],
+        "next": None,
+        "check": [],
+        "outcomes": [outcome_to_dict(o) for o in outcomes],
     }
 
 

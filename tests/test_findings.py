@@ -14,6 +14,7 @@ from docutils.core import publish_parts
 
 from speedlimit import axes, grid
 from speedlimit.results import aggregate, answer, claims, findings, frontpage, htmltable
+from speedlimit.results import notes
 from speedlimit.results import published
 from speedlimit.groups import preference
 from decided import outcomes_of, summarize
@@ -254,7 +255,7 @@ def test_published_speedups_and_comparison(summary10):
     slow = comparison.set_index(["batch_size", "num_workers"]).loc[(1000, 1)]
     assert slow["agreement"] == "disagree" and slow["reproduced_ci_high"] < 1
     assert comparison["published_in_interval"].notna().all()
-    sentences = findings.published_sentences(comparison)
+    sentences = notes.published_sentences(comparison)
     assert ("our interval lies on the published value's side of 1 in 3 of 6 cells, on the "
             "other side in 3, and straddles 1 (inconclusive) in 0.") in sentences[0]
     assert sentences[1].startswith("They agree at batch_size 100 with 1 worker")
@@ -271,7 +272,7 @@ def test_a_straddling_interval_is_inconclusive_and_single_runs_claim_nothing(sum
     assert published.agreement(1.3, float("nan"), float("nan")) == "no interval"
     comparison = published.compare(published.load(), summary1)
     assert comparison["agreement"].eq("no interval").all()
-    sentences = findings.published_sentences(comparison)
+    sentences = notes.published_sentences(comparison)
     assert "so no agreement or disagreement is claimed" in sentences[0]
     assert "whether it holds here is not claimed" in " ".join(sentences)
     assert "does not record its hardware" in sentences[-1]
@@ -281,7 +282,7 @@ def test_no_shared_cells_is_said(summary10):
     other = summary10.assign(lr=0.5)
     comparison = published.compare(published.load(), other)
     assert comparison.empty
-    assert "nothing to compare" in findings.published_sentences(comparison)[0]
+    assert "nothing to compare" in notes.published_sentences(comparison)[0]
 
 
 def test_direction():
@@ -381,17 +382,17 @@ def quality_table(tmp_path, odd_loss=None) -> pd.DataFrame:
 
 
 def test_equal_quality_is_said_and_a_differing_cell_named(tmp_path):
-    same = " ".join(findings.quality_sentences(quality_table(tmp_path / "a")))
+    same = " ".join(notes.quality_sentences(quality_table(tmp_path / "a")))
     assert same.startswith("Quality is not what the settings trade")
     assert ("all cells with the same batch_size, lr, torch_threads, device and workload trained "
             "on the same batches") in same
     assert "(3 runs checked)" in same
-    odd = " ".join(findings.quality_sentences(quality_table(tmp_path / "b", 0.7)))
+    odd = " ".join(notes.quality_sentences(quality_table(tmp_path / "b", 0.7)))
     assert "1 of 3 runs reached a different training loss" in odd
     assert "batch_size 100 with `num_workers=2` (run 2, loss 0.700000)" in odd
     assert "dataloader/" not in odd  # cells named by their settings, not their paths
     race_runs = quality_table(tmp_path / "c").assign(timed="windows")
-    assert findings.quality_sentences(race_runs)[0].startswith(
+    assert notes.quality_sentences(race_runs)[0].startswith(
         "A race's runs train on part of an epoch")
 
 
@@ -428,7 +429,7 @@ def noisy_table(tmp_path, repeats=5, epochs=1, disturbed_cell=None, steady=None,
 
 def test_the_machines_noise_is_stated(tmp_path):
     table, summary = noisy_table(tmp_path, disturbed_cell=3)
-    text = " ".join(findings.machine_noise_sentences(table, summary))
+    text = " ".join(notes.machine_noise_sentences(table, summary))
     assert "The reference kernel (the same fixed computation" in text
     assert "took a median 21 ms" in text
     assert "1 of 10 runs were flagged `disturbed`" in text
@@ -436,28 +437,28 @@ def test_the_machines_noise_is_stated(tmp_path):
     assert "each round in the same order (every cell after the same neighbour)" in text
     shuffled = table.assign(order=table["order"] + (table["repeat"] % 2)
                             * table["num_workers"].map({0: 1, 2: -1}))
-    text = " ".join(findings.machine_noise_sentences(shuffled, summary))
+    text = " ".join(notes.machine_noise_sentences(shuffled, summary))
     assert "Repeats were interleaved" in text and "the rounds in different orders" in text
     assert "the rest of the machine (everything but the cell's own processes) used a median " \
            "6% of one CPU" in text
     # Repeats run cell by cell instead: said, not hidden.
     out_of_order = table.assign(order=table["run"])
-    text = " ".join(findings.machine_noise_sentences(out_of_order, summary))
+    text = " ".join(notes.machine_noise_sentences(out_of_order, summary))
     assert "Repeats were not fully interleaved" in text
     quiet, quiet_summary = noisy_table(tmp_path / "q")
     assert "No run was flagged `disturbed` (10 runs)." in " ".join(
-        findings.machine_noise_sentences(quiet, quiet_summary))
+        notes.machine_noise_sentences(quiet, quiet_summary))
 
 
 def test_the_steady_state_ranking_is_compared_with_whole_runs(tmp_path):
     table, summary = noisy_table(tmp_path, epochs=3)
     loader = summary[summary["loader"].eq("dataloader")]
-    assert findings.steady_state_sentences(loader, table)[0].endswith(
+    assert notes.steady_state_sentences(loader, table)[0].endswith(
         "is the same at every batch size.")
     # From the second epoch on, loading in the main process is faster: the ranking flips.
     table, summary = noisy_table(tmp_path / "b", epochs=3, steady={0: 7.9, 2: 8.0})
     loader = summary[summary["loader"].eq("dataloader")]
-    text = findings.steady_state_sentences(loader, table)[0]
+    text = notes.steady_state_sentences(loader, table)[0]
     assert ("changes: at batch_size 100, whole runs rank num_workers 2 < 0 (fastest first), "
             "epochs after the first 0 < 2.") in text
 
@@ -467,10 +468,10 @@ def test_persistent_workers_with_one_epoch_is_said(tmp_path):
 
     table, summary = noisy_table(tmp_path, warnings=preflight.PERSISTENT_ONE_EPOCH)
     loader = summary[summary["loader"].eq("dataloader")]
-    text = " ".join(findings.steady_state_sentences(loader, table))
+    text = " ".join(notes.steady_state_sentences(loader, table))
     assert "`persistent_workers: true` cannot help with `train.epochs: 1` (5 run(s))" in text
     clean, summary = noisy_table(tmp_path / "c")
-    assert findings.steady_state_sentences(summary, clean) == []
+    assert notes.steady_state_sentences(summary, clean) == []
 
 
 def test_every_cell_not_run_is_named_with_its_reason(tmp_path):
@@ -481,10 +482,10 @@ def test_every_cell_not_run_is_named_with_its_reason(tmp_path):
                                   "loader": ["dataloader"]})
     grid_skipped = pd.DataFrame([[c.path, r] for c, r in skipped], columns=["cell", "reason"])
     table = aggregate.build_table(write(tmp_path, [record(c, 1.0) for c in cells]), cells)
-    [sentence] = findings.not_run_sentences(table, grid_skipped)
+    [sentence] = notes.not_run_sentences(table, grid_skipped)
     assert sentence.startswith("1 run(s) of the grid (`num_workers=0`, `prefetch_factor=4`) "
                                "were not run because prefetch_factor needs num_workers > 0")
-    assert findings.not_run_sentences(table, grid_skipped.iloc[:0]) == []
+    assert notes.not_run_sentences(table, grid_skipped.iloc[:0]) == []
 
 
 def test_unstable_cells_are_named_by_every_setting_that_varies(tmp_path):
@@ -503,14 +504,14 @@ def test_unstable_cells_are_named_by_every_setting_that_varies(tmp_path):
 
     table = aggregate.build_table(write(tmp_path, [record(c, duration(c)) for c in expected]),
                                   expected)
-    text = " ".join(findings.machine_noise_sentences(table, summarize(table)))
+    text = " ".join(notes.machine_noise_sentences(table, summarize(table)))
     assert ("2 cell(s) may be unstable: their runs spread by more than 10% of their median "
             "(MAD), pyperf's threshold: batch_size 100 with `num_workers=2` (torch_threads=1) and "
             "batch_size 100 with `num_workers=2` (torch_threads=2).") in text, text
     calm = aggregate.build_table(
         write(tmp_path / "calm", [record(c, 10.0 * steady[c.repeat]) for c in expected]),
         expected)
-    assert "unstable" not in " ".join(findings.machine_noise_sentences(
+    assert "unstable" not in " ".join(notes.machine_noise_sentences(
         calm, summarize(calm)))
 
 
@@ -531,7 +532,7 @@ def test_the_hardware_section_comes_from_the_table_as_the_records_had_it(tmp_pat
         table = aggregate.build_table(write(folder, recs), expected)
         path = folder / "table.csv"
         table.to_csv(path, index=False)
-        return " ".join(findings.hardware(aggregate.environments(pd.read_csv(path))))
+        return " ".join(notes.hardware(aggregate.environments(pd.read_csv(path))))
 
     text = hardware_text(tmp_path / "a", {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"})
     assert "2 cell run(s) on node `n1`: Test CPU" in text

@@ -20,7 +20,7 @@ from speedlimit import grid
 from speedlimit.results import answer as answer_module
 from speedlimit.results import claims as claims_module
 from speedlimit.results import findings as findings_module
-from speedlimit.results import htmltable, stats
+from speedlimit.results import htmltable, notes, stats
 from speedlimit.results import render
 from speedlimit.results.render import Section
 from speedlimit.results.words import percent
@@ -145,7 +145,7 @@ def document(summary: pd.DataFrame, comparison: pd.DataFrame | None, environment
     found = findings_module.compute(summary, groups, fam, race_state, comparison, context,
                                     table, grid_skipped)
     run = Section("What was run", what_was_run(summary, config))
-    machine = Section("Hardware", findings_module.hardware(environments))
+    machine = Section("Hardware", notes.hardware(environments))
     how = Section("How to reproduce", reproduce(revision))
     by_title = {section.title: section for section in found}
     sections = [*found, run, machine, how]  # the answer and how sure first, the rest after

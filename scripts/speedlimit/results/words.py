@@ -79,3 +79,11 @@ def speedup(estimate: float, low: float, high: float, verdict_name: str) -> str:
     if verdict_name == stats.SINGLE:
         return f"{times(estimate)} (one run: no interval)"
     return f"{times(estimate)} ({interval(low, high)}: {verdict(verdict_name)})"
+
+
+def join(items) -> str:
+    """Items in a sentence: ``a``, ``a and b``, ``a, b and c``."""
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]

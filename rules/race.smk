@@ -1,10 +1,12 @@
-# Stage 2, with train.repeats: auto: the race. Round 0 runs every cell once; after each round
-# the checkpoint `race_round` decides, per group, which settings are out and whether the
-# recommendation is shown (scripts/speedlimit/results/race.py, replayed from the records by
-# decisions.py; the round's file: schedule.py), and names the next round's
-# runs in a random order; the race stops when every group is decided, at train.max_rounds
-# or at train.budget. Then each group's recommendation and its num_workers=0 run one whole
-# epoch (`check_epoch`), to check the epochs the race predicted from its windows.
+# Stage 2: the decision (scripts/decide.py, the one stage that decides; every later stage
+# reads its record). With train.repeats: auto, the race: round 0 runs every cell once; after
+# each round the checkpoint `race_round` decides, per group, which settings are out and
+# whether the recommendation is shown (speedlimit.results.race, replayed from the records by
+# speedlimit.results.decisions), and names the next round's runs in a random order; the race
+# stops when every group is decided, at train.max_rounds or at train.budget. Then each
+# group's recommendation and its num_workers=0 run one whole epoch (`check_epoch`), to check
+# the epochs the race predicted from its windows. With fixed repeats, `decide` once, after
+# every repeat.
 #
 # Every decision is a function of the records and the config alone, so a rerun recomputes the
 # same rounds and trains only what is new: a finished race trains nothing, and a changed cell
@@ -81,7 +83,3 @@ use rule train_cell as check_epoch with:
     priority: 0
     params:
         request=get_check_request,
-
-
-wildcard_constraints:
-    round=r"\d+",

@@ -147,8 +147,8 @@ def function_of(name: str, custom=None) -> str:
         if not function:
             raise WorkloadError("grid.workload has custom, but workloads.custom names no "
                                 "function: set it to package.module:function (or "
-                                "{function: package.module:function, args: {...}}; docs/workloads.md"
-                                "Workloads)")
+                                "{function: package.module:function, args: {...}}; see "
+                                "docs/workloads.md)")
         parse(function)
         return function
     raise WorkloadError(f"unknown workload {name!r} (built in: {', '.join(BUILT_IN)}; or "

@@ -166,8 +166,9 @@ class Plan:
         plus one per worker), memory and GPUs."""
         cell = self.cell_paths[path]
         cluster = self.config["cluster"]
-        return {"cpus": cell.torch_threads + (cell.num_workers or 0),
-                "mem_mb": cluster["mem_mb"] + cluster["mem_mb_per_worker"] * (cell.num_workers or 0),
+        workers = cell.num_workers or 0
+        return {"cpus": cell.torch_threads + workers,
+                "mem_mb": cluster["mem_mb"] + cluster["mem_mb_per_worker"] * workers,
                 "gpu": 1 if cell.device == "cuda" else 0}
 
     @functools.cache

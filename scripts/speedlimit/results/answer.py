@@ -5,7 +5,7 @@ setting tried, and the status (tested, or what is open and about how long more).
 The rows come from the recommendation (``results/recommendation.yaml``, the structured answer
 the findings write from the decision record): the findings page and the report's front page
 show them as their first table (:func:`table`), and the terminal prints them when a run ends
-(:func:`block`, printed by the exit hook in ``rules/common.smk``; a failed or dry run prints
+(:func:`block`, printed by the exit hook in ``rules/inputs.smk``; a failed or dry run prints
 nothing)."""
 
 from __future__ import annotations

@@ -21,10 +21,11 @@ def main(run_files, out_file, round_, params, terminal=None) -> dict:
     that is cut short, corrupt or of another schema (:class:`record.RecordError` names it).
     ``round_`` None: fixed repeats (no race)."""
     schema = record.load_schema()
-    records = [run for f in run_files  # (a group's round holds a record per setting)
-               for run in record.read_runs(f, schema, record.RACE_REDO).values()]
-    runs = decisions.runs_frame(records)
     race = round_ is not None
+    redo = record.RACE_REDO if race else record.REDO
+    records = [run for f in run_files  # (a group's round holds a record per setting)
+               for run in record.read_runs(f, schema, redo).values()]
+    runs = decisions.runs_frame(records)
     outcomes = decisions.run_race(runs[runs["loader"].eq("dataloader")], anytime=race,
                                   forecast=True)
     if race:

@@ -381,8 +381,9 @@ def others(project, but: str) -> dict[str, tuple[bytes, int]]:
 
 @pytest.mark.parametrize("mode", ["fixed repeats", "race"])
 def test_a_corrupt_record_stops_the_run_naming_it_and_what_to_do(project, env, mode):
-    """Each corruption of one record fails the rule that reads it first (the aggregate; a
-    race's round checkpoint, which must not decide on it; the findings, for a check epoch's
+    """Each corruption of one record fails the rule that reads it first (the decision: the
+    `decide` rule, or a race's round checkpoint, which must not decide on it; the findings, for
+    a check epoch's
     record) with the file, the problem and the remedy, and rewrites no other record. Deleted
     and run again as the message says, that cell alone trains again."""
     race = mode == "race"
@@ -396,7 +397,7 @@ def test_a_corrupt_record_stops_the_run_naming_it_and_what_to_do(project, env, m
     for content, problem in corruptions(path.read_text()):
         path.write_text(content)
         proc = project.run("--cores", "all", *CFG, check=False, env=env)
-        assert_named(proc, "race_round" if race else "aggregate", name, problem,
+        assert_named(proc, "race_round" if race else "decide", name, problem,
                      " with -R race_round" if race else " to measure the cell again")
         assert others(project, cell) == rest
 

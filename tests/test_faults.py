@@ -382,10 +382,9 @@ def others(project, but: str) -> dict[str, tuple[bytes, int]]:
 @pytest.mark.parametrize("mode", ["fixed repeats", "race"])
 def test_a_corrupt_record_stops_the_run_naming_it_and_what_to_do(project, env, mode):
     """Each corruption of one record fails the rule that reads it first (the decision: the
-    `decide` rule, or a race's round checkpoint, which must not decide on it; the findings, for
-    a check epoch's
-    record) with the file, the problem and the remedy, and rewrites no other record. Deleted
-    and run again as the message says, that cell alone trains again."""
+    `decide` rule, or a race's round checkpoint, which must not decide on it; the findings,
+    for a check epoch's record) with the file, the problem and the remedy, and rewrites no
+    other record. Deleted and run again as the message says, that cell alone trains again."""
     race = mode == "race"
     project.write_config("small.yaml", SMALL_RACE if race else SMALL)
     project.run("--cores", "all", *CFG, env=env)

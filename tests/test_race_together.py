@@ -10,8 +10,10 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import planned
 
+from speedlimit.results import answer
 from speedlimit.run import interleave
 
 pytestmark = pytest.mark.e2e
@@ -95,10 +97,18 @@ def test_a_group_times_its_settings_together_one_job_per_round(project):
     # the group's first round measured the loading cost, as a run of its own does
     assert "Loading one sample took" in findings and "recorded no loading cost" not in findings
 
-    # The run ends with the answer on the terminal, as the findings have it.
-    answer = findings.split("## The answer", 1)[1].split("\n## ", 1)[0]
-    first = answer.strip().splitlines()[0][2:].replace("`", "")
-    assert "speedlimit: the answer" in proc.stdout and first in proc.stdout
+    # The run ends with the answer on the terminal: the table the findings open with, a row
+    # per group on one line each.
+    recommendations = yaml.safe_load((project.path / "results" / "recommendation.yaml")
+                                     .read_text())["recommendations"]
+    rows = answer.rows(recommendations)
+    assert f"| {' | '.join(rows[0][:5])} |" in findings.split("## The answer", 1)[1]
+
+    def printed(out: str) -> bool:
+        lines = out.split("speedlimit: the answer", 1)[1].splitlines()
+        return all(any(all(c.replace("`", "") in line for c in row) for line in lines)
+                   for row in rows)
+    assert "speedlimit: the answer" in proc.stdout and printed(proc.stdout)
     assert "report: snakemake --report report.html" in proc.stdout
 
     # The report builds from it (no answer printed: nothing ran), and a finished race has
@@ -108,7 +118,7 @@ def test_a_group_times_its_settings_together_one_job_per_round(project):
     assert "speedlimit: the answer" not in report.stdout
     assert planned(project, *CFG) == {}
     again = project.run("--cores", "all", *CFG)
-    assert "Nothing to be done" in again.stderr + again.stdout and first in again.stdout
+    assert "Nothing to be done" in again.stderr + again.stdout and printed(again.stdout)
 
     # A new group (another batch size) races on its own; the old group's rounds are kept.
     before = mtimes(project)

@@ -195,6 +195,7 @@ def test_report_renders_in_headless_chromium(project, tmp_path):
                 text = browser.evaluate("document.body.innerText")
                 assert "Fastest in one run" in text and "Published vs reproduced" in text
                 assert "batch_size 500" in text and "Effective configuration" in text
+                assert "vs the fastest tried" in text  # the answer table, atop the page
             if name == "table.html":
                 table = pd.read_csv(project.path / "results" / "table.csv")
                 assert rows == len(table)

@@ -31,6 +31,10 @@ table.sortable th[aria-sort=descending]::after { content: " \\25BC"; }
 table.sortable tbody tr:nth-child(even) { background: #fafbfc; }
 table.sortable tbody tr:hover { background: #fff3c4; }
 .count { color: #52606d; margin-left: .8em; }
+table.answer { border-collapse: collapse; margin: .4em 0 .8em; font-variant-numeric: tabular-nums; }
+table.answer th, table.answer td { padding: .3em .7em; border-bottom: 1px solid #e4e7eb;
+       text-align: left; vertical-align: top; }
+table.answer thead th { background: #f5f7fa; border-bottom: 2px solid #9aa5b1; }
 """
 
 # Click a header to sort (numbers numerically, empty cells last); type to filter rows.

@@ -262,22 +262,18 @@ def comparisons(outcomes: list) -> dict:
                        "intervals": "sequential" if anytime else "fixed"}
             b = o.base[i]
             if b >= 0 and b != i:
-                columns.update(_ratio_columns("speedup", o.pair(b, i), o.runs[i], o.runs[b]))
+                columns.update(_ratio_columns("speedup", decisions.Ratio.speedup(o, i, b)))
             if len(o.settings) > 1:  # against the fastest of the others, as a speed ratio
-                best = o.versus_best(i)
-                columns.update(_ratio_columns("vs_fastest", decisions.Pair(
-                    -1, i, 1 / best.high, 1 / best.low, 1 / best.estimate, best.rounds),
-                    o.runs[i], best.rounds))
+                columns.update(_ratio_columns("vs_fastest", decisions.Ratio.ahead(o, i)))
             out[(cell, node)] = columns
     return out
 
 
-def _ratio_columns(name: str, pair: "decisions.Pair", runs: int, other: int) -> dict:
+def _ratio_columns(name: str, ratio: "decisions.Ratio") -> dict:
     """A speed ratio (t_other / t_cell: above 1, the cell is faster), its interval and the
     verdict read off that interval."""
-    return {name: pair.estimate, f"{name}_ci_low": _finite(pair.low),
-            f"{name}_ci_high": _finite(pair.high),
-            f"{name}_verdict": stats.verdict(pair.low, pair.high, min(runs, other))}
+    return {name: ratio.estimate, f"{name}_ci_low": _finite(ratio.low),
+            f"{name}_ci_high": _finite(ratio.high), f"{name}_verdict": ratio.verdict}
 
 
 def _finite(value: float) -> float:

@@ -35,6 +35,7 @@ import pandas as pd
 from speedlimit import axes, grid
 from speedlimit.groups import family_size, preference
 from speedlimit.results import decisions, predict, race, stats
+from speedlimit.results.decisions import Ratio
 from speedlimit.results.aggregate import group_costs
 
 
@@ -46,46 +47,6 @@ class Family:
     comparisons: int
     sequential: bool  # confidence sequences (a race) or fixed-sample intervals (one look)
     rounds: int  # the most runs of a cell
-
-
-@dataclass(frozen=True)
-class Ratio:
-    """A ratio with its interval (simultaneous, of the run's family) and the verdict read off
-    it. For a *speed-up* ``t_other / t_this`` (above 1: this is faster); for a *time ratio*
-    ``t_this / t_other`` (above 1: this takes longer)."""
-
-    estimate: float
-    low: float
-    high: float
-    verdict: str
-    rounds: int
-
-    @classmethod
-    def speedup(cls, outcome: decisions.Outcome, this: int, other: int) -> "Ratio":
-        p = outcome.pair(other, this)
-        runs = min(outcome.runs[this], outcome.runs[other])
-        return cls(p.estimate, p.low, p.high, stats.verdict(p.low, p.high, runs), p.rounds)
-
-    @classmethod
-    def time(cls, outcome: decisions.Outcome, this: int, other: int) -> "Ratio":
-        p = outcome.pair(this, other)
-        runs = min(outcome.runs[this], outcome.runs[other])
-        # (the verdict of the matching speed-up: "slower" when this takes longer)
-        return cls(p.estimate, p.low, p.high, stats.verdict(1 / p.high if p.high else math.inf,
-                                                            1 / p.low if p.low else math.inf,
-                                                            runs), p.rounds)
-
-    @classmethod
-    def behind(cls, outcome: decisions.Outcome, this: int) -> "Ratio":
-        """A time ratio against the fastest of the others: ``t_this / min t_j`` (Hsu's)."""
-        p = outcome.versus_best(this)
-        return cls(p.estimate, p.low, p.high, stats.verdict(1 / p.high if p.high else math.inf,
-                                                            1 / p.low if p.low else math.inf,
-                                                            outcome.runs[this]), p.rounds)
-
-    @property
-    def has_interval(self) -> bool:
-        return math.isfinite(self.low) and math.isfinite(self.high)
 
 
 @dataclass

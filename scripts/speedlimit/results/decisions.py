@@ -26,20 +26,61 @@ from speedlimit.results.race import Decision, Design, Group, best_bounds
 from speedlimit.results.words import percent
 
 
-@dataclass
-class Pair:
-    """The interval of one pair of settings: t_a / t_b (ratio of epoch durations)."""
+@dataclass(frozen=True)
+class Ratio:
+    """A ratio of epoch durations with its interval (simultaneous, of the run's family), the
+    rounds behind it and, once read, the verdict read off the interval. For a *speed-up*
+    ``t_other / t_this`` (above 1: this is faster); for a *time ratio* ``t_this / t_other``
+    (above 1: this takes longer). The one type of a ratio and its interval."""
 
-    a: int
-    b: int
-    low: float
+    estimate: float
+    low: float  # NaN: no interval yet
     high: float
-    estimate: float  # the measured ratio (the additive model's levels)
     rounds: int  # rounds both ran in
+    verdict: str | None = None
+
+    @property
+    def has_interval(self) -> bool:
+        return math.isfinite(self.low) and math.isfinite(self.high)
 
     def as_dict(self) -> dict:
-        return {"ratio": _r(self.estimate), "low": _r(self.low), "high": _r(self.high),
-                "rounds": self.rounds}
+        """As the recommendation holds it: four digits, None for no interval."""
+        return {"estimate": _r(self.estimate), "low": _r(self.low), "high": _r(self.high),
+                "verdict": self.verdict}
+
+    @classmethod
+    def speedup(cls, outcome: "Outcome", this: int, other: int) -> "Ratio":
+        """``t_other / t_this``, its verdict read as a speed-up."""
+        p = outcome.pair(other, this)
+        runs = min(outcome.runs[this], outcome.runs[other])
+        return cls(p.estimate, p.low, p.high, p.rounds, stats.verdict(p.low, p.high, runs))
+
+    @classmethod
+    def time(cls, outcome: "Outcome", this: int, other: int) -> "Ratio":
+        """``t_this / t_other``, with the verdict of the matching speed-up ("slower" when
+        this takes longer)."""
+        p = outcome.pair(this, other)
+        runs = min(outcome.runs[this], outcome.runs[other])
+        return cls(p.estimate, p.low, p.high, p.rounds, _time_verdict(p, runs))
+
+    @classmethod
+    def behind(cls, outcome: "Outcome", this: int) -> "Ratio":
+        """A time ratio against the fastest of the others: ``t_this / min t_j`` (Hsu's)."""
+        p = outcome.versus_best(this)
+        return cls(p.estimate, p.low, p.high, p.rounds, _time_verdict(p, outcome.runs[this]))
+
+    @classmethod
+    def ahead(cls, outcome: "Outcome", this: int) -> "Ratio":
+        """The same comparison as a speed ratio: ``min t_j / t_this`` (above 1: faster)."""
+        p = outcome.versus_best(this)
+        low, high = 1 / p.high, 1 / p.low
+        return cls(1 / p.estimate, low, high, p.rounds,
+                   stats.verdict(low, high, min(outcome.runs[this], p.rounds)))
+
+
+def _time_verdict(p: Ratio, runs: int) -> str:
+    return stats.verdict(1 / p.high if p.high else math.inf, 1 / p.low if p.low else math.inf,
+                         runs)
 
 
 def _r(value: float, digits: int = 4):
@@ -96,23 +137,24 @@ class Outcome:
     def words(self, i: int) -> str:
         return setting_words(self.settings[i], self.varying)
 
-    def pair(self, a: int, b: int) -> Pair:
-        return Pair(a, b, float(self.low[a, b]), float(self.high[a, b]),
-                    float(self.estimate[a, b]), int(self.common[a, b]))
+    def pair(self, a: int, b: int) -> Ratio:
+        """``t_a / t_b`` with its interval (no verdict)."""
+        return Ratio(float(self.estimate[a, b]), float(self.low[a, b]), float(self.high[a, b]),
+                     int(self.common[a, b]))
 
-    def versus_best(self, i: int) -> Pair:
-        """Setting ``i`` against the fastest of the others (``b = -1``): the interval of
-        ``t_i / min t_j`` (Hsu's; NaN: none yet) and, as the estimate, its median paired ratio
-        against the one it is slowest against."""
+    def versus_best(self, i: int) -> Ratio:
+        """Setting ``i`` against the fastest of the others: the interval of ``t_i / min t_j``
+        (Hsu's; NaN: none yet) and, as the estimate, its measured ratio against the one it is
+        slowest against."""
         others = [j for j in range(len(self.settings)) if j != i]
         if not others:
-            return Pair(i, -1, 1.0, 1.0, 1.0, self.runs[i])
+            return Ratio(1.0, 1.0, 1.0, self.runs[i])
         low, high = self.decision.best_low[i], self.decision.best_high[i]
         known = bool(np.isfinite(low) and np.isfinite(high))
         estimate = max(float(self.estimate[i, j]) for j in others)
-        return Pair(i, -1, math.exp(low) if known else math.nan,
-                    math.exp(high) if known else math.nan, estimate,
-                    int(min(self.common[i, j] for j in others)))
+        return Ratio(estimate, math.exp(low) if known else math.nan,
+                     math.exp(high) if known else math.nan,
+                     int(min(self.common[i, j] for j in others)))
 
     def in_race(self) -> list[int]:
         return [i for i in range(len(self.settings)) if bool(self.decision.running[i])]

@@ -17,6 +17,7 @@ from speedlimit.results import stats
 from speedlimit.results.notes import (machine_noise_sentences, not_run_sentences,
                                       published_sentences, quality_sentences,
                                       steady_state_sentences)
+from speedlimit.results.decisions import Ratio
 from speedlimit.results.render import Section
 from speedlimit.results.words import behind, interval, join as _join, minutes, percent as _pct
 from speedlimit.results.words import seconds
@@ -100,7 +101,7 @@ def recommendation_sentence(g: claims_module.GroupClaims) -> str:
             f"({gain_text(g, i, rec.gain)}; {behind_words(rec.behind)}{why}).")
 
 
-def behind_words(ratio: claims_module.Ratio | None) -> str:
+def behind_words(ratio: Ratio | None) -> str:
     """How much slower than the fastest setting tried the setting may be (its interval
     against the fastest of the others)."""
     if ratio is None:

@@ -22,6 +22,7 @@ from speedlimit.results import claims as claims_module
 from speedlimit.results import findings as findings_module
 from speedlimit.results import htmltable, notes, stats
 from speedlimit.results import render
+from speedlimit.results.decisions import Ratio
 from speedlimit.results.render import Section
 from speedlimit.results.words import percent
 from speedlimit.run import workloads
@@ -175,11 +176,8 @@ def _round(value, digits: int = 4):
     return round(float(value), digits)
 
 
-def _ratio(r: claims_module.Ratio | None) -> dict | None:
-    if r is None:
-        return None
-    return {"estimate": _round(r.estimate), "low": _round(r.low), "high": _round(r.high),
-            "verdict": r.verdict}
+def _ratio(r: Ratio | None) -> dict | None:
+    return r.as_dict() if r is not None else None
 
 
 def machine(g: claims_module.GroupClaims, table: pd.DataFrame | None) -> dict:

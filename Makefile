@@ -55,6 +55,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(SNAKEMAKE) --lint
 	$(BIN)/snakefmt --check Snakefile rules/
+	$(BIN)/ruff check --select F,E9 scripts tests benchmarks examples
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py

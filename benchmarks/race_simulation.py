@@ -31,7 +31,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from speedbench import simulation  # noqa: E402
-from speedlimit.results import stats  # noqa: E402
 
 CONSTRUCTIONS = {"blocks": {}, "pairwise": {"method": "pairwise"}}
 
@@ -69,11 +68,11 @@ def margins(args) -> None:
                                            "mean rounds | false claims" for r in rows) + " |")
     print("|---" * (1 + 3 * len(rows)) + "|")
     for margin in args.margins:
-        stats.configure(margin=margin)
         cells = []
+        levers = {**simulation.LEVERS, "margin": margin}
         for name in rows:
             r = simulation.simulate(simulation.MACHINE[name], runs=args.runs,
-                                    rounds=args.rounds, seed=11)
+                                    rounds=args.rounds, seed=11, levers=levers)
             cells += [f"{r.decided:.3f}", f"{r.mean_rounds:.1f}", f"{r.false_claim:.4f}"]
         print(f"| {margin:.2f} | " + " | ".join(cells) + " |", flush=True)
 

@@ -28,7 +28,6 @@ rule aggregate:
     params:
         skipped=[[cell.path, reason] for cell, reason in SKIPPED],
         allow_missing=config["report"]["allow_missing"],
-        levers=LEVERS,
         code=code_digest("scripts/aggregate.py"),
     script:
         "../scripts/aggregate.py"
@@ -92,7 +91,6 @@ rule plot:
     conda:
         "../envs/report.yaml"
     params:
-        levers=LEVERS,
         code=code_digest("scripts/plot.py"),
     script:
         "../scripts/plot.py"

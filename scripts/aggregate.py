@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 
 from speedlimit import grid, logs, record
-from speedlimit.results import aggregate, decisions, stats
+from speedlimit.results import aggregate, decisions
 
 
 def main(run_files, decision_file, table_csv, summary_csv, skipped_csv, skipped,
@@ -40,7 +40,6 @@ def main(run_files, decision_file, table_csv, summary_csv, skipped_csv, skipped,
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     terminal = logs.to_rule_log(smk.log[0])
-    stats.configure(**smk.params.levers)
     try:
         main(smk.input.runs, smk.input.decisions[0], smk.output.table, smk.output.summary,
              smk.output.skipped, smk.params.skipped, smk.params.allow_missing,

@@ -13,7 +13,7 @@ import sys
 
 from speedlimit import config, logs, record
 from speedlimit.atomic import write_atomic
-from speedlimit.results import decisions, schedule, stats
+from speedlimit.results import decisions, schedule
 
 
 def main(run_files, out_file, round_, params, terminal=None) -> dict:
@@ -26,13 +26,15 @@ def main(run_files, out_file, round_, params, terminal=None) -> dict:
     records = [run for f in run_files  # (a group's round holds a record per setting)
                for run in record.read_runs(f, schema, redo).values()]
     runs = decisions.runs_frame(records)
-    outcomes = decisions.run_race(runs[runs["loader"].eq("dataloader")], anytime=race,
+    levers = {"threshold": params["threshold"], "margin": params["margin"]}
+    outcomes = decisions.run_race(runs[runs["loader"].eq("dataloader")], levers, anytime=race,
                                   forecast=True)
     if race:
         state = schedule.round_file(outcomes, runs, round_, params["seed"],
-                                    params["max_rounds"], config.budget_seconds(params["budget"]))
+                                    params["max_rounds"], config.budget_seconds(params["budget"]),
+                                    levers)
     else:
-        state = schedule.fixed_file(outcomes, params["repeats"])
+        state = schedule.fixed_file(outcomes, params["repeats"], levers)
     write_atomic(out_file, json.dumps(state, indent=2).encode())  # read by the DAG: whole
     if not race:
         return state
@@ -50,7 +52,6 @@ if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     terminal = logs.to_rule_log(smk.log[0])
     params = json.loads(smk.params.race)
-    stats.configure(params["threshold"], params["margin"])
     round_ = getattr(smk.wildcards, "round", None)
     try:
         main(smk.input.runs, smk.output[0], None if round_ is None else int(round_), params,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from speedlimit import logs, record
-from speedlimit.results import aggregate, decisions, frontpage, htmltable, published, stats
+from speedlimit.results import aggregate, decisions, frontpage, htmltable, published
 
 COMPARISON_CAPTION = (
     "Speed-up over num_workers=0 per (batch_size, num_workers): the published one "
@@ -54,8 +54,6 @@ def main(summary_csv, table_csv, published_csv, config, revision, outputs,
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     terminal = logs.to_rule_log(smk.log[0])
-    train = json.loads(smk.params.config)["train"]
-    stats.configure(train["threshold"], train["margin"])
     try:
         main(smk.input.summary, smk.input.table, smk.input.published,
              json.loads(smk.params.config),

@@ -5,7 +5,7 @@ import logging
 import pandas as pd
 
 from speedlimit import logs
-from speedlimit.results import decisions, plots, published, stats
+from speedlimit.results import decisions, plots, published
 
 
 def main(table_csv: str, summary_csv: str, published_csv: str, decision_file: str,
@@ -39,6 +39,5 @@ def main(table_csv: str, summary_csv: str, published_csv: str, decision_file: st
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821 - injected by Snakemake's script directive
     logs.to_rule_log(smk.log[0])
-    stats.configure(**smk.params.levers)
     main(smk.input.table, smk.input.summary, smk.input.published, smk.input.decisions[0],
          dict(smk.output.items()))

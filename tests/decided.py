@@ -8,12 +8,16 @@ from __future__ import annotations
 import pandas as pd
 
 from speedlimit import axes
+from speedlimit.config import lever_defaults
 from speedlimit.groups import GROUP_KEYS, SETTING_KEYS
 from speedlimit.results import aggregate, decisions
 
+LEVERS = lever_defaults()  # train.threshold and train.margin, as the schema defaults them
+
 
 def durations_per_round(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`speedlimit.results.decisions.runs_frame`'s rows from the results table's finished DataLoader runs."""
+    """:func:`speedlimit.results.decisions.runs_frame`'s rows from the results table's
+    finished DataLoader runs."""
     ok = table[table["status"].eq("ok") & table["loader"].eq(axes.DATALOADER)]
     if ok.empty:
         return decisions.runs_frame([])
@@ -37,7 +41,7 @@ def outcomes_of(table: pd.DataFrame, forecast: bool = False) -> list:
     if runs.empty:
         return []
     anytime = bool(table["timed"].eq("windows").any()) if "timed" in table else False
-    return decisions.run_race(runs, anytime=anytime, forecast=forecast)
+    return decisions.run_race(runs, LEVERS, anytime=anytime, forecast=forecast)
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from speedlimit.results import aggregate, answer, claims, findings, frontpage, h
 from speedlimit.results import notes
 from speedlimit.results import published
 from speedlimit.groups import preference
-from decided import outcomes_of, summarize
+from decided import LEVERS, outcomes_of, summarize
 
 from test_aggregate import record, write
 from test_claims import make
@@ -226,7 +226,7 @@ def test_the_race_check_sentence(tmp_path):
 
 
 def test_how_sure_says_why_a_race_stopped():
-    fam = claims.Family(0.05, 45, True, 12)
+    fam = claims.Family(0.05, 45, True, 12, **LEVERS)
     for stopped, words in (("decided", "every group was decided"),
                            ("max_rounds", "it reached `train.max_rounds` = 40"),
                            ("budget", "the next round would have passed `train.budget` = 15.0 "

@@ -15,12 +15,15 @@ import pandas as pd
 import pytest
 
 from speedbench import simulation
+from speedlimit.config import lever_defaults
 from speedlimit.groups import GROUP_KEYS, SETTING_KEYS, family_size
 from speedlimit.results import decisions, race, schedule, stats
 
 INF = math.inf
 SLOW = math.log(1.30)  # a clear difference, in log(t_i / t_j)
-DESIGN = race.Design(comparisons=3)
+LEVERS = lever_defaults()  # train.threshold and train.margin, as the schema defaults them
+THRESHOLD, MARGIN = LEVERS["threshold"], LEVERS["margin"]
+DESIGN = race.Design(comparisons=3, **LEVERS)
 
 
 def bounds(k: int, known: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +44,7 @@ def test_nothing_known_nothing_decided_and_every_setting_runs():
 
 
 def test_a_setting_is_out_only_when_slower_beyond_the_threshold_than_each_that_may_be_fastest():
-    at = math.log1p(stats.NOISE_THRESHOLD)
+    at = math.log1p(THRESHOLD)
     clear = {(0, 1): (at + 1e-9, SLOW), (0, 2): (at + 1e-9, SLOW)}
     out = race.decide(*bounds(3, clear), np.array([0, 0, 0]), DESIGN)
     assert out.out.tolist() == [True, False, False] and int(out.slower_than[0]) in (1, 2)
@@ -63,7 +66,7 @@ def test_a_setting_slower_than_one_that_is_itself_out_is_not_out_on_that_alone()
 
 
 def test_decided_when_the_first_candidate_is_as_fast_as_the_fastest_and_gains():
-    margin = math.log1p(stats.MARGIN)
+    margin = math.log1p(MARGIN)
     known = {(0, 1): (0.1, SLOW), (0, 2): (0.1, SLOW), (1, 2): (-0.05, margin)}
     d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
     assert d.out.tolist() == [True, False, False]
@@ -74,7 +77,7 @@ def test_decided_when_the_first_candidate_is_as_fast_as_the_fastest_and_gains():
 
 def test_not_decided_while_the_candidate_may_be_more_than_the_margin_slower():
     known = {(0, 1): (0.1, SLOW), (0, 2): (0.1, SLOW),
-             (1, 2): (-0.05, math.log1p(stats.MARGIN) + 1e-9)}
+             (1, 2): (-0.05, math.log1p(MARGIN) + 1e-9)}
     d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
     assert int(d.candidate) == 1 and not d.decided
     # Its gain is shown: num_workers=0 stops; 1 and 2 race on.
@@ -82,7 +85,7 @@ def test_not_decided_while_the_candidate_may_be_more_than_the_margin_slower():
 
 
 def test_a_round_runs_only_what_the_answer_still_needs():
-    margin = math.log1p(stats.MARGIN)
+    margin = math.log1p(MARGIN)
     # 1 is the candidate (0 out, its gain shown), a little slower than 2 and not settled
     # against 3; 2 is a little slower than 3, so only 3 may be the fastest (2 stops though it
     # is not out); 4 is out (slower than each that may be fastest).
@@ -114,7 +117,7 @@ def test_the_recommendation_must_show_its_gain_over_num_workers_0():
 
 
 def test_a_setting_shown_to_gain_nothing_where_others_gain_is_passed_over():
-    at = math.log1p(stats.NOISE_THRESHOLD)
+    at = math.log1p(THRESHOLD)
     known = {(0, 2): (0.1, SLOW), (0, 1): (-0.05, at), (1, 2): (0.03, 0.05)}
     d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN)
     assert d.out[0] and d.no_gain.tolist() == [False, True, False]
@@ -125,7 +128,7 @@ def test_a_setting_shown_to_gain_nothing_where_others_gain_is_passed_over():
 
 
 def test_num_workers_0_is_recommended_without_a_gain_when_as_fast_as_the_rest():
-    margin = math.log1p(stats.MARGIN)
+    margin = math.log1p(MARGIN)
     d = race.decide(*bounds(3, {(0, 1): (-0.05, margin), (0, 2): (-0.02, margin)}),
                     np.array([0, 0, 0]), DESIGN)
     assert int(d.candidate) == 0 and d.decided
@@ -163,18 +166,18 @@ def clear_race(rounds: int) -> pd.DataFrame:
 
 
 def test_a_setting_measured_slower_than_one_before_it_is_never_the_candidate():
-    margin = math.log1p(stats.MARGIN)
+    margin = math.log1p(MARGIN)
     # 0 is out; 1 and 2 are shown as fast as each other: 1 is recommended ...
     known = {(0, 1): (0.1, SLOW), (0, 2): (0.1, SLOW), (1, 2): (-0.05, margin)}
     even = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN,
                        measured=np.array([0.3, 0.0, 0.0]))
     assert int(even.candidate) == 1 and even.decided and not even.lagging.any()
     # ... unless the run measured 1 slower than 0 by more than the threshold: then 2
-    behind = np.array([0.3, 0.3 + math.log1p(stats.NOISE_THRESHOLD) + 1e-6, 0.0])
+    behind = np.array([0.3, 0.3 + math.log1p(THRESHOLD) + 1e-6, 0.0])
     d = race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN, measured=behind)
     assert d.lagging.tolist() == [False, True, False] and int(d.candidate) == 2
     # (at the threshold exactly it is not behind)
-    edge = np.array([0.3, 0.3 + math.log1p(stats.NOISE_THRESHOLD) - 1e-9, 0.0])
+    edge = np.array([0.3, 0.3 + math.log1p(THRESHOLD) - 1e-9, 0.0])
     assert not race.decide(*bounds(3, known), np.array([0, 0, 0]), DESIGN,
                            measured=edge).lagging.any()
 
@@ -188,70 +191,73 @@ def near_race(rounds: int, times: dict, noise: float = 0.01, seed: int = 0) -> p
 def test_an_undecided_pick_follows_the_data_and_says_why():
     # 2 rounds (no look yet): 2 measured fastest, 1 within the threshold of it: 1 is pasted,
     # and why it is not 2 is said
-    (o,) = decisions.run_race(near_race(2, {0: 1.5, 1: 1.01, 2: 1.0}, noise=0.001))
+    (o,) = decisions.run_race(near_race(2, {0: 1.5, 1: 1.01, 2: 1.0}, noise=0.001), LEVERS)
     assert not o.decided and o.words(decisions.pick(o)) == "num_workers=1"
     assert o.words(o.leader()) == "num_workers=2"
     assert decisions.why_not_fastest(o).startswith("num_workers=2 measured 1.0% faster, within "
                                               "the 2% noise threshold")
     # 1 measured 5% slower than 2: 2 is pasted, and it is the fastest measured: no why
-    (o,) = decisions.run_race(near_race(2, {0: 1.5, 1: 1.05, 2: 1.0}, noise=0.001))
+    (o,) = decisions.run_race(near_race(2, {0: 1.5, 1: 1.05, 2: 1.0}, noise=0.001), LEVERS)
     assert o.words(decisions.pick(o)) == "num_workers=2" and decisions.why_not_fastest(o) is None
     # whatever the durations, the pick is never measured slower than a setting with fewer
     # workers by more than the threshold
     rng = np.random.default_rng(3)
     for trial in range(50):
         times = {w: float(rng.uniform(1.0, 1.2)) for w in (0, 1, 2, 4)}
-        (o,) = decisions.run_race(near_race(3, times, noise=0.02, seed=trial))
+        (o,) = decisions.run_race(near_race(3, times, noise=0.02, seed=trial), LEVERS)
         p = decisions.pick(o)
-        assert all(o.estimate[p, q] <= 1 + stats.NOISE_THRESHOLD + 1e-12 for q in range(p)), \
+        assert all(o.estimate[p, q] <= 1 + THRESHOLD + 1e-12 for q in range(p)), \
             (times, p)
 
 
 def test_a_decided_pick_slower_than_the_fastest_says_it_is_within_the_margin():
     # 1 is 3% slower than 2: after 6 rounds measured 3.9% slower, beyond the noise
     # threshold, but not shown slower by more than it (not out), and within the 10% margin
-    (o,) = decisions.run_race(near_race(6, {0: 1.5, 1: 1.03, 2: 1.0}, noise=0.01))
+    (o,) = decisions.run_race(near_race(6, {0: 1.5, 1: 1.03, 2: 1.0}, noise=0.01), LEVERS)
     assert o.decided and o.words(decisions.pick(o)) == "num_workers=1"
     assert o.estimate[1, 2] == pytest.approx(1.039, abs=5e-4)
     assert decisions.why_not_fastest(o) == ("num_workers=2 measured 3.9% faster, within the 10% "
                                        "margin shown: fewer workers preferred")
     # (2 alone as fast as 1: nothing to say)
-    (same,) = decisions.run_race(near_race(12, {0: 1.5, 1: 1.0, 2: 1.04}, noise=0.002))
+    (same,) = decisions.run_race(near_race(12, {0: 1.5, 1: 1.0, 2: 1.04}, noise=0.002), LEVERS)
     assert same.decided and decisions.why_not_fastest(same) is None
 
 
 def test_a_replayed_race_decides_the_fewest_workers_as_fast_as_the_fastest():
-    (o,) = decisions.run_race(clear_race(12))
+    (o,) = decisions.run_race(clear_race(12), LEVERS)
     assert o.decided and o.words(o.recommended) == "num_workers=1"
     assert o.decision.out.tolist() == [True, False, False]
     assert o.left_at[0] is not None and o.left_at[0] < 11
     assert o.rounds == 12 and o.runs == [12, 12, 12]
     # (the same records give the same decisions)
-    (again,) = decisions.run_race(clear_race(12))
+    (again,) = decisions.run_race(clear_race(12), LEVERS)
     assert np.array_equal(again.low, o.low, equal_nan=True)
 
 
 def test_too_few_rounds_leave_it_open_and_say_about_how_many_more():
-    (o,) = decisions.run_race(clear_race(3), forecast=True)
+    (o,) = decisions.run_race(clear_race(3), LEVERS, forecast=True)
     assert not o.decided and o.rounds_more is not None and o.rounds_more >= 1
 
 
 def test_the_round_file_names_the_next_runs_in_a_seeded_order_until_the_race_stops():
     runs = clear_race(3)
-    outcomes = decisions.run_race(runs)
-    state = schedule.round_file(outcomes, runs, 2, seed=0, max_rounds=40, budget=None)
+    outcomes = decisions.run_race(runs, LEVERS)
+    state = schedule.round_file(outcomes, runs, 2, seed=0, max_rounds=40, budget=None,
+                                levers=LEVERS)
     assert state["stopped"] is None and state["rounds"] == 3
     nxt = state["next"]["cells"]
     assert len(nxt) == 3 and all(c.endswith("/repeat~3") for c in nxt)
     assert schedule.round_file(outcomes, runs, 2, seed=0, max_rounds=40,
-                           budget=None)["next"]["cells"] == nxt
+                           budget=None, levers=LEVERS)["next"]["cells"] == nxt
     orders = {tuple(schedule.round_file(outcomes, runs, 2, seed=s, max_rounds=40,
-                                    budget=None)["next"]["cells"]) for s in range(6)}
+                                    budget=None, levers=LEVERS)["next"]["cells"]) for s in range(6)}
     assert len(orders) > 1  # the order is drawn, not fixed
-    assert schedule.round_file(outcomes, runs, 2, 0, max_rounds=3, budget=None)["stopped"] == \
+    assert schedule.round_file(outcomes, runs, 2, 0, max_rounds=3, budget=None,
+                               levers=LEVERS)["stopped"] == \
         "max_rounds"
     # Rounds of ~2.9 s so far; one more would pass a budget of 8 s.
-    spent = schedule.round_file(outcomes, runs, 2, 0, max_rounds=40, budget=8.0)
+    spent = schedule.round_file(outcomes, runs, 2, 0, max_rounds=40, budget=8.0,
+                                levers=LEVERS)
     assert spent["stopped"] == "budget" and spent["next"] is None
     assert spent["spent_seconds"] == pytest.approx(3 * 2.9)
     assert spent["check"]  # the whole epochs that check the prediction
@@ -261,17 +267,19 @@ def test_the_round_file_names_the_next_runs_in_a_seeded_order_until_the_race_sto
     later = paused["round"].eq(2) & (paused["started"] > paused.loc[paused["round"].eq(2),
                                                                     "started"].min())
     paused.loc[later, ["started", "ended"]] += 3600.0
-    resumed = schedule.round_file(outcomes, paused, 2, 0, max_rounds=40, budget=8.0)
+    resumed = schedule.round_file(outcomes, paused, 2, 0, max_rounds=40, budget=8.0,
+                                  levers=LEVERS)
     assert resumed["spent_seconds"] == pytest.approx(3 * 2.9 - 0.1)  # less the gap it spans
-    decided = decisions.run_race(clear_race(12))
-    done = schedule.round_file(decided, clear_race(12), 11, 0, max_rounds=40, budget=None)
+    decided = decisions.run_race(clear_race(12), LEVERS)
+    done = schedule.round_file(decided, clear_race(12), 11, 0, max_rounds=40, budget=None,
+                               levers=LEVERS)
     assert done["stopped"] == "decided" and done["groups"][0]["decided"]
     assert sorted(done["check"]) == sorted(c + "/repeat~0" for c in decided[0].cells[:2])
 
 
 def test_a_progress_line_per_group():
     runs = clear_race(3)
-    state = schedule.round_file(decisions.run_race(runs), runs, 2, 0, 40, None)
+    state = schedule.round_file(decisions.run_race(runs, LEVERS), runs, 2, 0, 40, None, LEVERS)
     line = schedule.progress_line(state["groups"][0], 2)
     assert line.startswith("race round 2 | workload fashionmnist, batch_size 100: in the race")
     assert "leader" in line and "more round(s)" in line
@@ -340,22 +348,17 @@ def test_the_race_finds_a_clear_answer_and_stops_early():
     assert result.mean_runs < 40 * 3 * 6  # far fewer runs than 40 rounds of every cell
 
 
-@pytest.fixture
-def levers():
-    """Set train.threshold / train.margin for one test; then the defaults again."""
-    yield stats.configure
-    stats.configure(0.02, 0.10)
-
-
-def test_the_margin_is_a_lever_a_wider_one_decides_what_a_narrower_leaves_open(levers):
+def test_the_margin_is_a_lever_a_wider_one_decides_what_a_narrower_leaves_open():
     # 1 is 15% slower than 2 at most (and 0 out): not as fast at 10%, as fast at 20%.
     known = {(0, 1): (0.1, SLOW), (0, 2): (0.1, SLOW), (1, 2): (0.01, math.log(1.15))}
-    assert not race.decide(*bounds(3, known), np.array([0, 0, 0]), race.Design(3)).decided
-    levers(margin=0.2)
-    d = race.decide(*bounds(3, known), np.array([0, 0, 0]), race.Design(3))
+    base = np.array([0, 0, 0])
+    assert not race.decide(*bounds(3, known), base, race.Design(3, **LEVERS)).decided
+    wider = {**LEVERS, "margin": 0.2}
+    d = race.decide(*bounds(3, known), base, race.Design(3, **wider))
     assert d.decided and int(d.candidate) == 1
-    levers(threshold=0.12)  # a threshold above 0's lower bound: 0 is no longer out
-    assert not race.decide(*bounds(3, known), np.array([0, 0, 0]), race.Design(3)).out[0]
+    # a threshold above 0's lower bound: 0 is no longer out
+    assert not race.decide(*bounds(3, known), base,
+                           race.Design(3, **{**wider, "threshold": 0.12})).out[0]
 
 
 def test_the_decision_record_gives_back_every_outcome_exactly():
@@ -363,8 +366,9 @@ def test_the_decision_record_gives_back_every_outcome_exactly():
     decisions, intervals (unbounded sides included), history, measurements and forecast,
     through strict JSON (no NaN or inf in the file)."""
     runs = near_race(5, {0: 1.5, 1: 1.01, 2: 1.0}, noise=0.02)
-    outcomes = decisions.run_race(runs, forecast=True)
-    state = schedule.round_file(outcomes, runs, 4, 0, max_rounds=40, budget=None)
+    outcomes = decisions.run_race(runs, LEVERS, forecast=True)
+    state = schedule.round_file(outcomes, runs, 4, 0, max_rounds=40, budget=None,
+                                levers=LEVERS)
     text = json.dumps(state, allow_nan=False)
     back = [decisions.outcome_from_dict(d) for d in json.loads(text)["outcomes"]]
     for o, b in zip(outcomes, back, strict=True):
@@ -384,8 +388,8 @@ def test_the_decision_record_gives_back_every_outcome_exactly():
         assert (decisions.pick(b), decisions.why_not_fastest(b)) == \
             (decisions.pick(o), decisions.why_not_fastest(o))
         assert b.versus_best(0) == o.versus_best(0)
-    fixed = decisions.run_race(runs, anytime=False)
-    record = schedule.fixed_file(fixed, 5)
+    fixed = decisions.run_race(runs, LEVERS, anytime=False)
+    record = schedule.fixed_file(fixed, 5, LEVERS)
     assert record["stopped"] == "fixed" and record["next"] is None
     (again,) = [decisions.outcome_from_dict(d)
                 for d in json.loads(json.dumps(record, allow_nan=False))["outcomes"]]

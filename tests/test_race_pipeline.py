@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import mtimes, planned
+from speedlimit.config import lever_defaults
 from speedlimit.results import blocks, race, sequential
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +44,8 @@ def test_nothing_can_be_decided_in_the_rounds_these_tests_allow():
     # on a quiet machine).
     assert blocks.spend([1, 2, 3]).sum() == 0.0 and blocks.spend(4) > 0
     for comparisons in (1, 2):
-        alpha = race.Design(comparisons).alpha_each / 2  # the median's share
+        # the median's share
+        alpha = race.Design(comparisons, **lever_defaults()).alpha_each / 2
         assert sequential.sign_k(3, alpha) < 0
 
 

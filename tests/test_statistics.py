@@ -19,7 +19,9 @@ from speedlimit.results import aggregate, sequential, stats
 from conftest import ROOT
 from decided import summarize
 
-UP, DOWN = 1 + stats.NOISE_THRESHOLD, 1 / (1 + stats.NOISE_THRESHOLD)
+LEVERS = config_module.lever_defaults()
+THRESHOLD, MARGIN = LEVERS["threshold"], LEVERS["margin"]
+UP, DOWN = 1 + THRESHOLD, 1 / (1 + THRESHOLD)
 
 
 def tolerance(rate: float, trials: int) -> float:
@@ -36,8 +38,8 @@ def tolerance(rate: float, trials: int) -> float:
     (math.nan, math.nan, stats.TOO_FEW),
 ])
 def test_a_verdict_is_read_straight_off_its_interval(low, high, verdict):
-    assert stats.verdict(low, high, runs=5) == verdict
-    assert stats.verdict(low, high, runs=1) == stats.SINGLE
+    assert stats.verdict(low, high, 5, THRESHOLD) == verdict
+    assert stats.verdict(low, high, 1, THRESHOLD) == stats.SINGLE
 
 
 def _criterion(low: float, high: float) -> str:
@@ -116,7 +118,7 @@ def test_measure_yaml_repeats_decide_a_quiet_machines_groups():
     a single comparison needs) is decided right in at least 80% of runs, with no false claim
     beyond ALPHA; with 4 runs, in far fewer."""
     repeats, comparisons = measure_grid()
-    assert (repeats, comparisons) == (sequential.repeats_needed(54) + 1, 54)
+    assert (repeats, comparisons) == (sequential.repeats_needed(54, MARGIN) + 1, 54)
     scenario = simulation.Scenario("measure", (1, 1.15, 1.15, 1.15, 1.05, 1.0))
     power, bad = simulation.fixed(scenario, repeats, runs=400, groups=1,
                                   comparisons=comparisons, seed=1)
@@ -127,9 +129,10 @@ def test_measure_yaml_repeats_decide_a_quiet_machines_groups():
 
 
 def test_repeats_needed_grows_with_the_family():
-    assert sequential.repeats_needed(1) < sequential.repeats_needed(45) \
-        < sequential.repeats_needed(1000)
-    assert sequential.repeats_needed(45, anytime=True) > sequential.repeats_needed(45)
+    assert sequential.repeats_needed(1, MARGIN) < sequential.repeats_needed(45, MARGIN) \
+        < sequential.repeats_needed(1000, MARGIN)
+    assert sequential.repeats_needed(45, MARGIN, anytime=True) > \
+        sequential.repeats_needed(45, MARGIN)
 
 
 def test_the_interval_of_the_median_covers_it():

@@ -22,8 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from speedlimit.config import lever_defaults
 from speedlimit.groups import family_size
 from speedlimit.results import blocks, forecast, race
+
+LEVERS = lever_defaults()  # train.threshold and train.margin, as the schema defaults them
 
 
 @dataclass(frozen=True)
@@ -177,19 +180,21 @@ def _truth(scenario: Scenario) -> tuple[int, np.ndarray, np.ndarray]:
 
 def simulate(scenario: Scenario, runs: int = 1000, groups: int = 3, rounds: int = 40,
              seed: int = 0, anytime: bool = True, corrected: bool = True,
-             method: str = "blocks", guard: float | None = blocks.GUARD) -> Result:
+             method: str = "blocks", guard: float | None = blocks.GUARD,
+             levers: dict | None = None) -> Result:
     """``runs`` simulated pipeline runs of ``groups`` groups each, by the race's ``method``
     (``"blocks"``, the race's; ``"pairwise"``, each pair's own confidence sequence). Negative
     controls: ``anytime=False``, one look's intervals looked at after every round, as ordinary
     tests would be; ``corrected=False``, no correction for the run's many pairs;
-    ``guard=None``, the blocks design pooling every setting's spread."""
+    ``guard=None``, the blocks design pooling every setting's spread. ``levers``:
+    ``train.threshold`` and ``train.margin`` (the schema's defaults unless given)."""
     rng = np.random.default_rng(seed)
     k, mu, truth = _truth(scenario)
     base = [0] * k
     size = family_size([[{"num_workers": 0}] + [{"num_workers": i} for i in
                                                       range(1, k)]] * groups)
     design = race.Design(comparisons=size if corrected else 1, anytime=anytime,
-                         method=method, guard=guard)
+                         method=method, guard=guard, **(levers or LEVERS))
     group = race.Group(k, base, design, batch=(runs, groups))
     running = np.ones((runs, groups, k), bool)
     spent = np.zeros(runs)
@@ -228,7 +233,8 @@ def fixed(scenario: Scenario, n: int, runs: int = 1000, groups: int = 3,
     more groups than are simulated."""
     rng = np.random.default_rng(seed)
     k, mu, truth = _truth(scenario)
-    design = race.Design(comparisons=comparisons or groups * 2 * (k - 1), anytime=False)
+    design = race.Design(comparisons=comparisons or groups * 2 * (k - 1), anytime=False,
+                         **LEVERS)
     group = race.Group(k, [0] * k, design, batch=(runs, groups))
     for r in range(n):
         order = rng.random((runs, groups, k))
@@ -251,7 +257,7 @@ def forecast_calibration(scenario: Scenario, races: int = 100, at: int = 6, grou
     noise scaled (a negative control: a forecast that underrates the noise is late)."""
     rng = np.random.default_rng(seed)
     k, mu, truth = _truth(scenario)
-    design = race.Design(comparisons=groups * 2 * (k - 1))
+    design = race.Design(comparisons=groups * 2 * (k - 1), **LEVERS)
     later, beyond, forecasts, actual = [], [], [], []
     for _ in range(races):
         group = race.Group(k, [0] * k, design)
@@ -266,8 +272,8 @@ def forecast_calibration(scenario: Scenario, races: int = 100, at: int = 6, grou
             if bool(decision.decided):
                 break
             if r + 1 == at:
-                predicted = forecast.forecast(group, np.random.default_rng(int(rng.integers(1 << 31))),
-                                          noise_scale=noise_scale)
+                future = np.random.default_rng(int(rng.integers(1 << 31)))
+                predicted = forecast.forecast(group, future, noise_scale=noise_scale)
         if predicted is None:  # decided before the forecast's round
             continue
         left = group.rounds - at if bool(decision.decided) else cap

@@ -33,6 +33,13 @@ def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
         return yaml.safe_load(fh)
 
 
+def lever_defaults(path: Path | str = SCHEMA_PATH) -> dict:
+    """The answer's levers as the schema defaults them (``train.threshold``,
+    ``train.margin``): for code that runs without a config (the simulation, the tests)."""
+    train = load_schema(path)["properties"]["train"]["properties"]
+    return {"threshold": train["threshold"]["default"], "margin": train["margin"]["default"]}
+
+
 def _types(schema: dict) -> list[str]:
     if "oneOf" in schema:  # e.g. train.repeats: an integer or "auto"
         return [t for option in schema["oneOf"] for t in _types(option)]
@@ -210,7 +217,7 @@ def _combinations(config: dict) -> list[str]:
         out.append(f"- train.epochs: {train['epochs']} with train.repeats: auto (a race's runs "
                    "time windows of one epoch and predict it; set train.epochs: 1, or a "
                    "number of train.repeats to time whole epochs)")
-    if train.get("threshold", 0.02) >= train.get("margin", 0.1):
+    if train["threshold"] >= train["margin"]:
         out.append(f"- train.threshold: {train.get('threshold')} is not below train.margin: "
                    f"{train.get('margin')} (the noise threshold must be smaller than the "
                    "\"as fast\" margin, or nothing can be shown as fast and gaining)")

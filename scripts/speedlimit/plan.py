@@ -220,7 +220,8 @@ class Plan:
         if not comparisons:
             return None
         key = "max_rounds" if self.race else "repeats"
-        needed = sequential.repeats_needed(comparisons, anytime=self.race)
+        needed = sequential.repeats_needed(comparisons, anytime=self.race,
+                                           margin=self.config["train"]["margin"])
         if self.rounds >= needed:
             return None
         what = ("a race decides nothing before" if self.race

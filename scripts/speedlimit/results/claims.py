@@ -47,6 +47,8 @@ class Family:
     comparisons: int
     sequential: bool  # confidence sequences (a race) or fixed-sample intervals (one look)
     rounds: int  # the most runs of a cell
+    threshold: float  # the levers every verdict and "as fast" was read with
+    margin: float
 
 
 @dataclass
@@ -172,8 +174,10 @@ class GroupClaims:
 
 
 def family(outcomes: list[decisions.Outcome], sequential: bool) -> Family:
+    design = outcomes[0].design
     return Family(stats.ALPHA, family_size([o.settings for o in outcomes]), sequential,
-                  max((max(o.runs) for o in outcomes), default=0))
+                  max((max(o.runs) for o in outcomes), default=0), design.threshold,
+                  design.margin)
 
 
 def build(summary: pd.DataFrame, outcomes: list[decisions.Outcome],
@@ -260,11 +264,13 @@ def prediction(o: decisions.Outcome, costs: Costs) -> Prediction | None:
         if w > 0 and b >= 0 and not _other_settings_vary(o, i):
             checks.append(PredictionCheck(w, times[0] / times[w] if 0 in times else math.nan,
                                           Ratio.speedup(o, i, b)))
+    threshold = o.threshold
     return Prediction(costs.load, costs.compute, costs.cpus, costs.threads,
                       predict.stops_helping(costs.load, costs.compute, unique, costs.cpus,
-                                            costs.threads),
-                      model_pick(times), predict.enough_workers(costs.load, costs.compute,
-                                                                costs.cpus, costs.threads),
+                                            costs.threads, threshold),
+                      model_pick(times, threshold, o.margin),
+                      predict.enough_workers(costs.load, costs.compute, costs.cpus,
+                                             costs.threads, threshold),
                       checks)
 
 
@@ -274,7 +280,7 @@ def _other_settings_vary(o: decisions.Outcome, i: int) -> bool:
                for a, v in axes.TORCH_DEFAULTS.items())
 
 
-def model_pick(times: dict[int, float]) -> int:
+def model_pick(times: dict[int, float], threshold: float, margin: float) -> int:
     """The num_workers the race's rule picks when the epoch times are known exactly (the
     model's): the fewest workers not slower than the best by more than the threshold's
     noise... read off degenerate intervals (low = high = the model's log ratio)."""
@@ -282,7 +288,8 @@ def model_pick(times: dict[int, float]) -> int:
     logs = np.log([times[w] for w in workers])
     ratio = logs[:, None] - logs[None, :]
     base = [0 if 0 in times else -1] * len(workers)
-    decision = race.decide(ratio, ratio, np.array(base), race.Design(comparisons=1))
+    decision = race.decide(ratio, ratio, np.array(base),
+                           race.Design(comparisons=1, threshold=threshold, margin=margin))
     return workers[int(decision.candidate)]
 
 

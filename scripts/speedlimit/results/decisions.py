@@ -53,7 +53,8 @@ class Ratio:
         """``t_other / t_this``, its verdict read as a speed-up."""
         p = outcome.pair(other, this)
         runs = min(outcome.runs[this], outcome.runs[other])
-        return cls(p.estimate, p.low, p.high, p.rounds, stats.verdict(p.low, p.high, runs))
+        return cls(p.estimate, p.low, p.high, p.rounds,
+                   stats.verdict(p.low, p.high, runs, outcome.threshold))
 
     @classmethod
     def time(cls, outcome: "Outcome", this: int, other: int) -> "Ratio":
@@ -61,13 +62,14 @@ class Ratio:
         this takes longer)."""
         p = outcome.pair(this, other)
         runs = min(outcome.runs[this], outcome.runs[other])
-        return cls(p.estimate, p.low, p.high, p.rounds, _time_verdict(p, runs))
+        return cls(p.estimate, p.low, p.high, p.rounds, _time_verdict(p, runs, outcome))
 
     @classmethod
     def behind(cls, outcome: "Outcome", this: int) -> "Ratio":
         """A time ratio against the fastest of the others: ``t_this / min t_j`` (Hsu's)."""
         p = outcome.versus_best(this)
-        return cls(p.estimate, p.low, p.high, p.rounds, _time_verdict(p, outcome.runs[this]))
+        return cls(p.estimate, p.low, p.high, p.rounds,
+                   _time_verdict(p, outcome.runs[this], outcome))
 
     @classmethod
     def ahead(cls, outcome: "Outcome", this: int) -> "Ratio":
@@ -75,12 +77,13 @@ class Ratio:
         p = outcome.versus_best(this)
         low, high = 1 / p.high, 1 / p.low
         return cls(1 / p.estimate, low, high, p.rounds,
-                   stats.verdict(low, high, min(outcome.runs[this], p.rounds)))
+                   stats.verdict(low, high, min(outcome.runs[this], p.rounds),
+                                 outcome.threshold))
 
 
-def _time_verdict(p: Ratio, runs: int) -> str:
+def _time_verdict(p: Ratio, runs: int, outcome: "Outcome") -> str:
     return stats.verdict(1 / p.high if p.high else math.inf, 1 / p.low if p.low else math.inf,
-                         runs)
+                         runs, outcome.threshold)
 
 
 def _r(value: float, digits: int = 4):
@@ -107,7 +110,7 @@ class Outcome:
     left_at: list[int | None]  # the round after which each setting left the race
     history: list[tuple[np.ndarray, np.ndarray]] = field(repr=False, default_factory=list)
     rounds_more: int | None = None  # about how many more rounds a decision needs
-    design: Design | None = None
+    design: Design | None = None  # (always set by run_race; None only where built by hand)
     # k x rounds: each setting's epoch duration per round (NaN: not run), the measurements
     # behind every interval; and the rounds' numbers
     durations: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
@@ -115,11 +118,11 @@ class Outcome:
 
     @property
     def threshold(self) -> float:
-        return self.design.threshold if self.design else stats.NOISE_THRESHOLD
+        return self.design.threshold
 
     @property
     def margin(self) -> float:
-        return self.design.margin if self.design else stats.MARGIN
+        return self.design.margin
 
     @property
     def decided(self) -> bool:
@@ -209,14 +212,22 @@ def group_settings(runs: pd.DataFrame):
     return out
 
 
-def run_race(runs: pd.DataFrame, design: Design | None = None, anytime: bool = True,
-             forecast: bool = False) -> list[Outcome]:
+def run_race(runs: pd.DataFrame, levers: dict | None = None, anytime: bool = True,
+             forecast: bool = False, design: Design | None = None) -> list[Outcome]:
     """Replay the runs round by round into every group's decisions (deterministic: the same
-    records always give the same decisions); ``forecast``: with each undecided group's
-    :func:`speedlimit.results.forecast.rounds_more` (seconds of simulation each)."""
+    records always give the same decisions). ``levers``: ``{"threshold", "margin"}``, the
+    config's ``train.threshold`` and ``train.margin``; ``anytime``: a race's intervals (else
+    fixed repeats', one look); ``forecast``: with each undecided group's
+    :func:`speedlimit.results.forecast.rounds_more` (seconds of simulation each); ``design``:
+    the whole design instead of levers and anytime (a simulation's)."""
     found = group_settings(runs)
     if design is None:
-        design = Design(comparisons=family_size([s for _, s, _ in found]), anytime=anytime)
+        if levers is None:
+            raise TypeError("run_race needs the answer's levers (train.threshold and "
+                            "train.margin) or a design")
+        design = Design(comparisons=family_size([s for _, s, _ in found]),
+                        threshold=levers["threshold"], margin=levers["margin"],
+                        anytime=anytime)
     vary_groups = axes.varying(pd.DataFrame([c for c, _, _ in found]),
                                [k for k in GROUP_KEYS if k != "workload"])
     out = []

@@ -13,7 +13,6 @@ import pandas as pd
 
 from speedlimit import axes
 from speedlimit.results import claims as claims_module
-from speedlimit.results import stats
 from speedlimit.results.notes import (machine_noise_sentences, not_run_sentences,
                                       published_sentences, quality_sentences,
                                       steady_state_sentences)
@@ -73,7 +72,7 @@ def gain_text(g: claims_module.GroupClaims, i: int, ratio) -> str:
     """A setting's gain over its num_workers=0 setting, or why there is none to give."""
     if ratio is not None:
         return "over `num_workers=0`: " + speedup_words(ratio.estimate, ratio.low, ratio.high,
-                                                       ratio.verdict)
+                                                       ratio.verdict, g.outcome.threshold)
     if g.outcome.base[i] == i:
         return "it is `num_workers=0` itself"
     return "the grid has no `num_workers=0` setting with its other settings to compare with"
@@ -87,7 +86,7 @@ def recommendation_sentence(g: claims_module.GroupClaims) -> str:
         if g.outcome.base[i] == i:
             return (f"Recommended: {head}, tested: no setting with workers was shown faster "
                     f"than loading in the main process by more than the "
-                    f"{_pct(stats.NOISE_THRESHOLD)} noise threshold, and it is "
+                    f"{_pct(g.outcome.threshold)} noise threshold, and it is "
                     f"{behind_words(rec.behind)}.")
         return (f"Recommended: {head}, tested: {gain_text(g, i, rec.gain)}; "
                 f"{behind_words(rec.behind)}.")
@@ -97,7 +96,7 @@ def recommendation_sentence(g: claims_module.GroupClaims) -> str:
                 "relying on it.")
     why = f"; {rec.why}" if rec.why else ""
     return (f"Undecided after {g.outcome.rounds} round(s); the fewest workers measured within "
-            f"the {_pct(stats.NOISE_THRESHOLD)} noise threshold of the fastest: {head} "
+            f"the {_pct(g.outcome.threshold)} noise threshold of the fastest: {head} "
             f"({gain_text(g, i, rec.gain)}; {behind_words(rec.behind)}{why}).")
 
 
@@ -120,7 +119,8 @@ def passed_over_sentence(g: claims_module.GroupClaims) -> list[str]:
                          f"than noise ({_x(p.ratio.estimate)} the fastest other's epoch, "
                          f"{interval(p.ratio.low, p.ratio.high)})")
         else:
-            gain = speedup_words(p.ratio.estimate, p.ratio.low, p.ratio.high, p.ratio.verdict)
+            gain = speedup_words(p.ratio.estimate, p.ratio.low, p.ratio.high, p.ratio.verdict,
+                                 g.outcome.threshold)
             parts.append(f"{_s(g, p.setting)} gains no more than the noise threshold over "
                          f"`num_workers=0` ({gain}) where other settings gain more")
     return ["Passed over, before it in the order of preference (fewest workers, then torch's "
@@ -136,12 +136,12 @@ def open_sentence(g: claims_module.GroupClaims) -> list[str]:
     parts = []
     for a, _, r in fast:
         parts.append(f"whether {_s(g, a)} is as fast as the fastest setting tried (epochs at "
-                     f"most {1 + stats.MARGIN:.2f}x as long) or slower (more than "
-                     f"{1 + stats.NOISE_THRESHOLD:.2f}x): {_x(r.estimate)} so far, "
+                     f"most {1 + g.outcome.margin:.2f}x as long) or slower (more than "
+                     f"{1 + g.outcome.threshold:.2f}x): {_x(r.estimate)} so far, "
                      f"{interval(r.low, r.high)}")
     for a, _, r in gain:
-        parts.append(f"whether {_s(g, a)} gains over `num_workers=0` "
-                     f"({speedup_words(r.estimate, r.low, r.high, r.verdict)})")
+        words = speedup_words(r.estimate, r.low, r.high, r.verdict, g.outcome.threshold)
+        parts.append(f"whether {_s(g, a)} gains over `num_workers=0` ({words})")
     more = (f"; about {rec.rounds_more} more round(s) would settle it (the median of the race "
             f"run on in simulation, at the spread seen so far)" if rec.rounds_more else "")
     return [f"Still open: {_join(parts) if parts else 'no setting qualifies yet'}{more}."]
@@ -183,7 +183,7 @@ def prediction_sentences(g: claims_module.GroupClaims) -> list[str]:
            f"be no shorter than its compute ({seconds(p.compute * b)} per batch), its loading "
            f"shared by the workers ({seconds(p.load * b)} / num_workers) or all its work "
            f"shared by the CPUs ({seconds(work)} / {p.cpus}); so workers stop helping at "
-           f"{_workers(p.stop)} (within {_pct(stats.NOISE_THRESHOLD)} of the best the grid "
+           f"{_workers(p.stop)} (within {_pct(g.outcome.threshold)} of the best the grid "
            f"allows), and the race's own rule applied to these predicted epochs picks "
            f"{_workers(p.recommends)}."
            + (f" More workers than the grid has would still help: loading stops limiting "
@@ -306,8 +306,8 @@ def how_sure_sentences(fam: claims_module.Family, race_state: dict | None,
                f"is false is at most {_pct(fam.alpha)}. Costs, medians and the prediction are "
                "measurements and a model, with no error rate.")
     out.append(f"A verdict is read off its interval: faster or slower only where the whole "
-               f"interval lies beyond the {_pct(stats.NOISE_THRESHOLD)} noise threshold, as fast "
-               f"where it rules out epochs more than {_pct(stats.MARGIN)} longer, not told apart "
+               f"interval lies beyond the {_pct(fam.threshold)} noise threshold, as fast "
+               f"where it rules out epochs more than {_pct(fam.margin)} longer, not told apart "
                "otherwise (criterion.rs's rule).")
     if race_state:
         why = {"decided": "every group was decided",

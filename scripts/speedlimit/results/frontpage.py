@@ -20,7 +20,7 @@ from speedlimit import grid
 from speedlimit.results import answer as answer_module
 from speedlimit.results import claims as claims_module
 from speedlimit.results import findings as findings_module
-from speedlimit.results import htmltable, notes, stats
+from speedlimit.results import htmltable, notes
 from speedlimit.results import render
 from speedlimit.results.decisions import Ratio
 from speedlimit.results.render import Section
@@ -242,13 +242,13 @@ def recommendation(groups: list[claims_module.GroupClaims],
             "check": [{"setting": g.words(c.setting), "predicted_epoch_s": _round(c.predicted),
                        "measured_epoch_s": _round(c.measured)} for c in g.checks],
         })
+    levers = (f"at most {percent(fam.margin)} slower than the fastest setting tried and faster "
+              f"than num_workers=0 by more than {percent(fam.threshold)}" if fam is not None
+              else "as fast as the fastest setting tried and faster than num_workers=0")
     about = ("The DataLoader call to paste (`paste`) and what it was measured with (`with`), per "
-             "workload and batch size: the fewest workers at most "
-             f"{percent(stats.MARGIN)} slower than the fastest setting tried and faster than "
-             f"num_workers=0 by more than {percent(stats.NOISE_THRESHOLD)} where any setting "
+             f"workload and batch size: the fewest workers {levers} where any setting "
              "is. level tested: decided; undecided: the fewest workers measured within the noise "
-             "threshold of the fastest; one run: "
-             "nothing tested.")
+             "threshold of the fastest; one run: nothing tested.")
     if fam is not None and fam.rounds > 1:
         about += (f" Every interval is one of the run's {fam.comparisons} comparisons, "
                   f"simultaneous at {percent(1 - fam.alpha)}.")

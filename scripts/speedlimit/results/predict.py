@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 
-from speedlimit.results import stats
 
 
 def per_sample(load: float, compute: float, workers: int, cpus: int, threads: int = 1) -> float:
@@ -40,22 +39,20 @@ def speedup(load: float, compute: float, workers: int, cpus: int, threads: int =
             / per_sample(load, compute, workers, cpus, threads))
 
 
-def stops_helping(load: float, compute: float, workers, cpus: int, threads: int = 1,
-                  threshold: float | None = None) -> int:
+def stops_helping(load: float, compute: float, workers, cpus: int, threads: int,
+                  threshold: float) -> int:
     """The smallest of ``workers`` (the grid's values) predicted within ``threshold`` of the
     fastest of them: more workers than this are predicted to gain nothing that matters."""
-    threshold = stats.NOISE_THRESHOLD if threshold is None else threshold
     times = {w: per_sample(load, compute, w, cpus, threads) for w in workers}
     best = min(times.values())
     return min(w for w, t in times.items() if t <= best * (1 + threshold))
 
 
-def enough_workers(load: float, compute: float, cpus: int, threads: int = 1,
-                   threshold: float | None = None) -> int:
+def enough_workers(load: float, compute: float, cpus: int, threads: int,
+                   threshold: float) -> int:
     """The fewest workers predicted within ``threshold`` of the best any number of workers
     can do, whatever the grid (the same criterion as :func:`stops_helping`; 0 when no number
     of workers is predicted to gain more than the threshold)."""
-    threshold = stats.NOISE_THRESHOLD if threshold is None else threshold
     floor = max(compute, (load + threads * compute) / max(1, cpus))  # no W does better
     if per_sample(load, compute, 0, cpus, threads) <= floor * (1 + threshold):
         return 0

@@ -51,7 +51,7 @@ writes a round's decisions and the next round. Nothing here imports torch or pan
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -63,10 +63,9 @@ class Design:
     """What the race's intervals are and how its claims read off them."""
 
     comparisons: int  # the family: comparisons of the whole run (groups.family_size)
+    threshold: float  # the levers: train.threshold, the noise threshold ...
+    margin: float  # ... and train.margin, "as fast"
     alpha: float = stats.ALPHA
-    # the levers (stats.configure: train.threshold and train.margin), as set when made
-    threshold: float = field(default_factory=lambda: stats.NOISE_THRESHOLD)
-    margin: float = field(default_factory=lambda: stats.MARGIN)
     anytime: bool = True  # False: one look (a fixed number of repeats), fixed-n intervals
     # "blocks": the group's pooled spread, looks that spend the error rate
     # (:mod:`speedlimit.results.blocks`); "pairwise": each pair's own confidence sequence

@@ -52,7 +52,7 @@ def spent_seconds(runs: pd.DataFrame) -> float:
 
 
 def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: int,
-               max_rounds: int, budget: float | None) -> dict:
+               max_rounds: int, budget: float | None, levers: dict) -> dict:
     """What round ``round_``'s checkpoint writes: per group what was decided and what is
     open, whether the race stops (and why), the next round's runs in their random order, and,
     once it stops, the whole epochs that check its predictions."""
@@ -83,8 +83,8 @@ def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: i
         "max_rounds": max_rounds,
         "comparisons": family_size([o.settings for o in outcomes]),
         "alpha": stats.ALPHA,
-        "threshold": stats.NOISE_THRESHOLD,
-        "margin": stats.MARGIN,
+        "threshold": levers["threshold"],
+        "margin": levers["margin"],
         "groups": groups,
         "next": None if stopped else {"round": following,
                                       "cells": grid.round_order(cells, seed, following),
@@ -94,15 +94,15 @@ def round_file(outcomes: list[Outcome], runs: pd.DataFrame, round_: int, seed: i
     }
 
 
-def fixed_file(outcomes: list[Outcome], repeats: int) -> dict:
+def fixed_file(outcomes: list[Outcome], repeats: int, levers: dict) -> dict:
     """The decision record of a run of fixed repeats: one look, after every repeat."""
     return {
         "rounds": repeats,
         "stopped": "fixed",
         "comparisons": family_size([o.settings for o in outcomes]),
         "alpha": stats.ALPHA,
-        "threshold": stats.NOISE_THRESHOLD,
-        "margin": stats.MARGIN,
+        "threshold": levers["threshold"],
+        "margin": levers["margin"],
         "groups": [group_entry(o, 0.0) for o in outcomes],
         "next": None,
         "check": [],

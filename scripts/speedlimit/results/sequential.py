@@ -173,8 +173,8 @@ class Running:
 NOISE = 0.03  # a quiet machine's run-to-run spread (log), for repeats_needed
 
 
-def repeats_needed(comparisons: int, alpha: float = 0.05, anytime: bool = False,
-                   noise: float = NOISE, margin: float = 0.10, cap: int = 1000) -> int:
+def repeats_needed(comparisons: int, margin: float, alpha: float = 0.05,
+                   anytime: bool = False, noise: float = NOISE, cap: int = 1000) -> int:
     """The fewest runs per setting at which a setting as fast as another is shown so (its
     interval of the epoch ratio ending below ``1 + margin``) in 9 runs of 10, among
     ``comparisons`` in the family, on a machine whose runs spread by ``noise``: with fewer,

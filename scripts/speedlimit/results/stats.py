@@ -7,7 +7,8 @@ Each cell's runs are a handful of epoch durations from a machine whose noise has
   (:mod:`speedlimit.results.race`, from :mod:`speedlimit.results.sequential`: paired by round,
   simultaneous over every pair of the run, valid at every round of a race). A verdict is read
   straight off its interval (:func:`verdict`), as criterion.rs does with its noise threshold:
-  *faster* or *slower* only where the whole interval lies beyond ``NOISE_THRESHOLD``, *within
+  *faster* or *slower* only where the whole interval lies beyond the noise threshold
+  (``train.threshold``, passed to each verdict), *within
   the noise threshold* where it lies wholly inside it, and *not told apart* otherwise. So a
   verdict and the interval printed beside it always say the same thing.
 * **A cell's median**: the order-statistic interval of the median (``scipy.stats.quantile_test``),
@@ -23,33 +24,20 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 ALPHA = 0.05  # family-wise error rate of the run's claims: every interval is 1 - ALPHA jointly
-# The two levers of the answer, config keys train.threshold and train.margin (configure):
-NOISE_THRESHOLD = 0.02  # a real difference smaller than this is "within the noise threshold"
-MARGIN = 0.10  # "as fast": at most this much longer epochs, at the end of the interval
 UNSTABLE = 0.10  # pyperf's warning: spread (MAD, scaled to a standard deviation) > 10%
 
 # Verdicts of a ratio of speeds (summary columns ``speedup_verdict``, ``vs_fastest_verdict``).
 FASTER, SLOWER = "faster", "slower"
 NO_CLEAR = "not told apart"  # the interval reaches both sides of the noise threshold
 TOO_FEW = "too few repeats"  # no interval yet at this many runs
-SMALL = "within noise threshold"  # the interval lies wholly within +-NOISE_THRESHOLD
+SMALL = "within noise threshold"  # the interval lies wholly within +-the threshold
 SINGLE = "one run"  # a side has a single run: nothing to compare
 
 
-def configure(threshold: float | None = None, margin: float | None = None) -> None:
-    """Set the noise threshold and the "as fast" margin for this process (each script that
-    reads or decides the race calls it with the config's train.threshold and train.margin)."""
-    global NOISE_THRESHOLD, MARGIN
-    if threshold is not None:
-        NOISE_THRESHOLD = float(threshold)
-    if margin is not None:
-        MARGIN = float(margin)
-
-
-def verdict(low: float, high: float, runs: int, threshold: float | None = None) -> str:
+def verdict(low: float, high: float, runs: int, threshold: float) -> str:
     """The verdict of a speed ratio (``t_other / t_cell``: above 1, the cell is faster) read
-    off its interval ``[low, high]``; ``runs``: the fewer runs of the two sides."""
-    threshold = NOISE_THRESHOLD if threshold is None else threshold
+    off its interval ``[low, high]``; ``runs``: the fewer runs of the two sides;
+    ``threshold``: the noise threshold (``train.threshold``)."""
     if runs < 2:
         return SINGLE
     if not (math.isfinite(low) and math.isfinite(high)):

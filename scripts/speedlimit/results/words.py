@@ -69,16 +69,18 @@ VERDICTS = {
 }
 
 
-def verdict(name: str) -> str:
-    return VERDICTS.get(name, name).format(threshold=percent(stats.NOISE_THRESHOLD))
+def verdict(name: str, threshold: float) -> str:
+    """A verdict in words (``threshold``: the noise threshold it was read with)."""
+    return VERDICTS.get(name, name).format(threshold=percent(threshold))
 
 
-def speedup(estimate: float, low: float, high: float, verdict_name: str) -> str:
+def speedup(estimate: float, low: float, high: float, verdict_name: str,
+            threshold: float) -> str:
     """A speed-up with its interval and verdict: ``1.43x (interval 1.25-1.60x: faster by
     more than noise)``; one run: the value alone, said so."""
     if verdict_name == stats.SINGLE:
         return f"{times(estimate)} (one run: no interval)"
-    return f"{times(estimate)} ({interval(low, high)}: {verdict(verdict_name)})"
+    return f"{times(estimate)} ({interval(low, high)}: {verdict(verdict_name, threshold)})"
 
 
 def join(items) -> str:

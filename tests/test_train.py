@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from speedlimit.run import hooks, train
+from speedlimit.run.epoch import finite
 from speedlimit.grid import Cell
 
 # Stated tolerance: data_wait + compute equal epoch_duration to 1 ms (they partition it).
@@ -84,8 +85,8 @@ def test_cuda_without_a_gpu_is_a_skip_not_a_crash(synthetic_root):
 
 
 def test_a_diverged_loss_is_recorded_as_null():
-    assert train._finite(0.5) == 0.5
-    assert train._finite(float("nan")) is None and train._finite(float("inf")) is None
+    assert finite(0.5) == 0.5
+    assert finite(float("nan")) is None and finite(float("inf")) is None
 
 
 DELAY = 0.004  # seconds per sample: 1200 samples -> 4.8 s of loading in the main process

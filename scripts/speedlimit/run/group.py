@@ -22,6 +22,7 @@ import torch
 from speedlimit import record
 from speedlimit.grid import Cell
 from speedlimit.run import costs, fingerprint, hooks, interleave, noise, train
+from speedlimit.run.epoch import finite
 
 log = logging.getLogger("speedlimit.run.group")
 
@@ -43,7 +44,7 @@ def _epoch(lane: interleave.Lane) -> dict:
     compute = sum(e["compute"] for e in lane.epochs)
     own = data_wait + compute
     first = lane.openings[0].startup if lane.openings else None
-    return {"epoch": 1, "loss": None if loss is None else train._finite(loss),
+    return {"epoch": 1, "loss": None if loss is None else finite(loss),
             "compute_per_sample": compute / samples if samples else None,
             "accuracy": accuracy, "epoch_duration": own,
             "data_wait": data_wait, "compute": compute, "first_batch": first,

@@ -55,6 +55,7 @@ from torch.utils.data._utils.collate import default_collate
 
 from speedlimit.grid import PREFETCH, Cell, interleavable
 from speedlimit.run import train
+from speedlimit.run.epoch import Epoch
 
 EVIDENCE = 3  # windows after a skip that show a lane's workers stay ahead: it skips no more
 IDLE_TIMEOUT = 120.0  # seconds a lane may stay busy before the run gives up (a dead worker)
@@ -166,7 +167,7 @@ class Lane:
         self.iterator = None
         self.epoch = 0
         self.taken = 0  # batches of the current epoch consumed
-        self.acc: train._Epoch | None = None
+        self.acc: Epoch | None = None
         self.openings: list[Opening] = []
         self.windows: list[Window] = []
         self.shutdowns: list[float] = []
@@ -204,7 +205,7 @@ class Lane:
         self.workload.set_epoch(self.epoch)
         self.taken = 0
         start = time.perf_counter()
-        self.acc = train._Epoch(self.device, self.workload.train_step)
+        self.acc = Epoch(self.device, self.workload.train_step)
         self.iterator = iter(self.loader)
         samples = self._step()
         startup = self.acc.start - start + self.acc.first_batch  # to holding the first batch

@@ -3,6 +3,7 @@
 # what needs Snakemake itself (checkpoints, the deployment method) stays here.
 import inspect
 import json
+import os
 import sys
 from pathlib import Path
 

@@ -25,13 +25,20 @@ def race_cells(round_):
     return read_round(round_ - 1)["next"]["cells"]
 
 
+ROUND_RECORDS = {}  # (path, mtime, size) -> the record: each round's file parsed once
+
+
 def read_round(round_):
     """A round's record (waits for its checkpoint); one edited or cut by hand stops the run
     naming it, and how to decide it again."""
     path = checkpoints.race_round.get(round=round_).output[0]
     try:
-        with open(path) as fh:
-            return json.load(fh)
+        stat = os.stat(path)
+        key = (path, stat.st_mtime_ns, stat.st_size)
+        if key not in ROUND_RECORDS:
+            with open(path) as fh:
+                ROUND_RECORDS[key] = json.load(fh)
+        return ROUND_RECORDS[key]
     except ValueError as err:
         raise WorkflowError(
             f"{path}: not valid JSON ({err}): a round of the race, decided from its records; "

@@ -6,7 +6,8 @@ import sys
 import pandas as pd
 
 from speedlimit import grid, logs, record
-from speedlimit.results import aggregate, decisions
+from speedlimit.results import aggregate
+from speedlimit.results import decision_file as decision_record
 
 
 def main(run_files, decision_file, table_csv, summary_csv, skipped_csv, skipped,
@@ -17,7 +18,7 @@ def main(run_files, decision_file, table_csv, summary_csv, skipped_csv, skipped,
     expected = [grid.parse_path(p) for p in files]
     table = aggregate.build_table(files, expected, allow_missing)
     table.to_csv(table_csv, index=False)
-    aggregate.summarize(table, decisions.read_record(decision_file)).to_csv(summary_csv,
+    aggregate.summarize(table, decision_record.read_record(decision_file)).to_csv(summary_csv,
                                                                           index=False)
     pd.DataFrame(skipped, columns=["cell", "reason"]).to_csv(skipped_csv, index=False)
     logging.info("table: %d rows; %d combinations skipped", len(table), len(skipped))

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from speedlimit import logs, record
-from speedlimit.results import aggregate, decisions, frontpage, htmltable, published
+from speedlimit.results import aggregate, frontpage, htmltable, published
+from speedlimit.results import decision_file as decision_record
 
 COMPARISON_CAPTION = (
     "Speed-up over num_workers=0 per (batch_size, num_workers): the published one "
@@ -30,7 +31,7 @@ def main(summary_csv, table_csv, published_csv, config, revision, outputs,
     environments = aggregate.environments(table)
     state = json.loads(Path(decision_file).read_text()) if decision_file else {}
     race_state = state if state.get("stopped") not in (None, "fixed") else None
-    outcomes = [decisions.outcome_from_dict(d) for d in state.get("outcomes", [])]
+    outcomes = [decision_record.outcome_from_dict(d) for d in state.get("outcomes", [])]
     schema = record.load_schema()  # the check epochs' records are train_cell's, checked alike
     checks = [record.read(f, schema) for f in check_files]
     doc = frontpage.document(summary, comparison, environments, config, revision, table,

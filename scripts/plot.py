@@ -5,14 +5,15 @@ import logging
 import pandas as pd
 
 from speedlimit import logs
-from speedlimit.results import decisions, plots, published
+from speedlimit.results import decision_file as decision_file_module
+from speedlimit.results import plots, published
 
 
 def main(table_csv: str, summary_csv: str, published_csv: str, decision_file: str,
          outputs: dict) -> None:
     table = pd.read_csv(table_csv)
     summary = pd.read_csv(summary_csv)
-    outcomes = decisions.read_record(decision_file)
+    outcomes = decision_file_module.read_record(decision_file)
     figures = {
         "epoch_duration": lambda: plots.epoch_duration(table),
         "speedup": lambda: plots.speedup(summary),

@@ -11,8 +11,9 @@ def test_modules_used_by_follows_imports_lazy_ones_included():
     assert not {"results/plots.py", "results/findings.py", "results/aggregate.py"} & set(used)
     assert project.modules_used_by(project.ROOT / "scripts" / "plot.py") == [
         "axes.py", "grid.py", "groups.py", "logs.py", "results/__init__.py", "results/blocks.py",
-        "results/decisions.py", "results/forecast.py", "results/plots.py", "results/published.py",
-        "results/race.py", "results/sequential.py", "results/stats.py", "results/words.py"]
+        "results/decision_file.py", "results/decisions.py", "results/forecast.py",
+        "results/plots.py", "results/published.py", "results/race.py", "results/sequential.py",
+        "results/stats.py", "results/words.py"]
 
 
 def test_the_digest_changes_with_an_imported_module_only(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ import pytest
 from speedbench import simulation
 from speedlimit.config import lever_defaults
 from speedlimit.groups import GROUP_KEYS, SETTING_KEYS, family_size
-from speedlimit.results import decisions, race, schedule, stats
+from speedlimit.results import decision_file, decisions, race, schedule, stats
 
 INF = math.inf
 SLOW = math.log(1.30)  # a clear difference, in log(t_i / t_j)
@@ -370,7 +370,7 @@ def test_the_decision_record_gives_back_every_outcome_exactly():
     state = schedule.round_file(outcomes, runs, 4, 0, max_rounds=40, budget=None,
                                 levers=LEVERS)
     text = json.dumps(state, allow_nan=False)
-    back = [decisions.outcome_from_dict(d) for d in json.loads(text)["outcomes"]]
+    back = [decision_file.outcome_from_dict(d) for d in json.loads(text)["outcomes"]]
     for o, b in zip(outcomes, back, strict=True):
         for name in ("label", "conditions", "settings", "cells", "varying", "base", "rounds",
                      "runs", "left_at", "rounds_more", "design", "round_numbers"):
@@ -391,6 +391,6 @@ def test_the_decision_record_gives_back_every_outcome_exactly():
     fixed = decisions.run_race(runs, LEVERS, anytime=False)
     record = schedule.fixed_file(fixed, 5, LEVERS)
     assert record["stopped"] == "fixed" and record["next"] is None
-    (again,) = [decisions.outcome_from_dict(d)
+    (again,) = [decision_file.outcome_from_dict(d)
                 for d in json.loads(json.dumps(record, allow_nan=False))["outcomes"]]
     assert not again.design.anytime and again.decided == fixed[0].decided

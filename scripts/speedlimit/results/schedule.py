@@ -11,8 +11,8 @@ import pandas as pd
 from speedlimit import grid
 from speedlimit.groups import family_size
 from speedlimit.results import stats
-from speedlimit.results.decisions import (Outcome, gain_words, outcome_to_dict, pick,
-                                          why_not_fastest)
+from speedlimit.results.decision_file import outcome_to_dict
+from speedlimit.results.decisions import Outcome, gain_words, pick, why_not_fastest
 
 
 # A pause between two runs of a round longer than this is not the race's time: the run was

@@ -78,6 +78,7 @@ def trace(root: str, seconds: float, num_workers: int, batch_size: int):
 
     from speedbench import trace as tr
     from speedlimit.run import train
+    from speedlimit.run.epoch import Epoch
 
     torch.set_num_threads(1)
     work = workload(root)
@@ -91,7 +92,7 @@ def trace(root: str, seconds: float, num_workers: int, batch_size: int):
     while time.perf_counter() < until:
         epoch += 1
         gen.manual_seed(train.epoch_seed(0, epoch))
-        acc = train._Epoch(torch.device("cpu"), work.train_step, probing=True)
+        acc = Epoch(torch.device("cpu"), work.train_step, probing=True)
         for batch in loader:
             acc.step(network, optimizer, batch, False)
             if time.perf_counter() >= until:

@@ -52,8 +52,8 @@ def tables_of(tmp_path, repeats: int):
 def compute(table, summary, **kwargs):
     outcomes = outcomes_of(table)
     groups = claims.build(summary, outcomes)
-    return findings.compute(summary, groups, claims.family(outcomes, False), table=table,
-                            **kwargs)
+    fam = claims.family(outcomes, False) if outcomes else None
+    return findings.compute(summary, groups, fam, table=table, **kwargs)
 
 
 @pytest.fixture

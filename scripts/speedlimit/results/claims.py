@@ -174,6 +174,8 @@ class GroupClaims:
 
 
 def family(outcomes: list[decisions.Outcome], sequential: bool) -> Family:
+    """The run's family of comparisons, its levers read off the outcomes' design (at least
+    one outcome)."""
     design = outcomes[0].design
     return Family(stats.ALPHA, family_size([o.settings for o in outcomes]), sequential,
                   max((max(o.runs) for o in outcomes), default=0), design.threshold,
@@ -184,6 +186,8 @@ def build(summary: pd.DataFrame, outcomes: list[decisions.Outcome],
           checks: list[dict] | None = None, sequential: bool = False) -> list[GroupClaims]:
     """Every group's claims, in the order the groups' cells first ran; ``sequential``: the
     intervals are a race's confidence sequences (else fixed-sample ones)."""
+    if not outcomes:
+        return []
     rows = summary[summary["loader"].eq(axes.DATALOADER)]
     fam = family(outcomes, sequential)
     out = []

@@ -22,7 +22,7 @@ def main(run_files, out_file, round_, params, terminal=None) -> dict:
     ``round_`` None: fixed repeats (no race)."""
     schema = record.load_schema()
     race = round_ is not None
-    redo = record.RACE_REDO if race else record.REDO
+    redo = record.RACE_REDO if race else record.FIXED_REDO
     records = [run for f in run_files  # (a group's round holds a record per setting)
                for run in record.read_runs(f, schema, redo).values()]
     runs = decisions.runs_frame(records)

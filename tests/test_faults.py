@@ -391,13 +391,14 @@ def test_a_corrupt_record_stops_the_run_naming_it_and_what_to_do(project, env, m
     cell = sorted(runs_of(project))[0]  # (a round-0 run: every round's checkpoint reads it)
     path, name = runs_of(project)[cell], f"results/runs/{cell}.json"
     rest = others(project, cell)
-    # In a race the rounds are decided again too (the message says how: see record.RACE_REDO).
-    again = ["-R", "race_round"] if race else []
+    # The decision is made again from the records (the message says how: record.RACE_REDO in a
+    # race, record.FIXED_REDO with fixed repeats).
+    again = ["-R", "race_round" if race else "decide"]
     for content, problem in corruptions(path.read_text()):
         path.write_text(content)
         proc = project.run("--cores", "all", *CFG, check=False, env=env)
         assert_named(proc, "race_round" if race else "decide", name, problem,
-                     " with -R race_round" if race else " to measure the cell again")
+                     " with -R race_round" if race else " with -R decide")
         assert others(project, cell) == rest
 
     path.unlink()

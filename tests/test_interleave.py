@@ -90,10 +90,17 @@ def test_no_window_is_timed_while_another_settings_workers_load(heavy):
         ratio = median_rate(together[i]) / median_rate(alone[i])
         assert abs(ratio - 1) < 0.2, (c.path, ratio)
     # Without the wait, the same measurement sees the workers in num_workers=0's windows,
-    # and those windows are slower than num_workers=0 alone.
-    unsettled, alone, _ = side_by_side(heavy, cells, settle=False)
-    seen = [w for w in unsettled[0] if w.others_cpu > 10 * TICKS]
-    assert seen, [w.others_cpu for w in unsettled[0]]
+    # and those windows are slower than num_workers=0 alone. (Whether the other workers are
+    # still loading at a switch depends on the machine's speed at that moment: the control
+    # gets three tries to show it.)
+    tries = []
+    for _ in range(3):
+        unsettled, alone, _ = side_by_side(heavy, cells, settle=False)
+        seen = [w for w in unsettled[0] if w.others_cpu > 10 * TICKS]
+        tries.append([w.others_cpu for w in unsettled[0]])
+        if seen:
+            break
+    assert seen, tries
     slowed = median_rate(seen) / median_rate(alone[0])
     assert slowed > 1.05, slowed
 

@@ -51,7 +51,7 @@ def test_run_rerun_extend_shrink_and_report(project):
     grown = {**TINY, "grid": {**TINY["grid"], "num_workers": [0, 1, 2]}}
     project.write_config("grow.yaml", grown)
     grow = ["--configfile", "config.yaml", "grow.yaml"]
-    assert planned(project, *grow) == {"train_cell": 2, "aggregate": 1, "plot": 1,
+    assert planned(project, *grow) == {"train_cell": 2, "decide": 1, "aggregate": 1, "plot": 1,
                                        "findings": 1, "tables": 1, "all": 1}
     project.run("--cores", "all", *grow)
     after = mtimes(project)
@@ -62,8 +62,8 @@ def test_run_rerun_extend_shrink_and_report(project):
     # A removed value drops out of the table without training anything.
     project.write_config("shrink.yaml", {**TINY, "grid": {**TINY["grid"], "batch_size": [100]}})
     shrink = ["--configfile", "config.yaml", "shrink.yaml"]
-    assert planned(project, *shrink) == {"aggregate": 1, "plot": 1, "findings": 1, "tables": 1,
-                                         "all": 1}
+    assert planned(project, *shrink) == {"decide": 1, "aggregate": 1, "plot": 1, "findings": 1,
+                                         "tables": 1, "all": 1}
     project.run("--cores", "all", *shrink)
     table = pd.read_csv(project.path / "results" / "table.csv")
     assert sorted(table["batch_size"].unique()) == [100] and len(table) == 3

@@ -472,8 +472,9 @@ def test_every_workload_end_to_end_and_only_its_cells_rerun(project):
                                                     "imagefolder", "custom"]}}
     project.write_config("every.yaml", every)
     cfg = ["--configfile", "config.yaml", "every.yaml"]
-    assert planned(project, *cfg) == {"make_imagefolder": 1, "train_cell": 6, "aggregate": 1,
-                                      "plot": 1, "findings": 1, "tables": 1, "all": 1}
+    assert planned(project, *cfg) == {"make_imagefolder": 1, "train_cell": 6, "decide": 1,
+                                      "aggregate": 1, "plot": 1, "findings": 1, "tables": 1,
+                                      "all": 1}
     assert {workload_of(c) for c in planned_cells(project, *cfg)} == {
         "fashionmnist-augment", "imagefolder"}
     before = mtimes(project)

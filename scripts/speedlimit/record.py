@@ -33,6 +33,11 @@ REDO = "delete the file (rm {path}) and run snakemake again to measure the cell 
 # with the findings of the run before present it does not decide that round again by itself
 # (snakemake/snakemake#4124); -R race_round does, from the records (none is measured again but
 # the deleted one).
+# With fixed repeats the decision reads every record first (the `decide` rule); the later
+# stages' outputs stay, so a deleted record alone reruns nothing: -R decide measures it again.
+FIXED_REDO = ("delete the file (rm {path}) and run snakemake again with -R decide, which "
+              "measures that cell again and decides again from the records (every other "
+              "record is kept)")
 RACE_REDO = ("delete the file (rm {path}) and run snakemake again with -R race_round, which "
              "measures that cell again and decides the race's rounds again from the records "
              "(every other record is kept)")

@@ -192,7 +192,7 @@ def section_interleaved(root: str, batch_size: int, rounds: int, window: float,
     import torch
 
     from speedbench import spread
-    from speedlimit.run import interleave
+    from speedlimit.run import interleave, lane_epoch
 
     torch.set_num_threads(1)
     work = workload(root)
@@ -209,7 +209,7 @@ def section_interleaved(root: str, batch_size: int, rounds: int, window: float,
     return {"batch_size": batch_size, "rounds": rounds, "window": window,
             "seconds": result.seconds, "timed": timed, "settle": result.settle_seconds,
             "max_others_cpu": worst,
-            "predicted": [interleave.predict(lane, result.dataset_size)["epoch_duration"]
+            "predicted": [lane_epoch.predict(lane, result.dataset_size)["epoch_duration"]
                           for lane in lanes],
             "pairs": pairs}
 
@@ -220,7 +220,7 @@ def section_check(root: str, batch_size: int, blocks: int, rounds: int, window: 
     interleaved beside the seed's other settings."""
     import torch
 
-    from speedlimit.run import interleave
+    from speedlimit.run import interleave, lane_epoch
 
     torch.set_num_threads(1)
     work = workload(root)
@@ -234,7 +234,7 @@ def section_check(root: str, batch_size: int, blocks: int, rounds: int, window: 
         for kind in random.Random(b).sample(list(kinds), len(kinds)):
             these, n, w = kinds[kind]
             result = interleave.run(these, work.dataset, work, 0, device, n, w, random.Random(b))
-            rates[kind].append(interleave.steady_rate(result.lanes[0]))
+            rates[kind].append(lane_epoch.steady_rate(result.lanes[0]))
     whole = statistics.median(rates["whole epoch"])
     return {"batch_size": batch_size, "blocks": blocks, "rates": rates,
             "ratio_to_whole": {k: statistics.median(v) / whole for k, v in rates.items()}}

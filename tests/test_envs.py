@@ -387,7 +387,7 @@ def test_the_rules_code_is_followed(rules):
     assert entry_scripts(rules["race_group"]) == [ROOT / project_files.TRAIN_SCRIPT]
     assert entry_scripts(rules["plot"]) == [ROOT / "scripts" / "plot.py"]
     train = outside_imports(rules["check_epoch"])
-    assert ROOT / "scripts/speedlimit/run/interleave.py" in train["scipy.stats"]
+    assert ROOT / "scripts/speedlimit/run/lane_epoch.py" in train["scipy.stats"]
     assert {"torch", "torchvision", "numpy"} <= {m.split(".")[0] for m in train}
     assert "pandas" not in {m.split(".")[0] for m in train}  # (the results wing's, not a cell's)
     assert ROOT / "scripts/speedlimit/run/warm/__main__.py" in rule_code(rules["train_cell"])

@@ -12,7 +12,7 @@ import torch
 
 from speedlimit import grid
 from speedlimit.grid import Cell
-from speedlimit.run import interleave
+from speedlimit.run import interleave, lane_epoch
 from speedlimit.run.model import Network
 from speedlimit.run.workloads import build
 
@@ -149,7 +149,7 @@ def test_a_setting_whose_workers_stay_ahead_stops_training_untimed_after_a_switc
 def test_openings_windows_and_shutdowns_are_each_counted_in_the_predicted_epoch(heavy):
     result = measure(heavy, [cell(0), cell(2)], rounds=4, window=0.2)
     for lane in result.lanes:
-        got = interleave.predict(lane, result.dataset_size)
+        got = lane_epoch.predict(lane, result.dataset_size)
         assert got["windows"] == 4 and got["openings"] >= 1
         opened = statistics.median(o.samples for o in lane.openings)
         expected = (got["startup"] + got["warmup"]

@@ -44,8 +44,8 @@ class Ratio:
 
     def as_dict(self) -> dict:
         """As the recommendation holds it: four digits, None for no interval."""
-        return {"estimate": _r(self.estimate), "low": _r(self.low), "high": _r(self.high),
-                "verdict": self.verdict}
+        return {"estimate": rounded(self.estimate), "low": rounded(self.low),
+                "high": rounded(self.high), "verdict": self.verdict}
 
     @classmethod
     def speedup(cls, outcome: "Outcome", this: int, other: int) -> "Ratio":
@@ -85,7 +85,8 @@ def _time_verdict(p: Ratio, runs: int, outcome: "Outcome") -> str:
                          runs, outcome.threshold)
 
 
-def _r(value: float, digits: int = 4):
+def rounded(value: float | None, digits: int = 4) -> float | None:
+    """A number as a record holds it: ``digits`` after the point, None where not finite."""
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 

@@ -8,7 +8,6 @@ self-contained HTML page and as markdown (``results/findings.md``).
 from __future__ import annotations
 
 import html as html_module
-import math
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from speedlimit.results import claims as claims_module
 from speedlimit.results import findings as findings_module
 from speedlimit.results import htmltable, notes
 from speedlimit.results import render
-from speedlimit.results.decisions import Ratio
+from speedlimit.results.decisions import Ratio, rounded
 from speedlimit.results.render import Section
 from speedlimit.results.words import percent
 from speedlimit.run import workloads
@@ -170,12 +169,6 @@ def config_yaml(config: dict) -> str:
 # --- results/recommendation.yaml --------------------------------------------------------------
 
 
-def _round(value, digits: int = 4):
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return None
-    return round(float(value), digits)
-
-
 def _ratio(r: Ratio | None) -> dict | None:
     return r.as_dict() if r is not None else None
 
@@ -230,17 +223,17 @@ def recommendation(groups: list[claims_module.GroupClaims],
             "fastest_measured": {"setting": g.words(g.fastest.setting),
                                  "dataloader_kwargs": findings_module.kwargs(
                                      g, g.fastest.setting),
-                                 "epoch_duration_median_s": _round(g.fastest.median)},
+                                 "epoch_duration_median_s": rounded(g.fastest.median)},
             "machine": machine(g, table),
-            "predicted": ({"load_per_sample_s": _round(g.prediction.load, 9),
-                           "compute_per_sample_s": _round(g.prediction.compute, 9),
+            "predicted": ({"load_per_sample_s": rounded(g.prediction.load, 9),
+                           "compute_per_sample_s": rounded(g.prediction.compute, 9),
                            "picks_num_workers": g.prediction.recommends,
                            "speedups_inside_intervals": (
                                f"{len(g.prediction.checked) - len(g.prediction.outside)} of "
                                f"{len(g.prediction.checked)}")}
                           if g.prediction is not None else None),
-            "check": [{"setting": g.words(c.setting), "predicted_epoch_s": _round(c.predicted),
-                       "measured_epoch_s": _round(c.measured)} for c in g.checks],
+            "check": [{"setting": g.words(c.setting), "predicted_epoch_s": rounded(c.predicted),
+                       "measured_epoch_s": rounded(c.measured)} for c in g.checks],
         })
     levers = (f"at most {percent(fam.margin)} slower than the fastest setting tried and faster "
               f"than num_workers=0 by more than {percent(fam.threshold)}" if fam is not None

@@ -21,7 +21,7 @@ import torch
 
 from speedlimit import record
 from speedlimit.grid import Cell
-from speedlimit.run import costs, fingerprint, hooks, interleave, noise, train
+from speedlimit.run import costs, fingerprint, hooks, interleave, lane_epoch, noise, train
 from speedlimit.run.epoch import finite
 
 log = logging.getLogger("speedlimit.run.group")
@@ -54,7 +54,7 @@ def _epoch(lane: interleave.Lane) -> dict:
 
 
 def _predicted(lane: interleave.Lane, size: int, origin: float) -> dict:
-    got = interleave.predict(lane, size)
+    got = lane_epoch.predict(lane, size)
     timed = sum(o.startup + o.warmup for o in lane.openings) + sum(w.seconds for w in lane.windows)
     return {**got, "timed": timed,
             "timed_samples": sum(o.samples for o in lane.openings) + sum(

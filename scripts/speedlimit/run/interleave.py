@@ -44,12 +44,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
-import statistics
 import time
 from dataclasses import dataclass, field
 
 import torch
-from scipy.stats import trim_mean
 from torch.utils.data import RandomSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
@@ -386,31 +384,3 @@ def run(cells: list[Cell], train_set, workload, seed: int, device: torch.device,
 
 
 MIN_WINDOWS = 10  # windows every lane gets before its timed seconds may stop it
-TRIM = 0.1  # the steady rate's trimmed share at each end (one window of ten)
-
-
-def steady_rate(lane: Lane) -> float | None:
-    """The lane's seconds per sample: the 10%-trimmed mean of its windows' rates (scipy's
-    ``trim_mean``). Against the median it halves the variance of a round's paired log-ratio
-    at batch size 100 here, and one wild window of ten still moves it little
-    (docs/benchmarks.md)."""
-    rates = [w.rate for w in lane.windows]
-    return float(trim_mean(rates, TRIM)) if rates else None
-
-
-def predict(lane: Lane, dataset_size: int, rate: float | None = None) -> dict:
-    """The lane's predicted epoch: its (median) start-up and warm-up, the rest of the epoch's
-    samples at ``rate`` (its steady rate by default), and its (median) shutdown where a
-    full epoch's last batch would shut its workers down (not ``persistent_workers``)."""
-    rate = steady_rate(lane) if rate is None else rate
-    startup = statistics.median(o.startup for o in lane.openings)
-    warmup = statistics.median(o.warmup for o in lane.openings)
-    opened = statistics.median(o.samples for o in lane.openings)
-    shutdown = statistics.median(lane.shutdowns) if lane.shutdowns else 0.0
-    ends_with_epoch = bool(lane.cell.num_workers) and not lane.cell.persistent_workers
-    rest = max(0, dataset_size - opened)
-    epoch = startup + warmup + (rate or 0.0) * rest + (shutdown if ends_with_epoch else 0.0)
-    return {"epoch_duration": epoch, "startup": startup, "warmup": warmup, "rate": rate,
-            "rest_samples": rest, "shutdown": shutdown,
-            "shutdown_counted": ends_with_epoch, "windows": len(lane.windows),
-            "openings": len(lane.openings)}
